@@ -1,0 +1,62 @@
+# ironic-wasm-agent: build, run on a simulated machine, test, benchmark.
+#
+#   make run    build everything, create the default simulated machine, start the agent on it
+#   make test   build everything and run every test
+
+CARGO        ?= cargo
+GUEST_TARGET := wasm32-wasip2
+GUEST_DIR    := target/$(GUEST_TARGET)/guest
+SIM_DIR      ?= .sim/default
+PORT         ?= 9999
+TOKEN        ?= dev-token
+
+# Every guest crate: the generic manager, examples, and the test managers.
+GUEST_CRATES := generic-manager \
+	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' tests/managers/*/Cargo.toml 2>/dev/null)
+
+.PHONY: setup managers build run test lint bench clean
+
+## Install what the build needs on a fresh machine of this kind.
+setup:
+	@command -v rustup >/dev/null || { echo "rustup is required"; exit 1; }
+	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+	@bash tests/setup-tools.sh
+
+## Hardware managers and test managers as components.
+managers: setup
+	$(CARGO) build --locked --target $(GUEST_TARGET) --profile guest $(addprefix -p ,$(GUEST_CRATES))
+
+## The agent and the test binaries.
+build: managers
+	$(CARGO) build --locked
+
+## Start the agent in standalone mode on the default simulated machine.
+run: build
+	@test -d $(SIM_DIR) || ./target/debug/ironic-agent sim create $(SIM_DIR)
+	@mkdir -p .sim/managers && cp $(GUEST_DIR)/generic_manager.wasm .sim/managers/generic.wasm
+	@echo
+	@echo "Agent on http://127.0.0.1:$(PORT) (token: $(TOKEN)). Try:"
+	@echo "  curl -s http://127.0.0.1:$(PORT)/v1/status"
+	@echo "  curl -s -XPOST 'http://127.0.0.1:$(PORT)/v1/commands/?wait=true&agent_token=$(TOKEN)' -d '{\"name\": \"poll.get_hardware_info\", \"params\": {}}'"
+	@echo
+	./target/debug/ironic-agent --standalone --hardware-root $(SIM_DIR) --managers-dir .sim/managers \
+		--listen-host 127.0.0.1 --listen-port $(PORT) --agent-token $(TOKEN)
+
+## Every test.
+test: build
+	$(CARGO) test --locked --workspace --exclude generic-manager --exclude ironic-hardware-guest \
+		$(addprefix --exclude ,$(filter-out generic-manager,$(GUEST_CRATES)))
+
+lint: managers
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --target $(GUEST_TARGET) $(addprefix -p ,$(GUEST_CRATES)) -- -D warnings
+
+## Benchmarks (release build); results go to docs/benchmarks.md by hand.
+bench: managers
+	$(CARGO) build --locked --release
+	bash tests/bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .sim

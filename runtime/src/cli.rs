@@ -1,0 +1,55 @@
+//! The non-agent subcommands.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::host_setup::HostFlags;
+
+pub fn init_logging(debug: bool, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn inventory(flags: &HostFlags, skip_bmc_detect: bool) -> anyhow::Result<()> {
+    let host = ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
+    let inventory = host.inventory(skip_bmc_detect)?;
+    println!("{}", serde_json::to_string_pretty(&inventory)?);
+    Ok(())
+}
+
+pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
+    let host = ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
+    println!("managers directory: {}", flags.managers_dir.display());
+    for m in host.managers() {
+        println!("{m}");
+    }
+    for r in host.rejected() {
+        println!("rejected: {r}");
+    }
+    Ok(())
+}
+
+pub fn sim_create(dir: &Path, machine: Option<&Path>) -> anyhow::Result<()> {
+    let desc = match machine {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading machine description {}", path.display()))?;
+            ironic_sim::MachineDescription::from_toml(&text, path)?
+        }
+        None => ironic_sim::MachineDescription::from_toml(
+            ironic_sim::DEFAULT_MACHINE,
+            Path::new("<built-in default machine>"),
+        )?,
+    };
+    let machine = ironic_sim::create(&desc, dir)?;
+    println!("simulated machine created at {}", machine.root.display());
+    Ok(())
+}
