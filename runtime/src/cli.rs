@@ -29,12 +29,43 @@ pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
     let host = ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
     println!("managers directory: {}", flags.managers_dir.display());
     for m in host.managers() {
-        println!("{m}");
+        println!();
+        println!("{} ({})", m.name, m.file.display());
+        println!("  id:        {}", m.id);
+        println!("  version:   {} {}", m.manager_name, m.version);
+        println!("  support:   {}", m.support);
+        println!("  manifest:  {:?}", m.manifest);
+        println!("  loaded:    {:?}", m.loaded_from);
+        println!("  declared:  {}", capabilities_line(&m.declared)?);
+        println!("  granted:   {}", capabilities_line(&m.granted)?);
     }
     for r in host.rejected() {
-        println!("rejected: {r}");
+        println!();
+        println!("rejected {}: {}", r.file.display(), r.reason);
     }
     Ok(())
+}
+
+/// One line per capability set, e.g. `log progress machine.paths=[...]`.
+fn capabilities_line(caps: &ironic_host::Capabilities) -> anyhow::Result<String> {
+    let value = serde_json::to_value(caps)?;
+    let mut parts = Vec::new();
+    flatten("", &value, &mut parts);
+    Ok(if parts.is_empty() { "nothing".to_string() } else { parts.join(" ") })
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::Bool(true) => out.push(prefix.to_string()),
+        serde_json::Value::Array(items) if !items.is_empty() => out.push(format!("{prefix}={value}")),
+        _ => {}
+    }
 }
 
 pub fn sim_create(dir: &Path, machine: Option<&Path>) -> anyhow::Result<()> {

@@ -1,13 +1,25 @@
 //! Running the agent: hardware managers, API server, (later) the Ironic loop.
 //!
-//! NOTE to the API engineer (from the lead): main.rs constructs `RunOptions`
-//! exactly as below; build the host with `opts.host.host_config()?` (see
-//! host_setup.rs: it already picks grants, program dirs, network source and
-//! cache dir for real vs simulated machines) and `host_setup::is_simulated`
-//! to choose the system-actions backend. Replace the body, keep the shape.
+//! `run_agent` starts the manager host, adapts it to the API's
+//! [`ironic_api::Managers`] trait, picks the system-actions backend (a
+//! recorder on simulated machines, the real programs otherwise), and serves
+//! the API until a signal, `system.lockdown` or `rescue.finalize_rescue`.
 
-use crate::host_setup::HostFlags;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
+use anyhow::Context;
+use ironic_api::{
+    AgentError, AgentState, ApiConfig, ManagerSteps, Managers, RealSystem, Recorder, StepKind,
+    StopReason, SystemActions,
+};
+use ironic_host::{DispatchError, Host};
+use serde_json::Value;
+
+use crate::host_setup::{self, HostFlags};
+
+/// What `main.rs` hands over.
 pub struct RunOptions {
     pub host: HostFlags,
     pub listen_host: String,
@@ -16,7 +28,262 @@ pub struct RunOptions {
     pub agent_token: Option<String>,
 }
 
+/// Runs the agent until it is told to stop.
 pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
-    let _ = (&opts.host, &opts.listen_host, opts.listen_port, opts.standalone, &opts.agent_token);
-    anyhow::bail!("the agent's API is not wired yet")
+    let started_at = ironic_api::unix_now();
+    let root = opts.host.hardware_root.clone();
+
+    // A rescued machine belongs to its user: never serve the API again.
+    if root.join(ironic_api::extensions::rescue::RESCUED_MARKER).exists() {
+        tracing::warn!(root = %root.display(), "rescue marker present; not serving the API");
+        return Ok(());
+    }
+
+    let host_config = opts.host.host_config()?;
+    // Loading compiles components: blocking work.
+    let host = tokio::task::spawn_blocking(move || Host::start(host_config))
+        .await
+        .context("manager host start-up panicked")?
+        .context("starting the hardware-manager host")?;
+    for m in host.managers() {
+        tracing::info!(manager = %m.name, id = %m.id, version = %m.version, support = m.support, "hardware manager loaded");
+    }
+    for r in host.rejected() {
+        tracing::warn!(file = %r.file.display(), reason = %r.reason, "hardware manager not used");
+    }
+
+    let system: Arc<dyn SystemActions> = if host_setup::is_simulated(&root) {
+        tracing::info!(root = %root.display(), "simulated machine: system actions are recorded, not performed");
+        Arc::new(Recorder::new(&root))
+    } else {
+        Arc::new(RealSystem::new(&root))
+    };
+
+    let listener = bind(&opts.listen_host, opts.listen_port).await?;
+    let listen = listener.local_addr().context("reading the listen address")?;
+    let mut config = ApiConfig::new(listen, &root);
+    config.standalone = opts.standalone;
+    config.started_at = started_at;
+
+    let state = AgentState::new(config, Arc::new(HostManagers { host }), system);
+    state.set_token(opts.agent_token);
+    tracing::info!(%listen, standalone = opts.standalone, "agent API listening");
+
+    match ironic_api::serve(listener, state, shutdown_signal()).await? {
+        None => tracing::info!("shutting down"),
+        Some(StopReason::Rescue) => tracing::info!("rescue finalized; exiting"),
+        Some(StopReason::Lockdown) => {
+            // IPA idles forever after a lockdown; only a signal ends us.
+            tracing::warn!("locked down; idling until terminated");
+            shutdown_signal().await;
+        }
+    }
+    Ok(())
+}
+
+/// Binds `host:port`; `::` falls back to `0.0.0.0` when IPv6 is unavailable
+/// (IPA's default listen address rule).
+async fn bind(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let ip: IpAddr = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .with_context(|| format!("invalid listen address {host:?}"))?;
+    match tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await {
+        Ok(l) => Ok(l),
+        Err(e) if ip.is_ipv6() && ip.is_unspecified() => {
+            tracing::info!(error = %e, "IPv6 unavailable; listening on 0.0.0.0");
+            tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+                .await
+                .with_context(|| format!("binding 0.0.0.0:{port}"))
+        }
+        Err(e) => Err(e).with_context(|| format!("binding {host}:{port}")),
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// The manager host seen through the API's `Managers` trait.
+struct HostManagers {
+    host: Host,
+}
+
+fn host_kind(kind: StepKind) -> ironic_host::StepKind {
+    match kind {
+        StepKind::Clean => ironic_host::StepKind::Clean,
+        StepKind::Deploy => ironic_host::StepKind::Deploy,
+        StepKind::Service => ironic_host::StepKind::Service,
+    }
+}
+
+/// What a failed call was, for wording its error as IPA would.
+enum CallSite<'a> {
+    /// `execute_<kind>_step` of step `name`.
+    Step(StepKind, &'a str),
+    /// `get_<kind>_steps`.
+    Listing(StepKind),
+    /// Any other call (versions, inventory).
+    Other(&'a str),
+}
+
+/// `DispatchError` → IPA error object.
+fn to_agent_error(err: DispatchError, site: CallSite<'_>) -> AgentError {
+    tracing::warn!(error = %err, "hardware manager call failed");
+    match err {
+        DispatchError::NoManager { call } => AgentError::method_not_found(match site {
+            CallSite::Step(_, name) => name,
+            _ => call.as_str(),
+        }),
+        DispatchError::Failed {
+            error_type: Some(t),
+            details,
+            ..
+        } => AgentError::new(&t, details),
+        DispatchError::InvalidArgument { details, .. } => AgentError::invalid_params(details),
+        DispatchError::Failed {
+            manager,
+            error_type: None,
+            details,
+            ..
+        } => wrap(site, "ManagerError", &format!("{manager}: {details}")),
+        err @ DispatchError::Sandbox { .. } => wrap(site, "SandboxError", &err.to_string()),
+    }
+}
+
+fn wrap(site: CallSite<'_>, class: &str, text: &str) -> AgentError {
+    match site {
+        CallSite::Step(kind, name) => kind.step_failure(name, class, text),
+        CallSite::Listing(kind) => AgentError::new(kind.wrapper_error(), format!("{class}: {text}")),
+        CallSite::Other(call) => AgentError::command_execution(format!("{call} failed. {class}: {text}")),
+    }
+}
+
+impl Managers for HostManagers {
+    fn get_steps(&self, kind: StepKind, node: &Value, ports: &Value) -> Result<Vec<ManagerSteps>, AgentError> {
+        let steps = self
+            .host
+            .get_steps(host_kind(kind), node, ports)
+            .map_err(|e| to_agent_error(e, CallSite::Listing(kind)))?;
+        Ok(steps
+            .into_iter()
+            .map(|m| ManagerSteps {
+                id: m.id,
+                support: m.support,
+                steps: m.steps,
+            })
+            .collect())
+    }
+
+    fn execute_step(
+        &self,
+        kind: StepKind,
+        name: &str,
+        node: &Value,
+        ports: &Value,
+        args: &Value,
+        progress: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+    ) -> Result<Value, AgentError> {
+        self.host
+            .execute_step(host_kind(kind), name, node, ports, args, progress)
+            .map_err(|e| to_agent_error(e, CallSite::Step(kind, name)))
+    }
+
+    fn versions(&self) -> Result<BTreeMap<String, String>, AgentError> {
+        self.host
+            .versions()
+            .map_err(|e| to_agent_error(e, CallSite::Other("get_version")))
+    }
+
+    fn inventory(&self) -> Result<Value, AgentError> {
+        self.host
+            .inventory(skip_bmc_detect(&self.host))
+            .map_err(|e| to_agent_error(e, CallSite::Other("list_hardware_info")))
+    }
+}
+
+/// Whether BMC detection is skipped (Ironic's lookup config sets it on the
+/// cached node; not wired yet, so detection always runs).
+fn skip_bmc_detect(_host: &Host) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_errors_map_to_ipa_errors() {
+        let e = to_agent_error(
+            DispatchError::NoManager {
+                call: "execute-step foo".into(),
+            },
+            CallSite::Step(StepKind::Clean, "foo"),
+        );
+        assert_eq!(e.error_type, "HardwareManagerMethodNotFound");
+        assert_eq!(e.details, "Could not find method: foo");
+
+        let e = to_agent_error(
+            DispatchError::Failed {
+                manager: "generic".into(),
+                call: "execute-step erase_devices".into(),
+                error_type: Some("BlockDeviceEraseError".into()),
+                details: "disk on fire".into(),
+            },
+            CallSite::Step(StepKind::Clean, "erase_devices"),
+        );
+        assert_eq!((e.error_type.as_str(), e.code, e.details.as_str()), ("BlockDeviceEraseError", 500, "disk on fire"));
+
+        let e = to_agent_error(
+            DispatchError::Failed {
+                manager: "generic".into(),
+                call: "execute-step erase_devices".into(),
+                error_type: None,
+                details: "boom".into(),
+            },
+            CallSite::Step(StepKind::Deploy, "erase_devices"),
+        );
+        assert_eq!(e.error_type, "DeploymentError");
+        assert_eq!(e.details, "Unexpected exception performing deploy step erase_devices. ManagerError: generic: boom");
+
+        let e = to_agent_error(
+            DispatchError::Sandbox {
+                manager: "loop".into(),
+                call: "execute-step spin".into(),
+                failure: ironic_host::SandboxFailure::Timeout,
+                details: "deadline".into(),
+            },
+            CallSite::Step(StepKind::Service, "spin"),
+        );
+        assert_eq!(e.error_type, "ServicingError");
+        assert!(e.details.contains("loop") && e.details.contains("execute-step spin"), "{}", e.details);
+
+        let e = to_agent_error(
+            DispatchError::InvalidArgument {
+                manager: "generic".into(),
+                call: "execute-step clean_uefi_nvram".into(),
+                details: "match_patterns must be a list".into(),
+            },
+            CallSite::Step(StepKind::Clean, "clean_uefi_nvram"),
+        );
+        assert_eq!(e.error_type, "InvalidCommandParamsError");
+    }
 }

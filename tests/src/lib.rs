@@ -50,3 +50,31 @@ pub fn guest_component(crate_name: &str) -> PathBuf {
     );
     path
 }
+
+/// A temporary managers directory holding built guest components, each
+/// copied as `<stem>.wasm` (the stem is the manager's name for grants):
+/// `managers_dir(&[("test_manager_loop", "loop")])`.
+pub fn managers_dir(components: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp managers dir");
+    for (crate_name, stem) in components {
+        let to = dir.path().join(format!("{stem}.wasm"));
+        std::fs::copy(guest_component(crate_name), &to)
+            .unwrap_or_else(|e| panic!("copying {crate_name} to {}: {e}", to.display()));
+    }
+    dir
+}
+
+/// A compile cache shared by the test processes (artifacts are written
+/// atomically, so parallel tests may share it).
+pub fn shared_cwasm_cache() -> PathBuf {
+    target_dir().join("test-cwasm-cache")
+}
+
+/// Write an executable shell script `name` into `dir` (a stand-in program).
+pub fn stand_in_program(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write stand-in program");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod stand-in program");
+    path
+}

@@ -1,1 +1,231 @@
-//! Agent API.
+//! The agent's REST API and command engine, wire-compatible with the Ironic
+//! Python Agent (IPA) so a stock Ironic conductor cannot tell the difference.
+//!
+//! * [`router`] / [`serve`]: the HTTP API (`server`), see
+//!   `shared/spec/agent-api.md`.
+//! * [`engine`]: command registry, results list, sync/async execution.
+//! * [`extensions`]: `clean`, `deploy`, `service`, `poll`, `log`, `system`,
+//!   `rescue`, `standby`.
+//! * [`managers::Managers`]: the only way the engine reaches hardware managers.
+//! * [`system_actions::SystemActions`]: power, network and logs, real or recorded.
+//!
+//! Extra wire behaviour beyond IPA (documented deliberately):
+//! * a running async command shows manager-reported progress as
+//!   `command_progress: {"percent": n|null, "message": "..."}` in its result;
+//! * a sync command called with missing/unexpected parameters is recorded as
+//!   `FAILED` with a `TypeError` error object instead of IPA's 500-forever bug;
+//! * a JSON body that is not an object answers 400, not IPA's 500.
+
+// Tests may unwrap: a panic is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod engine;
+pub mod errors;
+pub mod extensions;
+pub mod managers;
+pub mod server;
+pub mod system_actions;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub use engine::{CommandRecord, CommandStatus, Engine};
+pub use errors::{AgentError, HttpFault};
+pub use managers::{deduplicate_steps, ManagerSteps, Managers, StepKind};
+pub use server::{router, serve};
+pub use system_actions::{RealSystem, Recorder, SystemAction, SystemActions};
+
+/// Default cap on a request body (a bigger body answers 413).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Default cap on the uncompressed content of `collect_system_logs`.
+pub const DEFAULT_MAX_LOG_BYTES: usize = 10 * 1024 * 1024;
+
+/// Seconds since the UNIX epoch, as a float (IPA's `time.time()`).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Static configuration of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Address the API listens on (informational here; [`serve`] takes a
+    /// bound listener).
+    pub listen: SocketAddr,
+    /// Standalone mode (no Ironic): enables `poll.set_node_info`.
+    pub standalone: bool,
+    /// Root of the hardware view: `/` on a real machine, the fixture tree of
+    /// a simulated one. Rescue files are written under it.
+    pub hardware_root: PathBuf,
+    /// Agent version reported by `/v1/status` (and in heartbeats).
+    pub version: String,
+    /// When the agent's run sequence began (UNIX seconds).
+    pub started_at: f64,
+    /// Whether the API is served over TLS (only affects advertised URLs).
+    pub tls: bool,
+    /// Request body cap in bytes.
+    pub max_body_bytes: usize,
+    /// `collect_system_logs` content cap in bytes.
+    pub max_log_bytes: usize,
+}
+
+impl ApiConfig {
+    /// Defaults: not standalone, plain HTTP, this crate's version, started now.
+    pub fn new(listen: SocketAddr, hardware_root: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            standalone: false,
+            hardware_root: hardware_root.into(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: unix_now(),
+            tls: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+        }
+    }
+}
+
+/// Why the API stopped serving on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `system.lockdown`: network brought down after the reply; idle forever.
+    Lockdown,
+    /// `rescue.finalize_rescue`: the agent's job is done; exit.
+    Rescue,
+}
+
+struct Inner {
+    config: ApiConfig,
+    engine: Engine,
+    token: token::TokenHolder,
+    managers: Arc<dyn Managers>,
+    system: Arc<dyn SystemActions>,
+    node: Mutex<Option<Value>>,
+    partition_uuids: Mutex<Value>,
+    node_info: watch::Sender<Option<Value>>,
+    stop: watch::Sender<Option<StopReason>>,
+}
+
+/// Everything the API and the commands share. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AgentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentState")
+            .field("config", &self.inner.config)
+            .field("token", &self.inner.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentState {
+    /// A new agent with all built-in extensions and no token.
+    pub fn new(
+        config: ApiConfig,
+        managers: Arc<dyn Managers>,
+        system: Arc<dyn SystemActions>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                engine: Engine::new(extensions::all()),
+                token: token::TokenHolder::default(),
+                managers,
+                system,
+                node: Mutex::new(None),
+                partition_uuids: Mutex::new(Value::Object(Default::default())),
+                node_info: watch::Sender::new(None),
+                stop: watch::Sender::new(None),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// The command engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Sets (or with `None` forgets) the agent token.
+    pub fn set_token(&self, token: Option<String>) {
+        self.inner.token.set(token);
+    }
+
+    /// The token holder.
+    pub fn token(&self) -> &token::TokenHolder {
+        &self.inner.token
+    }
+
+    /// The hardware managers.
+    pub fn managers(&self) -> Arc<dyn Managers> {
+        self.inner.managers.clone()
+    }
+
+    /// The system-action backend.
+    pub fn system(&self) -> Arc<dyn SystemActions> {
+        self.inner.system.clone()
+    }
+
+    /// The node most recently received from Ironic (lookup or step command).
+    pub fn cached_node(&self) -> Option<Value> {
+        lock(&self.inner.node).clone()
+    }
+
+    /// Caches `node` (IPA's `cache_node`); returns true when it is a
+    /// different node (uuid) than the cached one.
+    pub fn cache_node(&self, node: &Value) -> bool {
+        let mut cached = lock(&self.inner.node);
+        let changed = cached.as_ref().map(|n| n.get("uuid")) != Some(node.get("uuid"));
+        *cached = Some(node.clone());
+        changed
+    }
+
+    /// The dict answered by `standby.get_partition_uuids` (`{}` until an
+    /// image is written).
+    pub fn partition_uuids(&self) -> Value {
+        lock(&self.inner.partition_uuids).clone()
+    }
+
+    /// Records partition UUIDs after an image was written.
+    pub fn set_partition_uuids(&self, uuids: Value) {
+        *lock(&self.inner.partition_uuids) = uuids;
+    }
+
+    /// Lookup data pushed by `poll.set_node_info` (standalone mode).
+    pub fn node_info(&self) -> watch::Receiver<Option<Value>> {
+        self.inner.node_info.subscribe()
+    }
+
+    pub(crate) fn set_node_info(&self, info: Value) {
+        self.inner.node_info.send_replace(Some(info));
+    }
+
+    /// Asks [`serve`] to stop after the current reply is sent.
+    pub fn request_stop(&self, reason: StopReason) {
+        tracing::info!(?reason, "API stop requested");
+        self.inner.stop.send_replace(Some(reason));
+    }
+
+    /// Watches stop requests.
+    pub fn stop_requested(&self) -> watch::Receiver<Option<StopReason>> {
+        self.inner.stop.subscribe()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,1 +1,157 @@
-//! Manager host.
+//! Manager host: loads hardware managers (WebAssembly components), grants
+//! them capabilities (declared ∩ granted, checked on every call), and
+//! dispatches IPA's hardware-manager calls to them, each call in a fresh
+//! sandboxed instance with memory, time and output limits.
+//!
+//! Everything here is blocking; async callers use `spawn_blocking`.
+
+mod artifact;
+mod bindings;
+pub mod capabilities;
+mod dispatch;
+mod engine;
+mod error;
+mod inventory;
+pub mod manifest;
+mod policy;
+mod registry;
+mod sandbox;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use artifact::{cache_key, LoadedFrom};
+pub use error::{DispatchError, HostError, SandboxFailure};
+pub use manifest::{Capabilities, CommandCaps, DiskCaps, MachineCaps, ManifestSource};
+pub use policy::{normalise_path, Grants};
+pub use registry::Host;
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap per instance (default 128 MiB).
+    pub memory_bytes: usize,
+    /// Deadline of an ordinary call (default 60 s).
+    pub call_timeout: Duration,
+    /// Deadline of `execute-step` (default 6 h).
+    pub step_timeout: Duration,
+    /// Cap on each of a program's stdout and stderr (default 8 MiB).
+    pub output_cap: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 128 * 1024 * 1024,
+            call_timeout: Duration::from_secs(60),
+            step_timeout: Duration::from_secs(6 * 3600),
+            output_cap: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where `machine.network-addresses` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkSource {
+    /// The machine's real interfaces (getifaddrs).
+    Live,
+    /// A JSON list `[{"interface":"eth0","family":"ipv4","address":"192.0.2.10"}]`
+    /// (the simulated machine writes `<root>/.ironic-sim/addresses.json`);
+    /// a missing file means no addresses.
+    File(PathBuf),
+}
+
+/// How the host is set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Directory of `*.wasm` managers (file stem = the manager's name for grants).
+    pub managers_dir: PathBuf,
+    /// Where precompiled artifacts are cached; `None` compiles every start.
+    pub cache_dir: Option<PathBuf>,
+    /// Root the machine and disk capabilities resolve in (`/` in production).
+    pub hardware_root: PathBuf,
+    /// The operator's grants.
+    pub grants: Grants,
+    /// Per-call limits.
+    pub limits: Limits,
+    /// Directories programs are looked up in (also the programs' `PATH`).
+    pub program_dirs: Vec<PathBuf>,
+    /// Source of interface addresses.
+    pub network: NetworkSource,
+}
+
+/// Ironic's step families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    /// Cleaning.
+    Clean,
+    /// Deployment.
+    Deploy,
+    /// Servicing.
+    Service,
+}
+
+impl StepKind {
+    fn to_wit(self) -> bindings::ironic::hardware::types::StepKind {
+        use bindings::ironic::hardware::types::StepKind as W;
+        match self {
+            StepKind::Clean => W::Clean,
+            StepKind::Deploy => W::Deploy,
+            StepKind::Service => W::Service,
+        }
+    }
+
+    /// `clean`, `deploy` or `service`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Clean => "clean",
+            StepKind::Deploy => "deploy",
+            StepKind::Service => "service",
+        }
+    }
+}
+
+/// A loaded manager, as the CLI and API show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerSummary {
+    /// The component file.
+    pub file: PathBuf,
+    /// File stem: the name grants, logs and errors use.
+    pub name: String,
+    /// The manager's id (IPA's class name), e.g. `GenericHardwareManager`.
+    pub id: String,
+    /// Name in `hardware_manager_version`, e.g. `generic_hardware_manager`.
+    pub manager_name: String,
+    /// Version in `hardware_manager_version`.
+    pub version: String,
+    /// Hardware support level (> 0).
+    pub support: u32,
+    /// Where the manifest came from.
+    pub manifest: ManifestSource,
+    /// How the component was loaded.
+    pub loaded_from: LoadedFrom,
+    /// What the manager declared.
+    pub declared: Capabilities,
+    /// What the operator granted it.
+    pub granted: Capabilities,
+}
+
+/// A component that is not used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedManager {
+    /// The component file.
+    pub file: PathBuf,
+    /// Why it was rejected (or not used, for support 0).
+    pub reason: String,
+}
+
+/// One manager's answer to `get-steps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagerSteps {
+    /// The manager's id (keys Ironic's step map).
+    pub id: String,
+    /// Its support level (dedup tie-break).
+    pub support: u32,
+    /// Steps as Ironic's JSON dicts.
+    pub steps: Vec<serde_json::Value>,
+}

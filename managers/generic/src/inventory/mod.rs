@@ -1,36 +1,48 @@
 //! Inventory of the machine (Ironic's inventory JSON, see
 //! shared/spec/inventory.md), read from sysfs/procfs through the `machine`
-//! capability.
+//! capability. No lshw, lsblk or lscpu: each field is read from the kernel
+//! file those tools read, so the same code runs on real hardware and on a
+//! simulated hardware root.
 
 use ironic_hardware_guest::prelude::*;
 
+mod bmc;
+mod boot;
+mod cpu;
+pub(crate) mod disks;
+mod dmi;
+mod memory;
+mod network;
+mod root_device;
+pub(crate) mod sysfs;
+
 pub fn get_cpus() -> Result<Cpu, ManagerError> {
-    Err(ManagerError::unsupported("get-cpus"))
+    cpu::get_cpus()
 }
 pub fn get_memory() -> Result<Memory, ManagerError> {
-    Err(ManagerError::unsupported("get-memory"))
+    memory::get_memory()
 }
 pub fn list_block_devices() -> Result<Vec<BlockDevice>, ManagerError> {
-    Err(ManagerError::unsupported("list-block-devices"))
+    Ok(disks::list_disks()?.into_iter().map(|d| d.device).collect())
 }
 pub fn list_network_interfaces() -> Result<Vec<NetworkInterface>, ManagerError> {
-    Err(ManagerError::unsupported("list-network-interfaces"))
+    network::list_network_interfaces()
 }
 pub fn get_bmc_address() -> Result<Option<String>, ManagerError> {
-    Err(ManagerError::unsupported("get-bmc-address"))
+    bmc::get_bmc_address()
 }
 pub fn get_bmc_v6address() -> Result<Option<String>, ManagerError> {
-    Err(ManagerError::unsupported("get-bmc-v6address"))
+    bmc::get_bmc_v6address()
 }
 pub fn get_bmc_mac() -> Result<Option<String>, ManagerError> {
-    Err(ManagerError::unsupported("get-bmc-mac"))
+    bmc::get_bmc_mac()
 }
 pub fn get_system_vendor_info() -> Result<SystemVendor, ManagerError> {
-    Err(ManagerError::unsupported("get-system-vendor-info"))
+    Ok(dmi::get_system_vendor_info())
 }
 pub fn get_boot_info() -> Result<BootInfo, ManagerError> {
-    Err(ManagerError::unsupported("get-boot-info"))
+    boot::get_boot_info()
 }
-pub fn get_os_install_device(_node: Option<Json>) -> Result<String, ManagerError> {
-    Err(ManagerError::unsupported("get-os-install-device"))
+pub fn get_os_install_device(node: Option<Json>) -> Result<String, ManagerError> {
+    root_device::get_os_install_device(node.as_deref())
 }

@@ -1,0 +1,576 @@
+//! `erase_devices`, `erase_devices_metadata`, `erase_devices_express`
+//! (shared/spec/erase.md §3–§8).
+
+use std::collections::BTreeMap;
+
+use ironic_hardware_guest::disks::{Access, Disk, DiskError};
+use ironic_hardware_guest::prelude::*;
+use serde_json::{Map, Value};
+
+use super::devices::{self, Device, Entry};
+use super::metadata::{self, disk_error, Region};
+use super::node::{EraseOptions, Node};
+use super::secure_erase::{self, EraseError};
+use super::skip;
+
+const ERASE_ERROR: &str = "BlockDeviceEraseError";
+
+fn open(name: &str, access: Access) -> Result<Disk, String> {
+    Disk::open(name, access).map_err(|e| format!("cannot open {name}: {}", disk_error(&e)))
+}
+
+fn sector_of(disk: &Disk) -> u64 {
+    u64::from(disk.logical_sector_size()).max(512)
+}
+
+fn whole_region(disk: &Disk) -> Region<'_> {
+    Region {
+        disk,
+        base: 0,
+        len: disk.size(),
+        sector: sector_of(disk),
+    }
+}
+
+fn partition_region<'a>(disk: &'a Disk, part: &devices::Partition) -> Region<'a> {
+    Region {
+        disk,
+        base: part.start,
+        len: part.size,
+        sector: sector_of(disk),
+    }
+}
+
+/// The device or any of its partitions is a software RAID member.
+fn is_raid_member(device: &Device, disk: Option<&Disk>) -> bool {
+    let knames: Vec<&str> = std::iter::once(device.kname.as_str())
+        .chain(device.partitions.iter().map(|p| devices::kname_of(&p.name)))
+        .collect();
+    let regions: Vec<Region> = disk
+        .map(|d| {
+            std::iter::once(whole_region(d))
+                .chain(device.partitions.iter().map(|p| partition_region(d, p)))
+                .collect()
+        })
+        .unwrap_or_default();
+    skip::is_raid_member(&knames, &regions)
+}
+
+/// Whole devices after the skip list (§3.1): hint matches and kept RAID
+/// volumes are dropped.
+fn listed_devices(node: &Node) -> Result<Vec<Device>, ManagerError> {
+    let skip_list = node.skip_list();
+    let mut kept = Vec::new();
+    for device in devices::list_devices()? {
+        if skip::skipped_by_hints(&device, &skip_list)? {
+            log::log(
+                log::Level::Info,
+                &format!("{} is in the skip list; not erasing it", device.name),
+            );
+            continue;
+        }
+        if skip::raid_volume_skipped(&device, &skip_list) {
+            log::log(
+                log::Level::Info,
+                &format!("{} is a RAID volume the skip list keeps", device.name),
+            );
+            continue;
+        }
+        kept.push(device);
+    }
+    Ok(kept)
+}
+
+/// Run the shared-filesystem guard over `[start, start + len)` of `disk`.
+fn guard(node: &Node, name: &str, disk: &Disk, start: u64, len: u64) -> Result<(), ManagerError> {
+    if !node.options.guard {
+        return Ok(());
+    }
+    match skip::protected_filesystem(&whole_region(disk), start, len) {
+        Some(what) => Err(skip::protected_error(name, what)),
+        None => Ok(()),
+    }
+}
+
+// ------------------------------------------------------------ progress
+
+/// Step-wide progress: each device is an equal share.
+struct Progress {
+    step: &'static str,
+    devices: usize,
+}
+
+impl Progress {
+    fn report(&self, index: usize, fraction: f64, message: &str) {
+        let share = 100.0 / self.devices.max(1) as f64;
+        let percent = (index as f64 * share + fraction.clamp(0.0, 1.0) * share).min(100.0);
+        progress::report(Some(percent as u8), &format!("{}: {message}", self.step));
+    }
+}
+
+// --------------------------------------------------------- erase_devices
+
+enum Outcome {
+    Erased(&'static str),
+    Skipped(String),
+}
+
+/// `erase_devices` (§6). Devices are erased one after another: a wasm guest
+/// has one thread and every host call blocks it, so interleaving chunks of
+/// several devices would not overlap any I/O and would only make each device
+/// finish later. `disk_erasure_concurrency` needs host-side parallelism
+/// (e.g. an async write-zeroes/overwrite in the disks capability); until then
+/// it is read and logged only.
+pub fn erase_devices(node_json: &str) -> Result<Json, ManagerError> {
+    let node = Node::parse(node_json)?;
+    let devices = listed_devices(&node)?;
+    if devices.is_empty() {
+        return json_result(&Map::new());
+    }
+    if node.options.concurrency > 1 {
+        log::log(
+            log::Level::Info,
+            &format!(
+                "disk_erasure_concurrency={} requested; devices are erased sequentially in this agent",
+                node.options.concurrency
+            ),
+        );
+    }
+    // IPA checks each device just before submitting it, so a protected disk
+    // found late leaves earlier erasures running. We check every device
+    // before touching any.
+    for device in &devices {
+        let disk = open(&device.name, Access::ReadOnly)
+            .map_err(|e| ManagerError::failed_as(ERASE_ERROR, format!("erase_devices: {e}")))?;
+        guard(&node, &device.name, &disk, 0, device.size)?;
+    }
+    let progress = Progress {
+        step: "erase_devices",
+        devices: devices.len(),
+    };
+    let mut result = Map::new();
+    let mut errors = Vec::new();
+    for (index, device) in devices.iter().enumerate() {
+        progress.report(index, 0.0, &format!("{} starting", device.name));
+        match erase_block_device(&node.options, device, &|f, m| progress.report(index, f, m)) {
+            Ok(Outcome::Erased(how)) => {
+                log::log(log::Level::Info, &format!("{} erased ({how})", device.name));
+                progress.report(index, 1.0, &format!("{} erased ({how})", device.name));
+            }
+            Ok(Outcome::Skipped(why)) => {
+                log::log(log::Level::Info, &format!("{} skipped: {why}", device.name));
+                progress.report(index, 1.0, &format!("{} skipped: {why}", device.name));
+            }
+            Err(e) => {
+                log::log(
+                    log::Level::Error,
+                    &format!("erasing {} failed: {e}", device.name),
+                );
+                progress.report(index, 1.0, &format!("{} failed", device.name));
+                errors.push((device.name.clone(), e));
+            }
+        }
+        // IPA's generic erase_block_device returns None for every device.
+        result.insert(device.name.clone(), Value::Null);
+    }
+    if !errors.is_empty() {
+        return Err(ManagerError::failed_as(
+            ERASE_ERROR,
+            format!(
+                "Failed to erase the device(s): {}",
+                join_errors(&errors, "; ")
+            ),
+        ));
+    }
+    json_result(&result)
+}
+
+fn join_errors(errors: &[(String, String)], separator: &str) -> String {
+    errors
+        .iter()
+        .map(|(dev, err)| format!("\"{dev}\": {err}"))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// IPA's generic `erase_block_device` (§4) for one whole device.
+fn erase_block_device(
+    opts: &EraseOptions,
+    device: &Device,
+    report: &dyn Fn(f64, &str),
+) -> Result<Outcome, String> {
+    let dev = device.name.as_str();
+    if skip::is_virtual_media(&device.kname) {
+        return Ok(Outcome::Skipped("virtual media device".into()));
+    }
+    let reader = open(dev, Access::ReadOnly)?;
+    if is_raid_member(device, Some(&reader)) {
+        return Ok(Outcome::Skipped("Linux software RAID member".into()));
+    }
+    drop(reader);
+    if devices::is_read_only(&device.kname, None) {
+        if opts.skip_read_only {
+            return Ok(Outcome::Skipped("read-only device".into()));
+        }
+        return Err(format!(
+            "Failed to erase BlockDevice {dev}: the device is in read-only mode \
+             (set agent_erase_skip_read_only to skip such devices)"
+        ));
+    }
+
+    let secure: Result<bool, EraseError> = if dev.starts_with("/dev/nvme") {
+        if opts.enable_nvme_secure_erase {
+            secure_erase::nvme_erase(dev).map(|()| true)
+        } else {
+            Ok(false)
+        }
+    } else if opts.enable_ata_secure_erase {
+        secure_erase::ata_erase(dev)
+    } else {
+        Ok(false)
+    };
+    match secure {
+        Ok(true) if dev.starts_with("/dev/nvme") => return Ok(Outcome::Erased("NVMe format")),
+        Ok(true) => return Ok(Outcome::Erased("ATA security erase")),
+        Ok(false) => {}
+        Err(EraseError(e)) if opts.continue_if_secure_erase_failed => {
+            log::log(
+                log::Level::Warn,
+                &format!("secure erase of {dev} failed, overwriting instead: {e}"),
+            );
+        }
+        Err(EraseError(e)) => {
+            return Err(format!(
+                "Failed to invoke secure erase, fallback to shred is not enabled: {e}"
+            ));
+        }
+    }
+
+    let disk = open(dev, Access::ReadWrite)?;
+    overwrite(dev, &disk, opts, report)
+        .map_err(|e| format!("Unable to erase block device {dev}: {e}"))?;
+    Ok(Outcome::Erased("overwrite"))
+}
+
+/// Random data per pass, sized for few host calls without holding much memory.
+const RANDOM_CHUNK: u64 = 4 << 20;
+/// Zeroing is cheap per byte; the chunk only sets the progress granularity.
+const ZERO_CHUNK: u64 = 1 << 30;
+
+/// The overwrite fallback, equivalent to `shred --force [--zero] --iterations N`:
+/// N passes of pseudo-random data, then, with `agent_erase_devices_zeroize`,
+/// a final pass that makes the device read back zeroes.
+///
+/// Only the final zero pass is replaced by write-zeroes (BLKZEROOUT /
+/// fallocate ZERO_RANGE): its promise is "reads return zeroes", which
+/// write-zeroes guarantees at a fraction of the cost (unmap/WRITE ZEROES on
+/// devices that have them). The random passes are kept as real writes: the
+/// operator asked for the media to be overwritten, and write-zeroes may be a
+/// deallocation that leaves old data in flash or in a thin pool. With
+/// `iterations = 0` and zeroize off, shred writes nothing; so do we (logged).
+fn overwrite(
+    dev: &str,
+    disk: &Disk,
+    opts: &EraseOptions,
+    report: &dyn Fn(f64, &str),
+) -> Result<(), String> {
+    let size = disk.size();
+    let passes = u64::from(opts.iterations) + u64::from(opts.zeroize);
+    if passes == 0 || size == 0 {
+        log::log(
+            log::Level::Warn,
+            &format!(
+                "{dev}: agent_erase_devices_iterations=0 and zeroize off: nothing is overwritten"
+            ),
+        );
+        return Ok(());
+    }
+    let mut rng = Rng::seeded(dev);
+    let mut buffer = vec![0u8; RANDOM_CHUNK as usize];
+    let total = (passes * size) as f64;
+    for pass in 0..u64::from(opts.iterations) {
+        let mut offset = 0;
+        let mut last_percent = u64::MAX;
+        while offset < size {
+            let len = RANDOM_CHUNK.min(size - offset);
+            let chunk = &mut buffer[..len as usize];
+            rng.fill(chunk);
+            disk.write(offset, chunk)
+                .map_err(|e| describe_io("writing random data", offset, &e))?;
+            offset += len;
+            let percent = offset * 100 / size;
+            if percent != last_percent {
+                last_percent = percent;
+                report(
+                    (pass * size + offset) as f64 / total,
+                    &format!(
+                        "{dev}: random pass {}/{} {percent}%",
+                        pass + 1,
+                        opts.iterations
+                    ),
+                );
+            }
+        }
+    }
+    if opts.zeroize {
+        let base = u64::from(opts.iterations) * size;
+        let mut offset = 0;
+        while offset < size {
+            let len = ZERO_CHUNK.min(size - offset);
+            disk.write_zeroes(offset, len)
+                .map_err(|e| describe_io("zeroing", offset, &e))?;
+            offset += len;
+            report(
+                (base + offset) as f64 / total,
+                &format!("{dev}: zero pass {}%", offset * 100 / size),
+            );
+        }
+    }
+    disk.flush()
+        .map_err(|e| format!("flush failed: {}", disk_error(&e)))
+}
+
+fn describe_io(what: &str, offset: u64, e: &DiskError) -> String {
+    format!("{what} at offset {offset} failed: {}", disk_error(e))
+}
+
+/// xoshiro256++: fast enough that the random pass is bound by the disk, not
+/// by the guest. It only needs to be unpredictable enough to overwrite, like
+/// shred's ISAAC stream.
+struct Rng([u64; 4]);
+
+impl Rng {
+    fn seeded(salt: &str) -> Rng {
+        use std::hash::{BuildHasher, RandomState};
+        // RandomState draws its keys from the host's WASI random source.
+        let state = RandomState::new();
+        let mut seed = [0u64; 4];
+        for (i, word) in seed.iter_mut().enumerate() {
+            *word = state.hash_one((salt, i)) | 1;
+        }
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        let s = &mut self.0;
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let last = self.next().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+}
+
+// ------------------------------------------------ metadata and express
+
+/// The devices and partitions of §3.2: skip-listed and kept-RAID entries
+/// removed, then virtual media, RAID members and read-only entries silently
+/// dropped. Sorted by name descending (partitions before their disk).
+fn erasable_entries(node: &Node) -> Result<Vec<Entry>, ManagerError> {
+    let skip_list = node.skip_list();
+    let devices = listed_devices(node)?;
+    let mut entries = Vec::new();
+    for entry in devices::entries_with_partitions(&devices) {
+        let Some(device) = devices.iter().find(|d| d.name == entry.disk) else {
+            continue;
+        };
+        let kname = devices::kname_of(&entry.name).to_string();
+        if let Some(part) = &entry.partition {
+            // Hints apply to partitions on their own attributes too (IPA matches
+            // every listed entry). A partition of a skipped disk is already
+            // gone: IPA would still wipe it when the hint names the disk only,
+            // which defeats the operator's intent.
+            let as_device = Device {
+                name: part.name.clone(),
+                kname: kname.clone(),
+                size: part.size,
+                partitions: Vec::new(),
+            };
+            if skip::skipped_by_hints(&as_device, &skip_list)? {
+                continue;
+            }
+        }
+        if skip::is_virtual_media(&kname) {
+            continue;
+        }
+        let reader = open(&entry.disk, Access::ReadOnly).ok();
+        let member = match (&entry.partition, &reader) {
+            // A partition on its own (IPA runs `lsblk --fs` on the partition).
+            (Some(part), reader) => {
+                let regions: Vec<Region> =
+                    reader.iter().map(|d| partition_region(d, part)).collect();
+                skip::is_raid_member(&[&kname], &regions)
+            }
+            (None, reader) => is_raid_member(device, reader.as_ref()),
+        };
+        if member {
+            log::log(
+                log::Level::Info,
+                &format!("{} is a RAID member; not wiping it", entry.name),
+            );
+            continue;
+        }
+        let parent = entry.partition.as_ref().map(|_| device.kname.as_str());
+        if devices::is_read_only(&kname, parent) {
+            log::log(
+                log::Level::Info,
+                &format!("{} is read-only; not wiping it", entry.name),
+            );
+            continue;
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// Open every disk the entries live on, read-write, once.
+fn open_disks(entries: &[Entry]) -> BTreeMap<String, Result<Disk, String>> {
+    let mut disks = BTreeMap::new();
+    for entry in entries {
+        disks
+            .entry(entry.disk.clone())
+            .or_insert_with(|| open(&entry.disk, Access::ReadWrite));
+    }
+    disks
+}
+
+/// Guard every entry before wiping any (IPA guards each just before its wipe,
+/// so a protected partition found late leaves others already wiped).
+fn guard_entries(
+    node: &Node,
+    entries: &[Entry],
+    disks: &BTreeMap<String, Result<Disk, String>>,
+) -> Result<(), ManagerError> {
+    for entry in entries {
+        let Some(Ok(disk)) = disks.get(&entry.disk) else {
+            continue; // the open error is reported when wiping
+        };
+        let (start, len) = entry
+            .partition
+            .as_ref()
+            .map_or((0, disk.size()), |p| (p.start, p.size));
+        guard(node, &entry.name, disk, start, len)?;
+    }
+    Ok(())
+}
+
+/// Wipe one entry's metadata. A partition is written through its own device
+/// node when there is one (so the kernel's cache of the partition is
+/// invalidated too), else through the disk at the partition's offset.
+fn wipe_entry(entry: &Entry, disk: &Result<Disk, String>) -> Result<(), String> {
+    let disk = disk.as_ref().map_err(Clone::clone)?;
+    match &entry.partition {
+        None => metadata::wipe(&whole_region(disk)),
+        Some(part) => match Disk::open(&part.name, Access::ReadWrite) {
+            Ok(own) => metadata::wipe(&whole_region(&own)),
+            Err(DiskError::NotFound(_)) => metadata::wipe(&partition_region(disk, part)),
+            Err(e) => Err(format!("cannot open {}: {}", part.name, disk_error(&e))),
+        },
+    }
+}
+
+/// `erase_devices_metadata` (§7); also the deploy step.
+pub fn erase_devices_metadata(node_json: &str) -> Result<Json, ManagerError> {
+    let node = Node::parse(node_json)?;
+    let entries = erasable_entries(&node)?;
+    let disks = open_disks(&entries);
+    guard_entries(&node, &entries, &disks)?;
+    let progress = Progress {
+        step: "erase_devices_metadata",
+        devices: entries.len(),
+    };
+    let mut errors = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        progress.report(index, 0.0, &format!("wiping metadata of {}", entry.name));
+        let result = disks.get(&entry.disk).map_or_else(
+            || Err(format!("{} was not opened", entry.disk)),
+            |d| wipe_entry(entry, d),
+        );
+        if let Err(e) = result {
+            log::log(
+                log::Level::Error,
+                &format!("wiping metadata of {} failed: {e}", entry.name),
+            );
+            errors.push((entry.name.clone(), e));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ManagerError::failed_as(
+            ERASE_ERROR,
+            format!(
+                "Failed to erase the metadata on the device(s): {}",
+                join_errors(&errors, "; ")
+            ),
+        ));
+    }
+    progress::report(Some(100), "erase_devices_metadata: done");
+    Ok("null".into())
+}
+
+/// `erase_devices_express` (§8): NVMe format where possible, else a metadata
+/// wipe. IPA also issues `nvme format` for NVMe *partitions*, which formats
+/// the whole namespace before its other partitions are even looked at; we
+/// format namespaces only and wipe partitions' metadata.
+pub fn erase_devices_express(node_json: &str) -> Result<Json, ManagerError> {
+    let node = Node::parse(node_json)?;
+    let entries = erasable_entries(&node)?;
+    if entries.is_empty() {
+        return Ok("null".into());
+    }
+    let disks = open_disks(&entries);
+    guard_entries(&node, &entries, &disks)?;
+    let progress = Progress {
+        step: "erase_devices_express",
+        devices: entries.len(),
+    };
+    let mut errors = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        progress.report(index, 0.0, &format!("erasing {}", entry.name));
+        let mut nvme_error = None;
+        if entry.partition.is_none()
+            && entry.name.starts_with("/dev/nvme")
+            && node.options.enable_nvme_secure_erase
+        {
+            match secure_erase::nvme_erase(&entry.name) {
+                Ok(()) => continue,
+                Err(EraseError(e)) => nvme_error = Some(e),
+            }
+        }
+        let result = disks.get(&entry.disk).map_or_else(
+            || Err(format!("{} was not opened", entry.disk)),
+            |d| wipe_entry(entry, d),
+        );
+        if let Err(e) = result {
+            let e = match nvme_error {
+                Some(nvme) => format!("{nvme}; metadata wipe: {e}"),
+                None => e,
+            };
+            errors.push((entry.name.clone(), e));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ManagerError::failed_as(
+            ERASE_ERROR,
+            format!(
+                "Failed to conduct an express erase on the device(s): {}",
+                join_errors(&errors, "\n")
+            ),
+        ));
+    }
+    progress::report(Some(100), "erase_devices_express: done");
+    Ok("null".into())
+}

@@ -1,0 +1,394 @@
+//! IPA's error vocabulary, in the two shapes Ironic sees.
+//!
+//! * [`AgentError`]: the error object stored in a command result's
+//!   `command_error` (`{"type", "code", "message", "details"}`,
+//!   agent-api.md §8).
+//! * [`HttpFault`]: an HTTP-level failure answered as
+//!   `{"faultcode": "Client"|"Server", "faultstring": "..."}` (agent-api.md §6).
+//!   Ironic substring-matches `faultstring`, so every text here is exact.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// Default `details` of the RESTError family when none is given.
+pub const DEFAULT_DETAILS: &str = "An unexpected error occurred. Please try back later.";
+
+/// IPA's error catalogue: class name → (code, message). agent-api.md §8.
+const CATALOGUE: &[(&str, u16, &str)] = &[
+    ("RESTError", 500, "An error occurred"),
+    ("InvalidContentError", 400, "Invalid request body"),
+    ("InvalidCommandError", 400, "Invalid command"),
+    ("InvalidCommandParamsError", 400, "Invalid command parameters"),
+    ("NotFound", 404, "Not found"),
+    ("RequestedObjectNotFoundError", 404, "Not found"),
+    ("DeviceNotFound", 404, "Error finding the disk or partition device to deploy the image onto"),
+    ("CommandExecutionError", 500, "Command execution failed"),
+    ("AgentIsBusy", 409, "Agent is busy"),
+    ("ContainerNotPermittedError", 500, "Container image not permitted"),
+    ("IronicAPIError", 500, "Error in call to ironic-api"),
+    ("HeartbeatError", 500, "Error heartbeating to agent API"),
+    ("HeartbeatConflictError", 500, "ConflictError heartbeating to agent API"),
+    (
+        "HeartbeatConnectionError",
+        500,
+        "Error attempting to heartbeat - Possible transitory network failure or blocking port may be present.",
+    ),
+    ("LookupNodeError", 500, "Error getting configuration from Ironic"),
+    ("LookupAgentIPError", 500, "Error finding IP for Ironic Agent"),
+    ("ImageDownloadError", 500, "Error downloading image"),
+    ("ImageDownloadOutofSpaceError", 500, "Error downloading image"),
+    ("ImageDownloadFatalError", 500, "Error downloading image"),
+    ("ImageDownloadTimeoutError", 408, "Image download timeout"),
+    ("ImageChecksumError", 500, "Error verifying image checksum"),
+    ("ImageWriteError", 500, "Error writing image to device"),
+    ("SystemRebootError", 500, "Error rebooting system"),
+    ("BlockDeviceEraseError", 500, "Error erasing block device"),
+    ("BlockDeviceError", 500, "Block device caused unknown error"),
+    ("SoftwareRAIDError", 500, "Software RAID caused unknown error"),
+    ("VirtualMediaBootError", 500, "Configuring agent from virtual media failed"),
+    ("ExtensionError", 500, "An error occurred"),
+    ("UnknownNodeError", 500, "Agent is not associated with an Ironic node"),
+    ("HardwareManagerNotFound", 500, "No valid HardwareManager found"),
+    ("HardwareManagerMethodNotFound", 500, "No HardwareManager found to handle method"),
+    ("HardwareManagerConfigurationError", 500, "Hardware manager configuration error"),
+    ("IncompatibleHardwareMethodError", 500, "HardwareManager method is not compatible with hardware"),
+    (
+        "VersionMismatch",
+        409,
+        "Hardware managers version mismatch, reload agent with correct version",
+    ),
+    ("CleaningError", 500, "Clean step failed"),
+    ("DeploymentError", 500, "Deploy step failed"),
+    ("ServicingError", 500, "Service step failed"),
+    ("InvalidImage", 500, "The provided image is not valid for use"),
+    ("ClockSyncError", 500, "Error syncing system clock"),
+    ("IncompatibleNumaFormatError", 500, "Error in NUMA node data format"),
+    ("InvalidMetricConfig", 500, "Invalid value for metrics config option."),
+    (
+        "MetricsNotSupported",
+        500,
+        "Metrics action is not supported. You may need to adjust the [metrics] section in ironic.conf.",
+    ),
+];
+
+/// Looks a class name up in IPA's catalogue: `(code, message)`.
+pub fn catalogue(error_type: &str) -> Option<(u16, &'static str)> {
+    CATALOGUE
+        .iter()
+        .find(|(name, _, _)| *name == error_type)
+        .map(|(_, code, message)| (*code, *message))
+}
+
+/// The IPA error object carried in `command_error` (agent-api.md §8).
+///
+/// Serialises to exactly `{"type", "code", "message", "details"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error_type}: {message}: {details}")]
+pub struct AgentError {
+    /// IPA's error class name (`CleaningError`, `TypeError`, ...).
+    #[serde(rename = "type")]
+    pub error_type: String,
+    /// The class's HTTP-like code (informational; the HTTP status stays 200).
+    pub code: u16,
+    /// The class's fixed message.
+    pub message: String,
+    /// The specific text; Ironic shows this first.
+    pub details: String,
+}
+
+impl AgentError {
+    /// An error of a catalogue class with its standard code and message.
+    /// Unknown class names (a manager's own error type) get code 500 and the
+    /// RESTError message, as an IPA RESTError subclass without overrides would.
+    pub fn new(error_type: &str, details: impl Into<String>) -> Self {
+        let (code, message) = catalogue(error_type).unwrap_or((500, "An error occurred"));
+        Self {
+            error_type: error_type.to_string(),
+            code,
+            message: message.to_string(),
+            details: details.into(),
+        }
+    }
+
+    /// A non-IPA exception recorded by a sync command (e.g. Python's
+    /// `TypeError` for bad keyword arguments). The reference fails to
+    /// serialise these (agent-api.md §9); we record them cleanly instead.
+    pub fn exception(class: &str, details: impl Into<String>) -> Self {
+        Self {
+            error_type: class.to_string(),
+            code: 500,
+            message: "Command execution failed".to_string(),
+            details: details.into(),
+        }
+    }
+
+    /// `CommandExecutionError` with the given details.
+    pub fn command_execution(details: impl Into<String>) -> Self {
+        Self::new("CommandExecutionError", details)
+    }
+
+    /// `InvalidCommandParamsError` with the given details.
+    pub fn invalid_params(details: impl Into<String>) -> Self {
+        Self::new("InvalidCommandParamsError", details)
+    }
+
+    /// `InvalidCommandError` with the given details.
+    pub fn invalid_command(details: impl Into<String>) -> Self {
+        Self::new("InvalidCommandError", details)
+    }
+
+    /// `HardwareManagerMethodNotFound`: no manager implements `method`.
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            "HardwareManagerMethodNotFound",
+            format!("Could not find method: {method}"),
+        )
+    }
+
+    /// True for the `InvalidContentError` family, which the reference answers
+    /// with HTTP 400 instead of recording a result.
+    pub fn is_invalid_content(&self) -> bool {
+        matches!(
+            self.error_type.as_str(),
+            "InvalidContentError" | "InvalidCommandError" | "InvalidCommandParamsError"
+        )
+    }
+
+    /// HTTP status for this error when it is answered at the HTTP level.
+    pub fn http_status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The RESTError faultstring form: `"<message>: <details>"`.
+    pub fn faultstring(&self) -> String {
+        format!("{}: {}", self.message, self.details)
+    }
+}
+
+/// An HTTP-level error answered as a WSME fault body (agent-api.md §6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {faultstring}")]
+pub struct HttpFault {
+    /// HTTP status of the reply.
+    pub status: StatusCode,
+    /// Exact `faultstring` text.
+    pub faultstring: String,
+    /// Methods for the `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+}
+
+impl HttpFault {
+    /// A fault with the given status and text.
+    pub fn new(status: StatusCode, faultstring: impl Into<String>) -> Self {
+        Self {
+            status,
+            faultstring: faultstring.into(),
+            allow: None,
+        }
+    }
+
+    /// 401 for a missing or wrong agent token.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "401 Unauthorized: Token invalid.")
+    }
+
+    /// 404 for an unknown route (werkzeug's text).
+    pub fn route_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "404 Not Found: The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.",
+        )
+    }
+
+    /// 405 with the route's allowed methods.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed: The method is not allowed for the requested URL.",
+            )
+        }
+    }
+
+    /// 400 for a body that is not JSON.
+    pub fn bad_json(parser_message: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            format!("400 Bad Request: Failed to decode JSON object: {parser_message}"),
+        )
+    }
+
+    /// 400 for a JSON body without a usable `name`/`params`.
+    pub fn missing_name_or_params() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request: Missing or invalid name or params",
+        )
+    }
+
+    /// 413 for a body above the cap (werkzeug's text).
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Request Entity Too Large: The data value transmitted exceeds the capacity limit.",
+        )
+    }
+
+    /// 409 while an async command runs.
+    pub fn busy(command_name: &str) -> Self {
+        Self::from_agent_error(&AgentError::new(
+            "AgentIsBusy",
+            format!("executing command {command_name}"),
+        ))
+    }
+
+    /// 404 for an unknown command id.
+    pub fn result_not_found(id: &str) -> Self {
+        Self::from_agent_error(&AgentError::new(
+            "RequestedObjectNotFoundError",
+            format!("Command Result with id {id} not found."),
+        ))
+    }
+
+    /// 404 for an unknown extension.
+    pub fn extension_not_found(ext: &str) -> Self {
+        Self::from_agent_error(&AgentError::new(
+            "RequestedObjectNotFoundError",
+            format!("Extension with id {ext} not found."),
+        ))
+    }
+
+    /// A RESTError answered at the HTTP level: status = its code,
+    /// faultstring `"<message>: <details>"`.
+    pub fn from_agent_error(err: &AgentError) -> Self {
+        Self::new(err.http_status(), err.faultstring())
+    }
+
+    /// 500 for an unexpected internal failure.
+    pub fn internal(text: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, text)
+    }
+}
+
+impl IntoResponse for HttpFault {
+    fn into_response(self) -> Response {
+        let faultcode = if self.status.is_server_error() {
+            "Server"
+        } else {
+            "Client"
+        };
+        let body = serde_json::json!({"faultcode": faultcode, "faultstring": self.faultstring});
+        let mut response = crate::server::json_response(self.status, &body);
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// Renders a JSON value the way Python's `repr()` renders the equivalent
+/// object; IPA puts such reprs into error details (VersionMismatch,
+/// malformed steps) and operators compare them with IPA's logs.
+pub fn py_repr(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "None".to_string(),
+        Value::Bool(true) => "True".to_string(),
+        Value::Bool(false) => "False".to_string(),
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                if f.fract() == 0.0 && f.abs() < 1e16 {
+                    format!("{f:.1}")
+                } else {
+                    f.to_string()
+                }
+            } else {
+                n.to_string()
+            }
+        }
+        Value::String(s) => py_str_repr(s),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(py_repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(map) => {
+            let inner: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python's `repr()` of a `str`: single quotes unless the text contains a
+/// single quote and no double quote.
+fn py_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_object_has_exactly_four_keys() {
+        let err = AgentError::new("BlockDeviceEraseError", "disk on fire");
+        let v = serde_json::to_value(&err).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "BlockDeviceEraseError", "code": 500, "message": "Error erasing block device", "details": "disk on fire"})
+        );
+    }
+
+    #[test]
+    fn busy_fault_text() {
+        let f = HttpFault::busy("execute_clean_step");
+        assert_eq!(f.status, StatusCode::CONFLICT);
+        assert_eq!(
+            f.faultstring,
+            "Agent is busy: executing command execute_clean_step"
+        );
+    }
+
+    #[test]
+    fn python_repr() {
+        assert_eq!(
+            py_repr(&json!({"generic_hardware_manager": "1.2"})),
+            "{'generic_hardware_manager': '1.2'}"
+        );
+        assert_eq!(
+            py_repr(&json!({"a": [1, 2.0, null, true], "b": "it's"})),
+            "{'a': [1, 2.0, None, True], 'b': \"it's\"}"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Shared bodies of the step extensions (`clean`, `deploy`, `service`):
+//! listing with deduplication and execution with the version check
+//! (hardware-managers.md §6-§7, commands.md §2.1).
+
+use serde_json::{json, Map, Value};
+
+use crate::engine::{CommandError, Ctx};
+use crate::errors::{py_repr, AgentError};
+use crate::managers::{deduplicate_steps, StepKind};
+
+/// `get_<kind>_steps(node, ports)`.
+pub(crate) async fn get_steps(
+    ctx: Ctx,
+    kind: StepKind,
+    params: Map<String, Value>,
+) -> Result<Value, CommandError> {
+    let node = params.get("node").cloned().unwrap_or(Value::Null);
+    let ports = params.get("ports").cloned().unwrap_or(Value::Null);
+    ctx.state.cache_node(&node);
+    let managers = ctx.state.managers();
+    let (candidates, versions) = ctx
+        .blocking(move || {
+            let candidates = managers.get_steps(kind, &node, &ports)?;
+            let versions = managers.versions()?;
+            Ok((candidates, versions))
+        })
+        .await?;
+    let steps = deduplicate_steps(&candidates);
+    Ok(json!({
+        format!("{}_steps", kind.as_str()): steps,
+        "hardware_manager_version": versions,
+    }))
+}
+
+/// `execute_<kind>_step(step, node, ports, <kind>_version=None, **kwargs)`.
+pub(crate) async fn execute_step(
+    ctx: Ctx,
+    kind: StepKind,
+    mut params: Map<String, Value>,
+) -> Result<Value, CommandError> {
+    let k = kind.as_str();
+    let step = params.remove("step").unwrap_or(Value::Null);
+    let node = params.remove("node").unwrap_or(Value::Null);
+    let ports = params.remove("ports").unwrap_or(Value::Null);
+    let provided = params
+        .remove(&format!("{k}_version"))
+        .unwrap_or(Value::Null);
+    ctx.state.cache_node(&node);
+
+    let managers = ctx.state.managers();
+    if !provided.is_null() {
+        let m = managers.clone();
+        let current = ctx.blocking(move || m.versions()).await?;
+        let current = json!(current);
+        if current != provided {
+            return Err(AgentError::new(
+                "VersionMismatch",
+                format!(
+                    "Current versions: {}, versions used by ironic: {}",
+                    py_repr(&current),
+                    py_repr(&provided)
+                ),
+            )
+            .into());
+        }
+    }
+
+    let Some(name) = step.get("step").and_then(Value::as_str).map(str::to_string) else {
+        return Err(CommandError::Exception {
+            class: "ValueError",
+            text: format!("Malformed {k}_step, no \"step\" key: {}", py_repr(&step)),
+        });
+    };
+    // kwargs = extra top-level params, then the step's own args on top.
+    let mut kwargs = params;
+    if let Some(Value::Object(args)) = step.get("args") {
+        kwargs.extend(args.clone());
+    }
+    let kwargs = Value::Object(kwargs);
+    let progress = ctx.progress_sink();
+    tracing::info!(kind = k, step = %name, "executing step");
+    let step_name = name.clone();
+    let result = ctx
+        .blocking(move || {
+            managers.execute_step(kind, &step_name, &node, &ports, &kwargs, &progress)
+        })
+        .await?;
+    if kind == StepKind::Deploy && name == "write_image" {
+        record_partition_uuids(&ctx, &result);
+    }
+    Ok(json!({
+        format!("{k}_result"): result,
+        format!("{k}_step"): step,
+    }))
+}
+
+/// A `write_image` step may report the partition UUIDs it created (the keys
+/// of `standby.get_partition_uuids`); keep them for that command.
+fn record_partition_uuids(ctx: &Ctx, result: &Value) {
+    if let Some(uuids) = result.get("partition_uuids").filter(|v| v.is_object()) {
+        ctx.state.set_partition_uuids(uuids.clone());
+    } else if let Some(obj) = result.as_object() {
+        if obj.contains_key("root uuid") {
+            ctx.state.set_partition_uuids(result.clone());
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! `disks`: block devices by name, mapped to `<root>/dev/<name>` (regular
+//! files in tests, real devices when the root is `/`).
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+
+use cap_std::fs::OpenOptions;
+use rustix::fs::FallocateFlags;
+use wasmtime::component::Resource;
+
+use super::is_escape;
+use crate::bindings::ironic::hardware::disks::{self, Access, DiskError};
+use crate::policy::Need;
+use crate::sandbox::CallState;
+
+/// Largest single read.
+pub const MAX_READ: u32 = 16 * 1024 * 1024;
+
+/// An open disk, held in the call's resource table.
+#[derive(Debug)]
+pub struct DiskHandle {
+    name: String,
+    file: File,
+    writable: bool,
+    block: bool,
+    size: u64,
+    logical: u32,
+    physical: u32,
+}
+
+// Linux block-device ioctls (linux/fs.h).
+const BLKDISCARD: libc::c_ulong = 0x1277;
+const BLKZEROOUT: libc::c_ulong = 0x127f;
+
+/// Check a device name: `/dev/` + safe characters, no `..` or empty parts.
+pub fn validate_name(name: &str) -> Result<&str, String> {
+    let rest = name
+        .strip_prefix("/dev/")
+        .ok_or_else(|| format!("{name:?}: a disk name starts with /dev/"))?;
+    let safe = rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'));
+    let parts_ok = rest
+        .split('/')
+        .all(|p| !p.is_empty() && p != "." && p != "..");
+    if rest.is_empty() || !safe || !parts_ok {
+        return Err(format!("{name:?}: invalid disk name"));
+    }
+    Ok(rest)
+}
+
+fn ioctl_range(file: &File, request: libc::c_ulong, offset: u64, len: u64) -> std::io::Result<()> {
+    let range: [u64; 2] = [offset, len];
+    // SAFETY: BLKDISCARD/BLKZEROOUT read a `u64[2]` (start, length) from the
+    // pointer, which points at a live local array for the whole call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, range.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn sector_sizes_from_sysfs(state: &CallState, rest: &str) -> (u32, u32) {
+    let base = rest.rsplit('/').next().unwrap_or(rest);
+    let read = |file: &str| -> Option<u32> {
+        let path = format!("sys/class/block/{base}/queue/{file}");
+        let text = state.env.root.read_to_string(path).ok()?;
+        text.trim().parse().ok()
+    };
+    (
+        read("logical_block_size").unwrap_or(512),
+        read("physical_block_size").unwrap_or(512),
+    )
+}
+
+impl CallState {
+    fn disk(&self, handle: &Resource<DiskHandle>) -> Result<&DiskHandle, DiskError> {
+        self.table
+            .get(handle)
+            .map_err(|e| DiskError::Io(format!("invalid disk handle: {e}")))
+    }
+
+    fn open_disk(&mut self, name: &str, access: Access) -> Result<DiskHandle, DiskError> {
+        let rest = validate_name(name).map_err(DiskError::NotFound)?;
+        let need = match access {
+            Access::ReadOnly => Need::DiskRead(name),
+            Access::ReadWrite => Need::DiskWrite(name),
+        };
+        self.manager.policy.check(need).map_err(DiskError::Denied)?;
+        let writable = access == Access::ReadWrite;
+        let mut options = OpenOptions::new();
+        options.read(true).write(writable);
+        let file = self
+            .env
+            .root
+            .open_with(format!("dev/{rest}"), &options)
+            .map_err(|e| {
+                if is_escape(&e) {
+                    DiskError::Denied(format!("{name}: resolves outside the hardware root"))
+                } else if e.kind() == std::io::ErrorKind::NotFound {
+                    DiskError::NotFound(name.to_string())
+                } else {
+                    DiskError::Io(format!("{name}: open: {e}"))
+                }
+            })?
+            .into_std();
+        let meta = file
+            .metadata()
+            .map_err(|e| DiskError::Io(format!("{name}: stat: {e}")))?;
+        let block = meta.file_type().is_block_device();
+        let (size, logical, physical) = if block {
+            // lseek(SEEK_END) reports a block device's size, like BLKGETSIZE64.
+            let size = rustix::fs::seek(&file, rustix::fs::SeekFrom::End(0))
+                .map_err(|e| DiskError::Io(format!("{name}: size: {e}")))?;
+            let logical = rustix::fs::ioctl_blksszget(&file).unwrap_or(512);
+            let physical = rustix::fs::ioctl_blkpbszget(&file).unwrap_or(logical);
+            (size, logical, physical)
+        } else if meta.is_file() {
+            let (l, p) = sector_sizes_from_sysfs(self, rest);
+            (meta.len(), l, p)
+        } else {
+            return Err(DiskError::Unsupported(format!(
+                "{name}: not a block device or disk image"
+            )));
+        };
+        tracing::debug!(manager = %self.manager.name, disk = name, writable, size, "opened disk");
+        Ok(DiskHandle {
+            name: name.to_string(),
+            file,
+            writable,
+            block,
+            size,
+            logical,
+            physical,
+        })
+    }
+}
+
+impl DiskHandle {
+    fn check_range(&self, offset: u64, len: u64) -> Result<(), DiskError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(DiskError::OutOfRange(format!(
+                "{}: range {offset}+{len} is outside the device ({} bytes)",
+                self.name, self.size
+            ))),
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), DiskError> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(DiskError::Denied(format!(
+                "{}: opened read-only",
+                self.name
+            )))
+        }
+    }
+
+    fn check_aligned(&self, offset: u64, len: u64) -> Result<(), DiskError> {
+        let sector = u64::from(self.logical.max(1));
+        if self.block && (!offset.is_multiple_of(sector) || !len.is_multiple_of(sector)) {
+            return Err(DiskError::OutOfRange(format!(
+                "{}: range {offset}+{len} is not aligned to {sector}-byte sectors",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn io(&self, what: &str, e: impl std::fmt::Display) -> DiskError {
+        DiskError::Io(format!("{}: {what}: {e}", self.name))
+    }
+
+    fn zero_fill(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        let chunk = vec![0u8; 1024 * 1024];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(chunk.len() as u64) as usize;
+            self.file.write_all_at(&chunk[..n], offset + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl disks::Host for CallState {}
+
+impl disks::HostDisk for CallState {
+    fn open(&mut self, name: String, access: Access) -> Result<Resource<DiskHandle>, DiskError> {
+        let handle = self.open_disk(&name, access)?;
+        self.table
+            .push(handle)
+            .map_err(|e| DiskError::Io(format!("{name}: too many open disks: {e}")))
+    }
+
+    fn name(&mut self, disk: Resource<DiskHandle>) -> String {
+        self.disk(&disk).map(|d| d.name.clone()).unwrap_or_default()
+    }
+
+    fn size(&mut self, disk: Resource<DiskHandle>) -> u64 {
+        self.disk(&disk).map(|d| d.size).unwrap_or(0)
+    }
+
+    fn logical_sector_size(&mut self, disk: Resource<DiskHandle>) -> u32 {
+        self.disk(&disk).map(|d| d.logical).unwrap_or(512)
+    }
+
+    fn physical_sector_size(&mut self, disk: Resource<DiskHandle>) -> u32 {
+        self.disk(&disk).map(|d| d.physical).unwrap_or(512)
+    }
+
+    fn read(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, DiskError> {
+        let d = self.disk(&disk)?;
+        if len > MAX_READ {
+            return Err(DiskError::OutOfRange(format!(
+                "{}: read of {len} bytes exceeds 16 MiB",
+                d.name
+            )));
+        }
+        // Reads past the end are clipped, like read(2).
+        let len = u64::from(len).min(d.size.saturating_sub(offset));
+        d.check_range(offset, len)?;
+        let mut buf = vec![0u8; len as usize];
+        d.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| d.io("read", e))?;
+        Ok(buf)
+    }
+
+    fn write(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), DiskError> {
+        let d = self.disk(&disk)?;
+        d.check_writable()?;
+        d.check_range(offset, data.len() as u64)?;
+        d.file
+            .write_all_at(&data, offset)
+            .map_err(|e| d.io("write", e))
+    }
+
+    fn write_zeroes(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), DiskError> {
+        let d = self.disk(&disk)?;
+        d.check_writable()?;
+        d.check_range(offset, len)?;
+        d.check_aligned(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        if d.block {
+            return ioctl_range(&d.file, BLKZEROOUT, offset, len)
+                .map_err(|e| d.io("BLKZEROOUT", e));
+        }
+        // Cheapest first: zero range, then punch a hole, then write zeroes.
+        if rustix::fs::fallocate(&d.file, FallocateFlags::ZERO_RANGE, offset, len).is_ok() {
+            return Ok(());
+        }
+        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        if rustix::fs::fallocate(&d.file, punch, offset, len).is_ok() {
+            return Ok(());
+        }
+        d.zero_fill(offset, len)
+            .map_err(|e| d.io("write zeroes", e))
+    }
+
+    fn discard(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), DiskError> {
+        let d = self.disk(&disk)?;
+        d.check_writable()?;
+        d.check_range(offset, len)?;
+        d.check_aligned(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let result = if d.block {
+            ioctl_range(&d.file, BLKDISCARD, offset, len)
+        } else {
+            rustix::fs::fallocate(
+                &d.file,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            )
+            .map_err(std::io::Error::from)
+        };
+        result.map_err(|e| match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) => {
+                DiskError::Unsupported(format!("{}: discard is not supported", d.name))
+            }
+            _ => d.io("discard", e),
+        })
+    }
+
+    fn flush(&mut self, disk: Resource<DiskHandle>) -> Result<(), DiskError> {
+        let d = self.disk(&disk)?;
+        d.file.sync_data().map_err(|e| d.io("flush", e))
+    }
+
+    fn drop(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<()> {
+        self.table.delete(disk)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::ironic::hardware::disks::HostDisk;
+
+    fn state(root: &std::path::Path, caps: &str) -> CallState {
+        CallState::for_test(
+            root,
+            crate::Capabilities::parse(caps, "test").expect("caps"),
+        )
+    }
+
+    fn disk_root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("root");
+        std::fs::create_dir_all(root.path().join("dev")).expect("dev");
+        std::fs::write(root.path().join("dev/sda"), vec![0xffu8; 64 * 1024]).expect("disk");
+        std::fs::create_dir_all(root.path().join("sys/class/block/sda/queue")).expect("sysfs");
+        std::fs::write(
+            root.path()
+                .join("sys/class/block/sda/queue/physical_block_size"),
+            "4096\n",
+        )
+        .expect("pbs");
+        root
+    }
+
+    #[test]
+    fn write_zeroes_discard_and_bounds_on_an_image() {
+        let root = disk_root();
+        let mut s = state(
+            root.path(),
+            "[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]",
+        );
+        let d = s.open("/dev/sda".into(), Access::ReadWrite).expect("open");
+        assert_eq!(s.size(Resource::new_borrow(d.rep())), 64 * 1024);
+        assert_eq!(s.logical_sector_size(Resource::new_borrow(d.rep())), 512);
+        assert_eq!(s.physical_sector_size(Resource::new_borrow(d.rep())), 4096);
+        s.write_zeroes(Resource::new_borrow(d.rep()), 4096, 8192)
+            .expect("write-zeroes");
+        s.discard(Resource::new_borrow(d.rep()), 0, 4096)
+            .expect("discard");
+        s.write(Resource::new_borrow(d.rep()), 20000, vec![7u8; 3])
+            .expect("write");
+        s.flush(Resource::new_borrow(d.rep())).expect("flush");
+        let data = s
+            .read(Resource::new_borrow(d.rep()), 0, 64 * 1024)
+            .expect("read");
+        assert!(data[4096..12288].iter().all(|b| *b == 0), "zeroed range");
+        assert!(
+            data[12288..20000].iter().all(|b| *b == 0xff),
+            "outside the range untouched"
+        );
+        assert_eq!(&data[20000..20003], &[7, 7, 7]);
+        let err = s
+            .write_zeroes(Resource::new_borrow(d.rep()), 60 * 1024, 8192)
+            .expect_err("past the end");
+        assert!(
+            matches!(&err, DiskError::OutOfRange(m) if m.contains("/dev/sda")),
+            "{err:?}"
+        );
+        assert!(matches!(
+            s.read(Resource::new_borrow(d.rep()), 0, MAX_READ + 1),
+            Err(DiskError::OutOfRange(_))
+        ));
+        s.drop(d).expect("drop");
+    }
+
+    #[test]
+    fn read_only_handles_and_missing_disks() {
+        let root = disk_root();
+        let mut s = state(root.path(), "[disks]\nread=[\"/dev/*\"]");
+        let d = s
+            .open("/dev/sda".into(), Access::ReadOnly)
+            .expect("open read-only");
+        let err = s
+            .write(Resource::new_borrow(d.rep()), 0, vec![1])
+            .expect_err("read-only");
+        assert!(
+            matches!(&err, DiskError::Denied(m) if m.contains("/dev/sda")),
+            "{err:?}"
+        );
+        assert!(matches!(
+            s.open("/dev/sda".into(), Access::ReadWrite),
+            Err(DiskError::Denied(_))
+        ));
+        assert!(
+            matches!(s.open("/dev/sdz".into(), Access::ReadOnly), Err(DiskError::NotFound(m)) if m == "/dev/sdz")
+        );
+    }
+
+    #[test]
+    fn disk_names() {
+        assert_eq!(validate_name("/dev/sda"), Ok("sda"));
+        assert_eq!(validate_name("/dev/nvme0n1"), Ok("nvme0n1"));
+        assert_eq!(validate_name("/dev/mapper/vg-root"), Ok("mapper/vg-root"));
+        for bad in [
+            "sda",
+            "/dev/",
+            "/dev/../etc/shadow",
+            "/dev/a/../../x",
+            "/dev/a b",
+            "/dev//sda",
+            "/dev/sda\0",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Grants and the effective policy: a capability is usable only when the
+//! manager declared it AND the operator granted it; checked on every call.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::Context;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::error::HostError;
+use crate::manifest::Capabilities;
+
+/// The operator's grants: `[managers.<name>]` tables, plus `[managers."*"]`
+/// applying to every manager. `<name>` is the component's file stem.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    managers: BTreeMap<String, Capabilities>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsFile {
+    #[serde(default)]
+    managers: BTreeMap<String, Capabilities>,
+}
+
+const BUILTIN_GRANTS: &str = include_str!("default-grants.toml");
+
+impl Grants {
+    /// The built-in grants: `generic` gets what the generic manager declares,
+    /// every manager may log and report progress.
+    pub fn builtin() -> Grants {
+        // The file is part of the crate and covered by a unit test.
+        Grants::from_toml(BUILTIN_GRANTS, Path::new("<built-in default-grants.toml>"))
+            .unwrap_or_default()
+    }
+
+    /// Parse a grants file; errors name the file and the offending key.
+    pub fn from_toml(text: &str, source: &Path) -> Result<Grants, HostError> {
+        let file: GrantsFile = toml::from_str(text).map_err(|e| HostError::Grants {
+            file: source.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        for (name, caps) in &file.managers {
+            // Validate globs up front so a typo fails at start, not per call.
+            compile_globs(&caps.machine.paths)
+                .and(compile_globs(&caps.disks.read))
+                .and(compile_globs(&caps.disks.write))
+                .map_err(|e| HostError::Grants {
+                    file: source.to_path_buf(),
+                    message: format!("managers.{name}: {e:#}"),
+                })?;
+            if let Some(bad) = caps
+                .commands
+                .programs
+                .iter()
+                .find(|p| p.contains('/') || p.is_empty())
+            {
+                return Err(HostError::Grants {
+                    file: source.to_path_buf(),
+                    message: format!(
+                        "managers.{name}.commands.programs: {bad:?} is not a bare program name"
+                    ),
+                });
+            }
+        }
+        Ok(Grants {
+            managers: file.managers,
+        })
+    }
+
+    /// Grant a manager (by file stem) a set of capabilities, replacing any
+    /// previous table for it.
+    pub fn grant(&mut self, name: &str, caps: Capabilities) {
+        self.managers.insert(name.to_string(), caps);
+    }
+
+    /// What the operator grants manager `name`: its table ∪ the `"*"` table.
+    pub fn for_manager(&self, name: &str) -> Capabilities {
+        let everyone = self.managers.get("*").cloned().unwrap_or_default();
+        match self.managers.get(name) {
+            Some(own) => own.union(&everyone),
+            None => everyone,
+        }
+    }
+}
+
+fn compile_globs(patterns: &[String]) -> anyhow::Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        // `*` stays inside one path component: `/dev/*` is not `/dev/disk/by-id/x`.
+        let glob = GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .with_context(|| format!("invalid glob {p:?}"))?;
+        builder.add(glob);
+    }
+    builder.build().context("building glob set")
+}
+
+/// One side (declared or granted) compiled for matching.
+#[derive(Debug)]
+struct Side {
+    caps: Capabilities,
+    paths: GlobSet,
+    disk_read: GlobSet,
+    disk_write: GlobSet,
+}
+
+impl Side {
+    fn new(caps: Capabilities) -> anyhow::Result<Side> {
+        Ok(Side {
+            paths: compile_globs(&caps.machine.paths).context("machine.paths")?,
+            disk_read: compile_globs(&caps.disks.read).context("disks.read")?,
+            disk_write: compile_globs(&caps.disks.write).context("disks.write")?,
+            caps,
+        })
+    }
+}
+
+/// A capability a call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need<'a> {
+    /// Read `path` (normalised absolute) through `machine`.
+    Path(&'a str),
+    /// List network addresses.
+    Network,
+    /// Open a disk read-only.
+    DiskRead(&'a str),
+    /// Open a disk read-write.
+    DiskWrite(&'a str),
+    /// Run a program.
+    Program(&'a str),
+    /// Log.
+    Log,
+    /// Report progress.
+    Progress,
+}
+
+impl Need<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Need::Path(p) => format!("machine path {p}"),
+            Need::Network => "machine network addresses".into(),
+            Need::DiskRead(d) => format!("read access to disk {d}"),
+            Need::DiskWrite(d) => format!("write access to disk {d}"),
+            Need::Program(p) => format!("program {p}"),
+            Need::Log => "log".into(),
+            Need::Progress => "progress".into(),
+        }
+    }
+}
+
+/// Declared ∩ granted for one manager.
+#[derive(Debug)]
+pub struct Policy {
+    manager: String,
+    declared: Side,
+    granted: Side,
+}
+
+impl Policy {
+    /// Compile the policy of manager `manager` (file stem).
+    pub fn new(
+        manager: &str,
+        declared: Capabilities,
+        granted: Capabilities,
+    ) -> anyhow::Result<Policy> {
+        Ok(Policy {
+            manager: manager.to_string(),
+            declared: Side::new(declared).with_context(|| format!("manifest of {manager}"))?,
+            granted: Side::new(granted).with_context(|| format!("grants for {manager}"))?,
+        })
+    }
+
+    /// What the manager declared.
+    pub fn declared(&self) -> &Capabilities {
+        &self.declared.caps
+    }
+
+    /// What the operator granted it.
+    pub fn granted(&self) -> &Capabilities {
+        &self.granted.caps
+    }
+
+    /// `Ok(())` when allowed; otherwise the denial message (also logged).
+    pub fn check(&self, need: Need<'_>) -> Result<(), String> {
+        let declared = allows(&self.declared, need);
+        let granted = allows(&self.granted, need);
+        if declared && granted {
+            return Ok(());
+        }
+        let why = if !declared {
+            "not declared by"
+        } else {
+            "not granted to"
+        };
+        let message = format!("{} {why} manager {}", need.describe(), self.manager);
+        tracing::warn!(manager = %self.manager, capability = %need.describe(), "denied: {message}");
+        Err(message)
+    }
+}
+
+fn allows(side: &Side, need: Need<'_>) -> bool {
+    match need {
+        Need::Path(p) => side.paths.is_match(p),
+        Need::Network => side.caps.machine.network,
+        Need::DiskRead(d) => side.disk_read.is_match(d) || side.disk_write.is_match(d),
+        Need::DiskWrite(d) => side.disk_write.is_match(d),
+        Need::Program(p) => side.caps.commands.programs.iter().any(|x| x == p),
+        Need::Log => side.caps.log,
+        Need::Progress => side.caps.progress,
+    }
+}
+
+/// Normalise an absolute guest path lexically: `.` dropped, `..` pops;
+/// relative paths, NUL bytes and `..` above `/` are errors.
+pub fn normalise_path(path: &str) -> Result<PathBuf, String> {
+    if path.contains('\0') {
+        return Err(format!("{path:?}: path contains a NUL byte"));
+    }
+    if !path.starts_with('/') {
+        return Err(format!("{path}: path must be absolute"));
+    }
+    let mut out = PathBuf::from("/");
+    for component in Path::new(path).components() {
+        match component {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err(format!("{path}: path leads above /"));
+                }
+            }
+            Component::Normal(c) => out.push(c),
+            Component::Prefix(_) => return Err(format!("{path}: invalid path")),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(toml: &str) -> Capabilities {
+        Capabilities::parse(toml, "test").expect("valid")
+    }
+
+    #[test]
+    fn builtin_grants_parse_and_match_generic_manifest() {
+        let builtin =
+            Grants::from_toml(BUILTIN_GRANTS, Path::new("builtin")).expect("builtin grants parse");
+        let manifest = include_str!("../../../managers/generic/manifest.toml");
+        let declared = caps(manifest);
+        assert_eq!(
+            builtin.for_manager("generic"),
+            declared,
+            "generic grants == generic manifest"
+        );
+        let other = builtin.for_manager("vendor");
+        assert!(other.log && other.progress && other.machine.paths.is_empty());
+    }
+
+    #[test]
+    fn declared_but_not_granted_and_granted_but_not_declared_are_denied() {
+        let policy = Policy::new(
+            "vendor",
+            caps("[machine]\npaths=[\"/sys/**\"]\n[commands]\nprograms=[\"ipmitool\"]"),
+            caps("[machine]\npaths=[\"/proc/**\"]\n[commands]\nprograms=[\"ipmitool\",\"wipefs\"]"),
+        )
+        .expect("policy");
+        let err = policy
+            .check(Need::Path("/sys/class/net"))
+            .expect_err("declared only");
+        assert!(err.contains("not granted to manager vendor"), "{err}");
+        let err = policy
+            .check(Need::Path("/proc/cpuinfo"))
+            .expect_err("granted only");
+        assert!(err.contains("not declared by manager vendor"), "{err}");
+        assert!(policy.check(Need::Program("ipmitool")).is_ok());
+        assert!(policy.check(Need::Program("wipefs")).is_err());
+        assert!(policy.check(Need::Network).is_err());
+    }
+
+    #[test]
+    fn globs_stay_inside_components() {
+        let both = caps("[machine]\npaths=[\"/sys/**\",\"/dev/ipmi*\"]\n[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/sdb\"]");
+        let policy = Policy::new("m", both.clone(), both).expect("policy");
+        assert!(policy.check(Need::Path("/sys/block/sda/size")).is_ok());
+        assert!(policy.check(Need::Path("/dev/ipmi0")).is_ok());
+        assert!(policy.check(Need::Path("/dev/ipmi/0")).is_err());
+        assert!(policy.check(Need::Path("/etc/shadow")).is_err());
+        assert!(policy.check(Need::DiskRead("/dev/sda")).is_ok());
+        assert!(policy.check(Need::DiskRead("/dev/mapper/x")).is_err());
+        assert!(policy.check(Need::DiskWrite("/dev/sda")).is_err());
+        assert!(policy.check(Need::DiskWrite("/dev/sdb")).is_ok());
+    }
+
+    #[test]
+    fn star_grants_apply_to_everyone() {
+        let grants = Grants::from_toml(
+            "[managers.\"*\"]\nlog=true\n[managers.v.commands]\nprograms=[\"nvme\"]\n",
+            Path::new("g.toml"),
+        )
+        .expect("grants");
+        let v = grants.for_manager("v");
+        assert!(v.log);
+        assert_eq!(v.commands.programs, ["nvme"]);
+        assert!(grants.for_manager("w").log);
+    }
+
+    #[test]
+    fn grants_errors_name_file_and_key() {
+        let err = Grants::from_toml("[managers.v]\nlogs = true\n", Path::new("/etc/grants.toml"))
+            .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(
+            text.contains("/etc/grants.toml") && text.contains("logs"),
+            "{text}"
+        );
+        let err = Grants::from_toml(
+            "[managers.v.machine]\npaths=[\"/sys/[\"]\n",
+            Path::new("g.toml"),
+        )
+        .expect_err("bad glob");
+        assert!(err.to_string().contains("managers.v"), "{err}");
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(
+            normalise_path("/sys/./class//net/../block").as_deref(),
+            Ok(Path::new("/sys/class/block"))
+        );
+        assert_eq!(
+            normalise_path("/sys/../etc/shadow").as_deref(),
+            Ok(Path::new("/etc/shadow"))
+        );
+        assert!(normalise_path("/sys/../../etc/shadow").is_err());
+        assert!(normalise_path("sys/class").is_err());
+        assert!(normalise_path("/sys/\0x").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! Per-call sandbox: store data, limits, instantiation and classification
+//! of how a call ended.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cap_std::fs::Dir;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{HardwareManager, HardwareManagerPre};
+use crate::error::SandboxFailure;
+use crate::policy::Policy;
+use crate::{Limits, NetworkSource};
+
+/// Bytes of guest stdout/stderr kept per call (the rest is discarded).
+const GUEST_OUTPUT_CAP: usize = 64 * 1024;
+
+/// What every call of every manager shares: the machine and the limits.
+#[derive(Debug)]
+pub(crate) struct Environment {
+    /// The hardware root, opened once; capabilities resolve inside it.
+    pub root: Dir,
+    pub program_dirs: Vec<PathBuf>,
+    pub network: NetworkSource,
+    pub limits: Limits,
+}
+
+/// Per-manager data the calls need.
+#[derive(Debug)]
+pub(crate) struct ManagerCtx {
+    /// File stem: the name grants and errors use.
+    pub name: String,
+    pub policy: Policy,
+}
+
+/// Progress messages of a running step.
+pub(crate) type ProgressSender = Sender<(Option<u8>, String)>;
+
+/// The store's data for one call.
+pub(crate) struct CallState {
+    pub manager: Arc<ManagerCtx>,
+    pub env: Arc<Environment>,
+    pub table: ResourceTable,
+    wasi: WasiCtx,
+    limiter: MemoryLimiter,
+    /// When the call's deadline passes (commands are capped at it).
+    pub deadline: Instant,
+    pub progress: Option<ProgressSender>,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers that the cap was hit, so a memory bomb
+/// is reported as such rather than as whatever trap follows.
+struct MemoryLimiter {
+    cap: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Guest stdout/stderr: kept up to a cap, the rest silently dropped (a
+/// chatty guest must not trap because of it).
+#[derive(Clone)]
+struct CappedOutput {
+    buf: Arc<Mutex<Vec<u8>>>,
+    cap: usize,
+}
+
+impl CappedOutput {
+    fn new(cap: usize) -> Self {
+        CappedOutput {
+            buf: Arc::new(Mutex::new(Vec::new())),
+            cap,
+        }
+    }
+
+    fn text(&self) -> String {
+        let buf = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for CappedOutput {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        if let Ok(mut buf) = self.buf.lock() {
+            let room = self.cap.saturating_sub(buf.len());
+            buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 guests use this; they get a discarding sink.
+        Box::new(tokio::io::sink())
+    }
+}
+
+/// A call that the sandbox stopped.
+#[derive(Debug)]
+pub(crate) struct SandboxError {
+    pub failure: SandboxFailure,
+    pub details: String,
+}
+
+/// Run `f` against a fresh instance of `pre` with the limits applied.
+pub(crate) fn run_call<R>(
+    pre: &HardwareManagerPre<CallState>,
+    manager: &Arc<ManagerCtx>,
+    env: &Arc<Environment>,
+    call: &str,
+    timeout: Duration,
+    progress: Option<ProgressSender>,
+    f: impl FnOnce(&HardwareManager, &mut Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, SandboxError> {
+    let stdout = CappedOutput::new(GUEST_OUTPUT_CAP);
+    let stderr = CappedOutput::new(GUEST_OUTPUT_CAP);
+    // Deny by default: no preopens, env, args; no sockets or name lookup.
+    let wasi = WasiCtx::builder()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let state = CallState {
+        manager: manager.clone(),
+        env: env.clone(),
+        table: ResourceTable::new(),
+        wasi,
+        limiter: MemoryLimiter {
+            cap: env.limits.memory_bytes,
+            hit: false,
+        },
+        deadline: Instant::now() + timeout,
+        progress,
+    };
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(crate::engine::ticks_for(timeout));
+    store.epoch_deadline_trap();
+
+    let started = Instant::now();
+    let result = pre
+        .instantiate(&mut store)
+        .and_then(|instance| f(&instance, &mut store));
+    let memory_hit = store.data().limiter.hit;
+    drop(store);
+
+    let (out, err) = (stdout.text(), stderr.text());
+    if !out.is_empty() {
+        tracing::debug!(manager = %manager.name, call, "guest stdout: {}", out.trim_end());
+    }
+    if !err.is_empty() {
+        tracing::debug!(manager = %manager.name, call, "guest stderr: {}", err.trim_end());
+    }
+    let error = match result {
+        Ok(value) => {
+            tracing::trace!(manager = %manager.name, call, elapsed_us = started.elapsed().as_micros() as u64, "call finished");
+            return Ok(value);
+        }
+        Err(e) => e,
+    };
+    let trap = error.downcast_ref::<Trap>().copied();
+    let (failure, mut details) = if memory_hit {
+        (
+            SandboxFailure::MemoryLimit,
+            format!(
+                "memory limit of {} MiB exceeded",
+                env.limits.memory_bytes / (1024 * 1024)
+            ),
+        )
+    } else if trap == Some(Trap::Interrupt) {
+        (
+            SandboxFailure::Timeout,
+            format!("deadline of {} exceeded", human_duration(timeout)),
+        )
+    } else if trap.is_some() {
+        (SandboxFailure::Trap, format!("{}", error.root_cause()))
+    } else {
+        (SandboxFailure::Contract, format!("{error:?}"))
+    };
+    // A Rust guest prints its panic message on stderr before trapping.
+    let err_tail = tail(err.trim(), 2048);
+    if !err_tail.is_empty() {
+        details.push_str("; guest stderr: ");
+        details.push_str(err_tail);
+    }
+    tracing::warn!(manager = %manager.name, call, failure = %failure, "sandbox stopped the call: {details}");
+    Err(SandboxError { failure, details })
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn human_duration(d: Duration) -> String {
+    if d.as_secs() >= 1 && d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+impl CallState {
+    /// A call state outside any instance, for testing capabilities directly.
+    pub(crate) fn for_test(
+        root: &std::path::Path,
+        declared_and_granted: crate::Capabilities,
+    ) -> CallState {
+        let policy = Policy::new("test", declared_and_granted.clone(), declared_and_granted)
+            .expect("policy");
+        let env = Environment {
+            root: Dir::open_ambient_dir(root, cap_std::ambient_authority()).expect("root"),
+            program_dirs: vec![],
+            network: NetworkSource::File(root.join("addresses.json")),
+            limits: Limits::default(),
+        };
+        CallState {
+            manager: Arc::new(ManagerCtx {
+                name: "test".into(),
+                policy,
+            }),
+            env: Arc::new(env),
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            limiter: MemoryLimiter {
+                cap: usize::MAX,
+                hit: false,
+            },
+            deadline: Instant::now() + Duration::from_secs(60),
+            progress: None,
+        }
+    }
+}

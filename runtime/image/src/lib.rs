@@ -1,0 +1,528 @@
+//! The agent's native image pipeline (IPA `standby.prepare_image`, the write
+//! half): download, verify, write — the agent's hottest path.
+//!
+//! ```text
+//!  HTTP body ──► [producer] ──buffers──► [hasher thread] ──► [writer thread] ──► device
+//!   (Range resume)   (format sniff        (sha256/512,         (O_DIRECT, zero runs
+//!                     on first buffer)      md5 if allowed)      as write-zeroes, first
+//!                                                               MiB held: GuardedTarget)
+//! ```
+//!
+//! * Raw images with `stream_raw_images` stream straight onto the device.
+//! * Everything else is downloaded (same pipeline, into a work file), verified,
+//!   inspected (format sniffed from bytes + safety checks), then copied (raw)
+//!   or converted by `qemu-img` with bounded memory.
+//! * The first MiB reaches the device only after the digest verified
+//!   (`target::GuardedTarget`).
+//!
+//! Partition images (images.md §5) are not handled here yet: callers get
+//! [`ImageError::InvalidParams`] for `image_type == "partition"`.
+
+mod checksum;
+mod error;
+mod format;
+mod http;
+mod info;
+mod pipeline;
+mod qemu;
+mod target;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use checksum::{parse_checksum_file, Algorithm};
+pub use error::ImageError;
+pub use format::{sniff, Format};
+pub use http::default_tls_config;
+pub use info::{validate, ImageInfo};
+pub use pipeline::ProgressFn;
+pub use target::HOLD_BYTES;
+
+use checksum::{Expected, Selection};
+use pipeline::{InspectFn, Pipeline};
+use target::{Device, GuardedTarget};
+
+/// Agent-side settings for one write (images.md §9 knobs + lookup config).
+#[derive(Clone)]
+pub struct WriteOptions {
+    /// `md5_enabled` / Ironic's `agent_md5_checksum_enable`.
+    pub md5_allowed: bool,
+    /// `permitted_image_formats` (default `raw,gpt,qcow2`).
+    pub permitted_formats: Vec<String>,
+    /// `image_download_connection_timeout`: connect and per-read timeout.
+    pub connect_timeout: Duration,
+    /// `image_download_connection_retries` (attempts = retries + 1).
+    pub retries: u32,
+    /// `image_download_connection_retry_interval`.
+    pub retry_interval: Duration,
+    /// `image_download_max_duration` (None or zero = unlimited).
+    pub max_duration: Option<Duration>,
+    /// Client TLS (CA file, client cert, insecure) as built by the agent's
+    /// TLS module; `None` = system CAs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where non-streamed images are downloaded (`<work_dir>/<id>`);
+    /// default: the system temp dir, like IPA.
+    pub work_dir: PathBuf,
+    /// Use O_DIRECT on the target when it supports it.
+    pub direct_io: bool,
+    /// qemu-img binary.
+    pub qemu_img: PathBuf,
+    /// `[disk_utils]image_convert_memory_limit` in MiB (address space).
+    pub convert_memory_limit_mib: u64,
+    /// `[disk_utils]image_convert_attempts`.
+    pub convert_attempts: u32,
+    /// Called with (bytes received, total) after every buffer.
+    pub progress: Option<ProgressFn>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            md5_allowed: true,
+            permitted_formats: vec!["raw".into(), "gpt".into(), "qcow2".into()],
+            connect_timeout: Duration::from_secs(60),
+            retries: 9,
+            retry_interval: Duration::from_secs(10),
+            max_duration: None,
+            tls: None,
+            work_dir: std::env::temp_dir(),
+            direct_io: true,
+            qemu_img: PathBuf::from("qemu-img"),
+            convert_memory_limit_mib: 2048,
+            convert_attempts: 3,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for WriteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteOptions")
+            .field("md5_allowed", &self.md5_allowed)
+            .field("permitted_formats", &self.permitted_formats)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retries", &self.retries)
+            .field("retry_interval", &self.retry_interval)
+            .field("max_duration", &self.max_duration)
+            .field("work_dir", &self.work_dir)
+            .field("direct_io", &self.direct_io)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`write_image`] did.
+#[derive(Debug, Clone)]
+pub struct WriteReport {
+    /// Bytes downloaded (the image file's length).
+    pub bytes: u64,
+    /// Detected format (`raw`, `gpt`, `qcow2`, ...).
+    pub format: String,
+    /// Digest algorithm and lower-case hex digest that verified.
+    pub algorithm: String,
+    pub digest: String,
+    /// URL the image came from.
+    pub url: String,
+    /// True when streamed straight to the device.
+    pub streamed: bool,
+    /// Bytes written to the target as data.
+    pub data_bytes: u64,
+    /// Bytes issued as write-zeroes (punch hole / BLKZEROOUT) instead of data.
+    pub zero_bytes_skipped: u64,
+    /// Range resumes after dropped connections, and restarts from byte 0.
+    pub resumes: u32,
+    pub restarts: u32,
+    pub elapsed: Duration,
+}
+
+/// Downloads `info` and writes it onto `device` (a block device or a
+/// regular file standing in for one), verifying the digest; see the crate
+/// docs for the path taken.
+pub async fn write_image(
+    info: &ImageInfo,
+    device: &Path,
+    opts: &WriteOptions,
+) -> Result<WriteReport, ImageError> {
+    let started = Instant::now();
+    info.check_id()?;
+    if info.urls.is_empty() {
+        return Err(ImageError::InvalidParams {
+            message: "Image 'urls' must be a list with at least one element.".into(),
+        });
+    }
+    if info.is_partition_image() {
+        return Err(ImageError::InvalidParams {
+            message: "partition images are not supported by this agent yet".into(),
+        });
+    }
+    let http = http::Http::new(info, opts, started)?;
+    let (algorithm, expected) = resolve_expected(&http, info, opts.md5_allowed).await?;
+    tracing::info!(image = %info.id, device = %device.display(), algorithm = algorithm.name(), streamed = info.streams(),
+        "writing image");
+    let report = if info.streams() {
+        stream_raw(&http, info, device, opts, algorithm, &expected, started).await?
+    } else {
+        download_then_write(&http, info, device, opts, algorithm, &expected, started).await?
+    };
+    tracing::info!(image = %info.id, device = %device.display(), bytes = report.bytes, format = %report.format,
+        elapsed_ms = report.elapsed.as_millis() as u64, zero_bytes = report.zero_bytes_skipped, "image written");
+    Ok(report)
+}
+
+/// §3.3 + §3.4: the algorithm and the expected lower-case hex digest.
+async fn resolve_expected(
+    http: &http::Http,
+    info: &ImageInfo,
+    md5_allowed: bool,
+) -> Result<(Algorithm, String), ImageError> {
+    let Selection {
+        algorithm,
+        expected,
+    } = checksum::select(
+        &info.id,
+        info.os_hash_algo.as_deref(),
+        info.os_hash_value.as_deref(),
+        info.checksum.as_deref(),
+        md5_allowed,
+    )?;
+    let value = match expected {
+        Expected::Value(v) => v,
+        Expected::Url(url) => {
+            let text = http.fetch_text(&url).await?;
+            let name = info
+                .urls
+                .first()
+                .map(|u| file_name_of(u))
+                .unwrap_or_default();
+            checksum::parse_checksum_file(&text, &name).map_err(|message| {
+                ImageError::ChecksumFile {
+                    url: url.clone(),
+                    message,
+                }
+            })?
+        }
+    };
+    let algorithm = match algorithm {
+        Some(a) => a,
+        None => Algorithm::from_digest_len(value.len(), md5_allowed).map_err(|message| {
+            ImageError::NoChecksum {
+                image_id: info.id.clone(),
+                message,
+            }
+        })?,
+    };
+    // IPA compares case-sensitively against a lower-case digest; accepting
+    // upper-case hex is strictly more robust and no less safe.
+    Ok((algorithm, value.to_ascii_lowercase()))
+}
+
+/// Basename of a URL's path (query and fragment stripped).
+fn file_name_of(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or(url);
+    let path = no_query.split_once("://").map_or(no_query, |(_, rest)| {
+        rest.split_once('/').map_or("", |(_, p)| p)
+    });
+    path.rsplit('/').next().unwrap_or("").to_string()
+}
+
+fn permitted(opts: &WriteOptions, f: Format) -> Result<(), ImageError> {
+    let has = |n: &str| {
+        opts.permitted_formats
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(n))
+    };
+    // GPT/ISO images are written byte for byte: "raw" permits them too.
+    if has(f.name()) || (f.is_raw_like() && has("raw")) {
+        Ok(())
+    } else {
+        Err(ImageError::FormatNotPermitted {
+            format: f.name().to_string(),
+            permitted: opts.permitted_formats.clone(),
+        })
+    }
+}
+
+/// `disk_format` (when set and not `unknown`) must agree with the bytes;
+/// `raw`/`gpt` accept any raw-like content.
+fn matches_declared(declared: Option<&str>, f: Format) -> Result<(), ImageError> {
+    match declared {
+        None | Some("") | Some("unknown") => Ok(()),
+        Some("raw") | Some("gpt") if f.is_raw_like() => Ok(()),
+        Some(d) if d == f.name() || d == f.qemu_driver() => Ok(()),
+        Some(d) => Err(ImageError::FormatMismatch {
+            declared: d.to_string(),
+            detected: f.name().to_string(),
+        }),
+    }
+}
+
+fn verify(
+    url: &str,
+    algorithm: Algorithm,
+    expected: &str,
+    actual: Option<String>,
+) -> Result<String, ImageError> {
+    let actual = actual.ok_or_else(|| ImageError::Internal(anyhow::anyhow!("digest missing")))?;
+    if actual != expected {
+        return Err(ImageError::ChecksumMismatch {
+            url: url.to_string(),
+            algorithm: algorithm.name().to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(actual)
+}
+
+/// images.md §4.1: the body goes straight onto the device. The bytes are
+/// still sniffed (first buffer, before any write): a qcow2 labelled `raw`
+/// would otherwise be written verbatim into an unbootable disk.
+async fn stream_raw(
+    http: &http::Http,
+    info: &ImageInfo,
+    device: &Path,
+    opts: &WriteOptions,
+    algorithm: Algorithm,
+    expected: &str,
+    started: Instant,
+) -> Result<WriteReport, ImageError> {
+    let dev = Device::open(device, opts.direct_io)?;
+    let target = GuardedTarget::new(dev, true)?;
+    let detected = Arc::new(std::sync::Mutex::new(Format::Raw));
+    let seen = detected.clone();
+    let opts_c = opts.clone();
+    let inspect: InspectFn = Box::new(move |head: &[u8]| {
+        let f = format::sniff(head, None)?;
+        matches_declared(Some("raw"), f)?;
+        permitted(&opts_c, f)?;
+        format::safety_check(f, head)?;
+        if let Ok(mut g) = seen.lock() {
+            *g = f;
+        }
+        Ok(())
+    });
+    let mut pipe = Pipeline::start(
+        target,
+        Some(algorithm),
+        Some(inspect),
+        opts.progress.clone(),
+    );
+    let transfer = match http.download(&info.id, &info.urls, &mut pipe).await {
+        Ok(t) => t,
+        Err(e) => {
+            pipe.abort().await;
+            return Err(e);
+        }
+    };
+    let restarts = pipe.restarts;
+    let (target, digest, len, stats) = pipe.finish().await?;
+    let digest = verify(&transfer.url, algorithm, expected, digest)?;
+    if target.device().is_block() {
+        let size = target
+            .device()
+            .size()
+            .map_err(|e| ImageError::write(device, "size", e))?;
+        if len > size {
+            return Err(ImageError::TooLarge {
+                device: device.to_path_buf(),
+                image_bytes: len,
+                device_bytes: size,
+            });
+        }
+    }
+    let dev = target.commit(len)?;
+    let format = detected
+        .lock()
+        .map(|g| g.name().to_string())
+        .unwrap_or_else(|_| "raw".into());
+    Ok(WriteReport {
+        bytes: len,
+        format,
+        algorithm: algorithm.name().into(),
+        digest,
+        url: transfer.url,
+        streamed: true,
+        data_bytes: stats.data_bytes,
+        zero_bytes_skipped: dev.zeroed,
+        resumes: transfer.resumes,
+        restarts,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Removes the work file when dropped (it lives in the ramdisk's RAM).
+struct WorkFile(PathBuf);
+
+impl Drop for WorkFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            tracing::debug!(path = %self.0.display(), error = %e, "removing work file");
+        }
+    }
+}
+
+/// images.md §3 + §4.2: download into `<work_dir>/<id>` while hashing,
+/// verify, inspect, then copy (raw-like) or convert (qemu-img).
+async fn download_then_write(
+    http: &http::Http,
+    info: &ImageInfo,
+    device: &Path,
+    opts: &WriteOptions,
+    algorithm: Algorithm,
+    expected: &str,
+    started: Instant,
+) -> Result<WriteReport, ImageError> {
+    let work = WorkFile(opts.work_dir.join(&info.id));
+    // The work file is read back right away: keep it in the page cache.
+    let file = GuardedTarget::new(Device::create(&work.0, false)?, false)?;
+    let mut pipe = Pipeline::start(file, Some(algorithm), None, opts.progress.clone());
+    let transfer = match http.download(&info.id, &info.urls, &mut pipe).await {
+        Ok(t) => t,
+        Err(e) => {
+            pipe.abort().await;
+            return Err(e);
+        }
+    };
+    let restarts = pipe.restarts;
+    let (file, digest, len, _) = pipe.finish().await?;
+    let digest = verify(&transfer.url, algorithm, expected, digest)?;
+    drop(file.commit(len)?);
+
+    let (head, tail) = read_head_tail(&work.0, len)
+        .map_err(|e| ImageError::write(&work.0, "read work file", e))?;
+    let fmt = format::sniff(&head, tail.as_deref())?;
+    format::safety_check(fmt, &head)?;
+    permitted(opts, fmt)?;
+    matches_declared(info.disk_format.as_deref(), fmt)?;
+    tracing::info!(image = %info.id, format = fmt.name(), "image inspected");
+
+    let (data_bytes, zeroed) = if fmt.is_raw_like() {
+        let dev = Device::open(device, opts.direct_io)?;
+        if dev.is_block() {
+            let size = dev
+                .size()
+                .map_err(|e| ImageError::write(device, "size", e))?;
+            if len > size {
+                return Err(ImageError::TooLarge {
+                    device: device.to_path_buf(),
+                    image_bytes: len,
+                    device_bytes: size,
+                });
+            }
+        }
+        let mut pipe = Pipeline::start(GuardedTarget::new(dev, true)?, None, None, None);
+        let src = tokio::fs::File::open(&work.0)
+            .await
+            .map_err(|e| ImageError::write(&work.0, "open work file", e))?;
+        if let Err(e) = pipe.push_reader(src).await {
+            pipe.abort().await;
+            return Err(e);
+        }
+        let (target, _, n, stats) = pipe.finish().await?;
+        let dev = target.commit(n)?;
+        (stats.data_bytes, dev.zeroed)
+    } else {
+        let tool = qemu::QemuImg {
+            bin: &opts.qemu_img,
+            mem_limit_mib: opts.convert_memory_limit_mib,
+            attempts: opts.convert_attempts,
+        };
+        let qi = qemu::info(&tool, &work.0, fmt).await?;
+        // Zero the boot area first and again on failure: a partial conversion
+        // must not leave a bootable disk (the first-MiB rule for this path).
+        let dev = Device::open(device, opts.direct_io)?;
+        if dev.is_block() {
+            let size = dev
+                .size()
+                .map_err(|e| ImageError::write(device, "size", e))?;
+            if qi.virtual_size > size {
+                return Err(ImageError::TooLarge {
+                    device: device.to_path_buf(),
+                    image_bytes: qi.virtual_size,
+                    device_bytes: size,
+                });
+            }
+        }
+        let (is_block, direct) = (dev.is_block(), dev.supports_direct());
+        let guard = GuardedTarget::new(dev, true)?;
+        drop(guard); // releases O_EXCL for qemu-img
+        if let Err(e) = qemu::convert(&tool, &work.0, fmt, device, is_block, direct).await {
+            if let Ok(mut dev) = Device::open(device, false) {
+                let _ = dev
+                    .zero_range(0, HOLD_BYTES as u64)
+                    .and_then(|()| dev.sync());
+            }
+            return Err(e);
+        }
+        let dev = Device::open(device, false)?;
+        dev.sync()
+            .map_err(|e| ImageError::write(device, "fdatasync", e))?;
+        tracing::info!(format = %qi.format, virtual_size = qi.virtual_size, "qemu-img convert done");
+        (qi.virtual_size, 0)
+    };
+    Ok(WriteReport {
+        bytes: len,
+        format: fmt.name().to_string(),
+        algorithm: algorithm.name().into(),
+        digest,
+        url: transfer.url,
+        streamed: false,
+        data_bytes,
+        zero_bytes_skipped: zeroed,
+        resumes: transfer.resumes,
+        restarts,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn read_head_tail(path: &Path, len: u64) -> std::io::Result<(Vec<u8>, Option<Vec<u8>>)> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path)?;
+    let mut head = vec![0u8; format::SNIFF_LEN.min(usize::try_from(len).unwrap_or(usize::MAX))];
+    f.read_exact_at(&mut head, 0)?;
+    let tail = if len >= 1024 {
+        let mut t = vec![0u8; 512];
+        f.read_exact_at(&mut t, len - 512)?;
+        Some(t)
+    } else {
+        None
+    };
+    Ok((head, tail))
+}
+
+/// The MBR disk identifier as IPA reports it for whole-disk images
+/// (`hexdump -s 440 -n 4 -e '"0x%08x"'`: 4 bytes at offset 440, little-endian).
+pub fn mbr_disk_identifier(device: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(device)?;
+    let mut b = [0u8; 4];
+    f.read_exact_at(&mut b, 440)?;
+    Ok(format!("0x{:08x}", u32::from_le_bytes(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_file_names() {
+        assert_eq!(file_name_of("http://h:8080/a/b/disk.img?x=1"), "disk.img");
+        assert_eq!(file_name_of("https://h/disk.qcow2"), "disk.qcow2");
+        assert_eq!(file_name_of("https://h"), "");
+    }
+
+    #[test]
+    fn declared_vs_detected() {
+        assert!(matches_declared(Some("raw"), Format::Gpt).is_ok());
+        assert!(matches_declared(None, Format::Qcow2).is_ok());
+        assert!(matches_declared(Some("qcow2"), Format::Qcow2).is_ok());
+        assert!(matches!(
+            matches_declared(Some("raw"), Format::Qcow2),
+            Err(ImageError::FormatMismatch { .. })
+        ));
+        assert!(matches!(
+            matches_declared(Some("qcow2"), Format::Raw),
+            Err(ImageError::FormatMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,166 @@
+//! A tiny HTTP/1.1 file server on 127.0.0.1 for tests and the bench:
+//! Range support plus fault modes (drop the connection once, 404, truncated
+//! body, ignore Range, one 500). One request per connection.
+//! Bodies go out with `std::io::copy` (sendfile on Linux), so the server
+//! costs little CPU in throughput measurements.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// First request: send this fraction of the body, then close.
+    DropOnceAt(f64),
+    NotFound,
+    /// Every request: claim the full length, send only up to this absolute fraction.
+    Truncate(f64),
+    /// Answer 200 with the whole file even to Range requests (after a first drop at 50 %).
+    IgnoreRangeAfterDrop,
+    /// First request: 500.
+    ServerErrorOnce,
+}
+
+struct Entry {
+    path: PathBuf,
+    mode: Mode,
+    tripped: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    files: Mutex<HashMap<String, Arc<Entry>>>,
+    /// (path, Range header) of every request.
+    log: Mutex<Vec<(String, Option<String>)>>,
+}
+
+pub struct TestServer {
+    pub base: String,
+    state: Arc<State>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &st);
+                });
+            }
+        });
+        TestServer { base, state }
+    }
+
+    /// Serves `path` at `/<name>`; returns its URL.
+    pub fn add(&self, name: &str, path: PathBuf, mode: Mode) -> String {
+        let e = Arc::new(Entry {
+            path,
+            mode,
+            tripped: AtomicBool::new(false),
+        });
+        self.state
+            .files
+            .lock()
+            .expect("lock")
+            .insert(format!("/{name}"), e);
+        format!("{}/{name}", self.base)
+    }
+
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.state.log.lock().expect("lock").clone()
+    }
+}
+
+fn handle(stream: TcpStream, st: &State) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
+            }
+        }
+    }
+    st.log
+        .lock()
+        .expect("lock")
+        .push((path.clone(), range.clone()));
+    let mut out = stream;
+    let entry = st.files.lock().expect("lock").get(&path).cloned();
+    let Some(entry) = entry else {
+        return respond_status(&mut out, "404 Not Found");
+    };
+    let first = !entry.tripped.swap(true, Ordering::SeqCst);
+    match entry.mode {
+        Mode::NotFound => return respond_status(&mut out, "404 Not Found"),
+        Mode::ServerErrorOnce if first => {
+            return respond_status(&mut out, "500 Internal Server Error")
+        }
+        _ => {}
+    }
+    let mut file = std::fs::File::open(&entry.path)?;
+    let len = file.metadata()?.len();
+    let start = match (&range, entry.mode) {
+        (_, Mode::IgnoreRangeAfterDrop) => 0,
+        (Some(r), _) => r
+            .strip_prefix("bytes=")
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0),
+        (None, _) => 0,
+    };
+    let body_len = len.saturating_sub(start);
+    let header = if start > 0 {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {body_len}\r\nContent-Range: bytes {start}-{}/{len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",
+            len.saturating_sub(1)
+        )
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n")
+    };
+    out.write_all(header.as_bytes())?;
+    let cut = |f: f64| ((len as f64 * f) as u64).max(start);
+    let end = match entry.mode {
+        Mode::DropOnceAt(f) if first => cut(f),
+        Mode::IgnoreRangeAfterDrop if first => cut(0.5),
+        Mode::Truncate(f) => cut(f),
+        _ => len,
+    };
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(start))?;
+    std::io::copy(&mut file.take(end - start), &mut out)?;
+    out.flush()?;
+    let _ = out.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+fn respond_status(out: &mut TcpStream, status: &str) -> std::io::Result<()> {
+    let body = status.as_bytes();
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    out.write_all(body)?;
+    let _ = out.shutdown(Shutdown::Both);
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Hostile test manager: runs a program printing 1 GiB. Well-behaved at load (support 2); the
+//! hostile behaviour runs in its clean step `hostile_spew`.
+use ironic_hardware_guest::prelude::*;
+
+struct M;
+
+impl HardwareManager for M {
+    fn info() -> Result<ManagerInfo, ManagerError> {
+        Ok(ManagerInfo::new(
+            "BigOutputHardwareManager",
+            "big_output_hardware_manager",
+            "1.0",
+        ))
+    }
+    fn evaluate_hardware_support() -> Result<u32, ManagerError> {
+        Ok(SUPPORT_MAINLINE)
+    }
+    fn execute_step(
+        _kind: StepKind,
+        name: String,
+        _node: Json,
+        _ports: Json,
+        args: Json,
+    ) -> Result<Json, ManagerError> {
+        if name != "hostile_spew" {
+            return Err(ManagerError::unsupported(name));
+        }
+        #[allow(unused_variables)]
+        let args: serde_json::Value = serde_json::from_str(&args)
+            .map_err(|e| ManagerError::invalid_argument(e.to_string()))?;
+        match commands::run("spew", &[], None, None) {
+            Ok(out) => json_result(
+                &serde_json::json!({"exit": out.exit_code, "stdout_len": out.stdout.len()}),
+            ),
+            Err(e) => Err(ManagerError::failed(format!("run spew: {e:?}"))),
+        }
+    }
+}
+
+export_manager!(M, manifest = "../manifest.toml");
