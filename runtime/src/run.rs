@@ -34,7 +34,10 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let root = opts.host.hardware_root.clone();
 
     // A rescued machine belongs to its user: never serve the API again.
-    if root.join(ironic_api::extensions::rescue::RESCUED_MARKER).exists() {
+    if root
+        .join(ironic_api::extensions::rescue::RESCUED_MARKER)
+        .exists()
+    {
         tracing::warn!(root = %root.display(), "rescue marker present; not serving the API");
         return Ok(());
     }
@@ -60,7 +63,9 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     };
 
     let listener = bind(&opts.listen_host, opts.listen_port).await?;
-    let listen = listener.local_addr().context("reading the listen address")?;
+    let listen = listener
+        .local_addr()
+        .context("reading the listen address")?;
     let mut config = ApiConfig::new(listen, &root);
     config.standalone = opts.standalone;
     config.started_at = started_at;
@@ -172,13 +177,22 @@ fn to_agent_error(err: DispatchError, site: CallSite<'_>) -> AgentError {
 fn wrap(site: CallSite<'_>, class: &str, text: &str) -> AgentError {
     match site {
         CallSite::Step(kind, name) => kind.step_failure(name, class, text),
-        CallSite::Listing(kind) => AgentError::new(kind.wrapper_error(), format!("{class}: {text}")),
-        CallSite::Other(call) => AgentError::command_execution(format!("{call} failed. {class}: {text}")),
+        CallSite::Listing(kind) => {
+            AgentError::new(kind.wrapper_error(), format!("{class}: {text}"))
+        }
+        CallSite::Other(call) => {
+            AgentError::command_execution(format!("{call} failed. {class}: {text}"))
+        }
     }
 }
 
 impl Managers for HostManagers {
-    fn get_steps(&self, kind: StepKind, node: &Value, ports: &Value) -> Result<Vec<ManagerSteps>, AgentError> {
+    fn get_steps(
+        &self,
+        kind: StepKind,
+        node: &Value,
+        ports: &Value,
+    ) -> Result<Vec<ManagerSteps>, AgentError> {
         let steps = self
             .host
             .get_steps(host_kind(kind), node, ports)
@@ -250,7 +264,10 @@ mod tests {
             },
             CallSite::Step(StepKind::Clean, "erase_devices"),
         );
-        assert_eq!((e.error_type.as_str(), e.code, e.details.as_str()), ("BlockDeviceEraseError", 500, "disk on fire"));
+        assert_eq!(
+            (e.error_type.as_str(), e.code, e.details.as_str()),
+            ("BlockDeviceEraseError", 500, "disk on fire")
+        );
 
         let e = to_agent_error(
             DispatchError::Failed {
@@ -274,7 +291,11 @@ mod tests {
             CallSite::Step(StepKind::Service, "spin"),
         );
         assert_eq!(e.error_type, "ServicingError");
-        assert!(e.details.contains("loop") && e.details.contains("execute-step spin"), "{}", e.details);
+        assert!(
+            e.details.contains("loop") && e.details.contains("execute-step spin"),
+            "{}",
+            e.details
+        );
 
         let e = to_agent_error(
             DispatchError::InvalidArgument {

@@ -38,8 +38,11 @@ impl Drop for Agent {
 
 fn start() -> Agent {
     let machine = tempfile::tempdir().expect("machine dir");
-    let desc = ironic_sim::MachineDescription::from_toml(ironic_sim::DEFAULT_MACHINE, Path::new("default.toml"))
-        .expect("default machine");
+    let desc = ironic_sim::MachineDescription::from_toml(
+        ironic_sim::DEFAULT_MACHINE,
+        Path::new("default.toml"),
+    )
+    .expect("default machine");
     ironic_sim::create(&desc, machine.path()).expect("simulated machine");
     let managers = managers_dir(&[("generic_manager", "generic")]);
     let port = free_port();
@@ -51,8 +54,17 @@ fn start() -> Agent {
         .arg(managers.path())
         .arg("--cache-dir")
         .arg(shared_cwasm_cache())
-        .args(["--listen-host", "127.0.0.1", "--listen-port", &port.to_string(), "--agent-token", TOKEN])
+        .args([
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            &port.to_string(),
+            "--agent-token",
+            TOKEN,
+        ])
         .stdin(Stdio::null())
+        // The agent's log stays with its machine (inspect it on failure).
+        .stderr(std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).expect("log file"))
         .spawn()
         .expect("agent starts");
     let agent = Agent {
@@ -60,14 +72,25 @@ fn start() -> Agent {
         port,
         machine,
         _managers: managers,
-        http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client"),
     };
     let t = Instant::now();
     loop {
-        if agent.http.get(agent.url("/v1/status")).send().is_ok_and(|r| r.status() == 200) {
+        if agent
+            .http
+            .get(agent.url("/v1/status"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
             break agent;
         }
-        assert!(t.elapsed() < Duration::from_secs(120), "agent never served /v1/status");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "agent never served /v1/status"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -116,28 +139,60 @@ fn node() -> Value {
 #[test]
 fn binary_serves_the_ipa_api() {
     let a = start();
-    let status: Value = a.http.get(a.url("/v1/status")).send().unwrap().json().unwrap();
-    assert!(status["started_at"].is_f64() && status["version"].is_string(), "{status}");
+    let status: Value = a
+        .http
+        .get(a.url("/v1/status"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        status["started_at"].is_f64() && status["version"].is_string(),
+        "{status}"
+    );
     let root: Value = a.http.get(a.url("/")).send().unwrap().json().unwrap();
-    assert_eq!(root["default_version"]["links"][0]["href"], format!("http://127.0.0.1:{}/v1", a.port));
+    assert_eq!(
+        root["default_version"]["links"][0]["href"],
+        format!("http://127.0.0.1:{}/v1", a.port)
+    );
 
     let r = a.http.get(a.url("/v1/commands/")).send().unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().unwrap(), json!({"faultcode": "Client", "faultstring": "401 Unauthorized: Token invalid."}));
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!({"faultcode": "Client", "faultstring": "401 Unauthorized: Token invalid."})
+    );
 
-    let (status, v) = a.post("clean.get_clean_steps", json!({"node": node(), "ports": []}), true);
+    let (status, v) = a.post(
+        "clean.get_clean_steps",
+        json!({"node": node(), "ports": []}),
+        true,
+    );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
     let res = &v["command_result"];
-    assert!(res["hardware_manager_version"]["generic_hardware_manager"].is_string(), "{res}");
+    assert!(
+        res["hardware_manager_version"]["generic_hardware_manager"].is_string(),
+        "{res}"
+    );
     let steps = res["clean_steps"].as_object().expect("clean_steps map");
     assert!(steps.contains_key("GenericHardwareManager"), "{res}");
-    for s in steps.values().flat_map(|v| v.as_array().expect("step list")) {
-        assert!(s["step"].is_string() && s["priority"].is_i64() && s["interface"].is_string(), "{s}");
+    for s in steps
+        .values()
+        .flat_map(|v| v.as_array().expect("step list"))
+    {
+        assert!(
+            s["step"].is_string() && s["priority"].is_i64() && s["interface"].is_string(),
+            "{s}"
+        );
     }
 
     let (status, v) = a.post("poll.get_hardware_info", json!({}), true);
-    assert_eq!((status, v["command_status"].as_str()), (200, Some("SUCCEEDED")), "{v}");
+    assert_eq!(
+        (status, v["command_status"].as_str()),
+        (200, Some("SUCCEEDED")),
+        "{v}"
+    );
     assert!(v["command_result"]["cpu"].is_object(), "{v}");
 
     let (_, v) = a.post("log.collect_system_logs", json!({}), true);
@@ -147,9 +202,28 @@ fn binary_serves_the_ipa_api() {
     assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
     assert_eq!(a.actions(), ["sync", "power_off"]);
 
-    let list: Value = a.http.get(a.url(&format!("/v1/commands/?agent_token={TOKEN}"))).send().unwrap().json().unwrap();
-    let names: Vec<&str> = list["commands"].as_array().unwrap().iter().map(|c| c["command_name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["get_clean_steps", "get_hardware_info", "collect_system_logs", "power_off"]);
+    let list: Value = a
+        .http
+        .get(a.url(&format!("/v1/commands/?agent_token={TOKEN}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<&str> = list["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "get_clean_steps",
+            "get_hardware_info",
+            "collect_system_logs",
+            "power_off"
+        ]
+    );
 }
 
 #[test]
@@ -158,11 +232,25 @@ fn lockdown_replies_then_stops_the_api_and_downs_the_network() {
     let (_, v) = a.post("standby.sync", json!({}), true);
     assert_eq!(v["command_status"], "SUCCEEDED");
     let (status, v) = a.post("system.lockdown", json!({}), false);
-    assert_eq!((status, v["command_name"].as_str(), v["command_status"].as_str()), (200, Some("lockdown"), Some("SUCCEEDED")));
-    assert!(a.refused_within(Duration::from_secs(2)), "API still reachable after lockdown");
+    assert_eq!(
+        (
+            status,
+            v["command_name"].as_str(),
+            v["command_status"].as_str()
+        ),
+        (200, Some("lockdown"), Some("SUCCEEDED"))
+    );
+    assert!(
+        a.refused_within(Duration::from_secs(2)),
+        "API still reachable after lockdown"
+    );
     let t = Instant::now();
     while !a.actions().contains(&"network_down".to_string()) {
-        assert!(t.elapsed() < Duration::from_secs(5), "network not brought down: {:?}", a.actions());
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "network not brought down: {:?}",
+            a.actions()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Like IPA, a locked-down agent idles instead of exiting.
@@ -172,20 +260,34 @@ fn lockdown_replies_then_stops_the_api_and_downs_the_network() {
 #[test]
 fn finalize_rescue_replies_then_exits_and_never_serves_again() {
     let mut a = start();
-    let (status, v) = a.post("rescue.finalize_rescue", json!({"rescue_password": "$5$abc$def", "hashed": true}), false);
-    assert_eq!((status, v["command_status"].as_str()), (200, Some("SUCCEEDED")), "{v}");
+    let (status, v) = a.post(
+        "rescue.finalize_rescue",
+        json!({"rescue_password": "$5$abc$def", "hashed": true}),
+        false,
+    );
+    assert_eq!(
+        (status, v["command_status"].as_str()),
+        (200, Some("SUCCEEDED")),
+        "{v}"
+    );
     assert!(a.refused_within(Duration::from_secs(2)));
     let t = Instant::now();
     let exit = loop {
         if let Some(s) = a.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "agent did not exit after rescue");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "agent did not exit after rescue"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success());
     let root = a.machine.path();
-    assert_eq!(std::fs::read_to_string(root.join("etc/ipa-rescue-config/ipa-rescue-password")).unwrap(), "$5$abc$def");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/ipa-rescue-config/ipa-rescue-password")).unwrap(),
+        "$5$abc$def"
+    );
     assert!(root.join("etc/.rescued").exists());
 
     // Restarted on a rescued machine: exits without serving.
@@ -195,7 +297,12 @@ fn finalize_rescue_replies_then_exits_and_never_serves_again() {
         .arg(root)
         .arg("--managers-dir")
         .arg(a._managers.path())
-        .args(["--listen-host", "127.0.0.1", "--listen-port", &a.port.to_string()])
+        .args([
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            &a.port.to_string(),
+        ])
         .status()
         .expect("agent runs");
     assert!(status.success());

@@ -406,3 +406,22 @@ fn no_disk_of_4_gib_is_device_not_found() {
         "{err}"
     );
 }
+
+#[test]
+fn partitions_are_not_disks() {
+    let text = ironic_sim::DEFAULT_MACHINE.replace(
+        "transport = \"sata\"\n\n[[disks]]",
+        "transport = \"sata\"\npartitions = [{ start = \"1MiB\", size = \"1GiB\" }]\n\n[[disks]]",
+    );
+    let desc = MachineDescription::from_toml(&text, Path::new("parts.toml")).expect("machine");
+    assert_eq!(desc.disks[0].partitions.len(), 1);
+    let f = fixture(&desc);
+    let inv = f.host.inventory(true).expect("inventory");
+    let names: Vec<&str> = inv["disks"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["/dev/sda", "/dev/sdb"]);
+}

@@ -25,14 +25,30 @@ const CONCURRENT_TOTAL: usize = 20_000;
 struct Idle;
 
 impl Managers for Idle {
-    fn get_steps(&self, _: StepKind, _: &Value, _: &Value) -> Result<Vec<ManagerSteps>, AgentError> {
+    fn get_steps(
+        &self,
+        _: StepKind,
+        _: &Value,
+        _: &Value,
+    ) -> Result<Vec<ManagerSteps>, AgentError> {
         Ok(vec![])
     }
-    fn execute_step(&self, _: StepKind, _: &str, _: &Value, _: &Value, _: &Value, _: &(dyn Fn(Option<u8>, &str) + Send + Sync)) -> Result<Value, AgentError> {
+    fn execute_step(
+        &self,
+        _: StepKind,
+        _: &str,
+        _: &Value,
+        _: &Value,
+        _: &Value,
+        _: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+    ) -> Result<Value, AgentError> {
         Ok(Value::Null)
     }
     fn versions(&self) -> Result<BTreeMap<String, String>, AgentError> {
-        Ok(BTreeMap::from([("generic_hardware_manager".into(), "1.2".into())]))
+        Ok(BTreeMap::from([(
+            "generic_hardware_manager".into(),
+            "1.2".into(),
+        )]))
     }
     fn inventory(&self) -> Result<Value, AgentError> {
         Ok(json!({}))
@@ -50,7 +66,11 @@ impl Conn {
     async fn open(addr: SocketAddr) -> std::io::Result<Self> {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
-        Ok(Self { reader: BufReader::new(s), line: String::new(), body: Vec::new() })
+        Ok(Self {
+            reader: BufReader::new(s),
+            line: String::new(),
+            body: Vec::new(),
+        })
     }
 
     /// Sends one request and reads the full reply; returns the status.
@@ -58,7 +78,12 @@ impl Conn {
         self.reader.get_mut().write_all(request).await?;
         self.line.clear();
         self.reader.read_line(&mut self.line).await?;
-        let status: u16 = self.line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status: u16 = self
+            .line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut len = 0usize;
         loop {
             self.line.clear();
@@ -144,10 +169,23 @@ async fn main() -> anyhow::Result<()> {
     let root = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let state = AgentState::new(ApiConfig::new(addr, root.path()), Arc::new(Idle), Arc::new(Recorder::new(root.path())));
+    let state = AgentState::new(
+        ApiConfig::new(addr, root.path()),
+        Arc::new(Idle),
+        Arc::new(Recorder::new(root.path())),
+    );
     state.set_token(Some(TOKEN.into()));
     for _ in 0..50 {
-        state.engine().execute(&state, "standby.get_partition_uuids", Default::default(), false).await.map_err(|f| anyhow::anyhow!("{f}"))?;
+        state
+            .engine()
+            .execute(
+                &state,
+                "standby.get_partition_uuids",
+                Default::default(),
+                false,
+            )
+            .await
+            .map_err(|f| anyhow::anyhow!("{f}"))?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ironic_api::serve(listener, state, async move {
@@ -156,7 +194,10 @@ async fn main() -> anyhow::Result<()> {
 
     for (label, path) in [
         ("GET /v1/status", "/v1/status".to_string()),
-        ("GET /v1/commands/ (50 results)", format!("/v1/commands/?agent_token={TOKEN}")),
+        (
+            "GET /v1/commands/ (50 results)",
+            format!("/v1/commands/?agent_token={TOKEN}"),
+        ),
     ] {
         println!("{label}");
         let request = get(&path);

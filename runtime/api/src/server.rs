@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -311,21 +311,9 @@ async fn post_command(
     if let Err(f) = check_token(&state, query.as_deref()) {
         return f.into_response();
     }
-    let bytes = match Limited::new(body, state.config().max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return HttpFault::too_large().into_response();
-        }
-        Err(e) => {
-            return HttpFault::new(
-                StatusCode::BAD_REQUEST,
-                format!("400 Bad Request: Failed to read request body: {e}"),
-            )
-            .into_response();
-        }
+    let bytes = match read_body(body, state.config().max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(fault) => return fault.into_response(),
     };
     let doc: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -345,6 +333,42 @@ async fn post_command(
             fault.into_response()
         }
     }
+}
+
+/// How much of an oversized body is read and discarded before answering 413:
+/// a client still sending when the connection closes sees a broken pipe
+/// instead of the JSON fault, so moderately oversized bodies are drained.
+const DRAIN_CAP: usize = 64 * 1024 * 1024;
+
+/// Reads the body up to `cap` bytes; over the cap → 413 (after draining).
+async fn read_body(mut body: Body, cap: usize) -> Result<axum::body::Bytes, HttpFault> {
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            HttpFault::new(
+                StatusCode::BAD_REQUEST,
+                format!("400 Bad Request: Failed to read request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        total = total.saturating_add(data.len());
+        if total > cap {
+            buf = Vec::new(); // drop what was kept; only count from now on
+            if total > DRAIN_CAP {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
+    }
+    if total > cap {
+        tracing::info!(bytes = total, cap, "request body over the cap");
+        return Err(HttpFault::too_large());
+    }
+    Ok(buf.into())
 }
 
 /// `{"name": str, "params": object}`; anything else is the 400 of §6.

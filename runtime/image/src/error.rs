@@ -93,6 +93,10 @@ pub enum ImageError {
         stderr: String,
     },
 
+    /// The config drive could not be fetched or decoded (images.md §5.2).
+    #[error("Config drive: {message}")]
+    ConfigDrive { message: String },
+
     /// A bug or an unexpected condition inside the pipeline.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -115,7 +119,7 @@ impl ImageError {
             ImageError::TooLarge { .. } | ImageError::Write { .. } | ImageError::Convert { .. } => {
                 "ImageWriteError"
             }
-            ImageError::Internal(_) => "DeploymentError",
+            ImageError::ConfigDrive { .. } | ImageError::Internal(_) => "DeploymentError",
         }
     }
 

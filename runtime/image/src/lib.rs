@@ -19,10 +19,12 @@
 //! [`ImageError::InvalidParams`] for `image_type == "partition"`.
 
 mod checksum;
+mod configdrive;
 mod error;
 mod format;
 mod http;
 mod info;
+mod partition;
 mod pipeline;
 mod qemu;
 mod target;
@@ -32,10 +34,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use checksum::{parse_checksum_file, Algorithm};
+pub use configdrive::write_configdrive;
 pub use error::ImageError;
 pub use format::{sniff, Format};
 pub use http::default_tls_config;
 pub use info::{validate, ImageInfo};
+pub use partition::{partition_path, LayoutRequest, PartitionPlan, PlannedPartition};
 pub use pipeline::ProgressFn;
 pub use target::HOLD_BYTES;
 

@@ -140,9 +140,11 @@ pub fn erase_devices(node_json: &str) -> Result<Json, ManagerError> {
     // found late leaves earlier erasures running. We check every device
     // before touching any.
     for device in &devices {
-        let disk = open(&device.name, Access::ReadOnly)
-            .map_err(|e| ManagerError::failed_as(ERASE_ERROR, format!("erase_devices: {e}")))?;
-        guard(&node, &device.name, &disk, 0, device.size)?;
+        // A device we cannot open cannot be erased either; that failure is
+        // reported for the device below instead of stopping every device.
+        if let Ok(disk) = open(&device.name, Access::ReadOnly) {
+            guard(&node, &device.name, &disk, 0, device.size)?;
+        }
     }
     let progress = Progress {
         step: "erase_devices",

@@ -261,3 +261,21 @@ pub fn wipe(region: &Region) -> Result<(), String> {
         .flush()
         .map_err(|e| format!("flush: {}", disk_error(&e)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::guid;
+
+    #[test]
+    fn gpt_type_guids_are_mixed_endian() {
+        // Linux filesystem data, 0FC63DAF-8483-4772-8E79-3D69D8477DE4, as stored.
+        let raw = [
+            0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47,
+            0x7D, 0xE4,
+        ];
+        assert_eq!(
+            guid(&raw).as_deref(),
+            Some("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
+        );
+    }
+}

@@ -283,3 +283,62 @@ pub fn protected_error(device: &str, what: &str) -> ManagerError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(values: &[&str]) -> HintValue {
+        HintValue::Text(values.iter().map(|v| v.to_string()).collect())
+    }
+
+    #[test]
+    fn string_hints_are_case_insensitive_with_operators() {
+        let serial = text(&[
+            "S6LPNE0T612345",
+            "SAMSUNG_MZ7L3480HCHQ-00A07_S6LPNE0T612345",
+        ]);
+        assert_eq!(
+            matches_hint("serial", &serial, &json("s6lpne0t612345")),
+            Ok(true)
+        );
+        assert_eq!(
+            matches_hint("serial", &serial, &json("<in> MZ7L3480")),
+            Ok(true)
+        );
+        assert_eq!(
+            matches_hint("serial", &serial, &json("<or> abc <or> s6lpne0t612345")),
+            Ok(true)
+        );
+        assert_eq!(
+            matches_hint("serial", &serial, &json("s!= s6lpne0t612345")),
+            Ok(true)
+        );
+        assert_eq!(matches_hint("serial", &text(&[]), &json("x")), Ok(false));
+        assert!(matches_hint("colour", &HintValue::Unknown, &json("red")).is_err());
+    }
+
+    #[test]
+    fn size_and_boolean_hints() {
+        let size = HintValue::Size(8 << 30);
+        assert_eq!(matches_hint("size", &size, &serde_json::json!(8)), Ok(true));
+        assert_eq!(matches_hint("size", &size, &json(">= 4")), Ok(true));
+        assert_eq!(matches_hint("size", &size, &json("< 4")), Ok(false));
+        assert_eq!(
+            matches_hint(
+                "rotational",
+                &HintValue::Bool(Some(false)),
+                &serde_json::json!(false)
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            matches_hint("rotational", &HintValue::Bool(Some(true)), &json("no")),
+            Ok(false)
+        );
+    }
+
+    fn json(s: &str) -> Value {
+        Value::String(s.to_string())
+    }
+}

@@ -145,6 +145,29 @@ async fn external_shutdown_stops_without_reason() {
     let _ = raw_http(addr, "BLAH\r\n\r\n").await;
     let (status, v) = raw_http(addr, &format!("GET /v1/commands/?agent_token={TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await.unwrap();
     assert_eq!((status, v), (200, json!({"commands": []})));
+    // A 20 MiB body over a real socket: 413, and the agent keeps serving.
+    let big = format!(
+        "{{\"name\": \"standby.sync\", \"params\": {{\"x\": \"{}\"}}}}",
+        "a".repeat(20 * 1024 * 1024)
+    );
+    let req = format!(
+        "POST /v1/commands/?agent_token={TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    // The body is drained, so the client reads the 413, not a broken pipe.
+    let (status, v) = raw_http(addr, &req).await.unwrap();
+    assert_eq!(status, 413);
+    assert_eq!(
+        v["faultstring"],
+        "413 Request Entity Too Large: The data value transmitted exceeds the capacity limit."
+    );
+    let (status, _) = raw_http(
+        addr,
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
     tx.send(()).unwrap();
     let reason = tokio::time::timeout(Duration::from_secs(5), task)
         .await
