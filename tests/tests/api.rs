@@ -64,7 +64,9 @@ fn start() -> Agent {
         ])
         .stdin(Stdio::null())
         // The agent's log stays with its machine (inspect it on failure).
-        .stderr(std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).expect("log file"))
+        .stderr(
+            std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).expect("log file"),
+        )
         .spawn()
         .expect("agent starts");
     let agent = Agent {

@@ -790,9 +790,9 @@ fn erase_pstore_empties_the_pstore_mount() {
     text.push_str("pstore /sys/fs/pstore pstore rw,nosuid,nodev,noexec,relatime 0 0\n");
     fs::write(&mounts, text).expect("mounts");
     let pstore = root.join("sys/fs/pstore");
-    fs::create_dir_all(pstore.join("sub")).expect("pstore dir");
+    fs::create_dir_all(&pstore).expect("pstore dir");
     fs::write(pstore.join("dmesg-efi-170000000001"), "oops").expect("entry");
-    fs::write(pstore.join("sub/x"), "y").expect("entry");
+    fs::write(pstore.join("dmesg-efi-170000000002"), "oops").expect("entry");
     let (result, _) = rig.run(StepKind::Clean, "erase_pstore", json!({}));
     assert_eq!(result, Ok(Value::Null));
     assert_eq!(
@@ -800,10 +800,7 @@ fn erase_pstore_empties_the_pstore_mount() {
         0,
         "pstore emptied"
     );
-    assert_eq!(
-        rig.calls(),
-        vec!["rm -r -f -- /sys/fs/pstore/dmesg-efi-170000000001 /sys/fs/pstore/sub".to_string()]
-    );
+    assert!(rig.calls().is_empty(), "no program runs: {:?}", rig.calls());
 }
 
 // ------------------------------------------------------ loop devices

@@ -415,8 +415,24 @@ impl Engine {
                 )))
             })?;
         if let Some(validator) = cmd.validator {
-            if let Err(e) = validator(state, &params) {
-                return Err(reject_or_500(&e));
+            match validator(state, &params) {
+                Ok(()) => {}
+                // InvalidContentError family: HTTP 400, nothing recorded.
+                Err(e) if e.is_invalid_content() => return Err(HttpFault::from_agent_error(&e)),
+                // Anything else is recorded as a failed sync result (§7.4 step 9).
+                Err(e) => {
+                    let record = Arc::new(CommandRecord::new(
+                        cmd_name,
+                        ResultState {
+                            status: CommandStatus::Failed,
+                            error: Some(e),
+                            result: None,
+                            progress: None,
+                        },
+                    ));
+                    self.push(record.clone());
+                    return Ok(record);
+                }
             }
         }
         tracing::info!(
@@ -550,16 +566,6 @@ fn wrap_sync(v: Value) -> Value {
     match v {
         Value::String(s) => serde_json::json!({"result": s}),
         v => v,
-    }
-}
-
-/// A validator error: the InvalidContentError family answers 400, anything
-/// else is an internal failure.
-fn reject_or_500(e: &AgentError) -> HttpFault {
-    if e.is_invalid_content() {
-        HttpFault::from_agent_error(e)
-    } else {
-        HttpFault::internal(e.details.clone())
     }
 }
 

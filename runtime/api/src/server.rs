@@ -305,11 +305,20 @@ async fn get_command(
 async fn post_command(
     State(state): State<AgentState>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     // Token first: a bad token with a bad body is a 401 (agent-api.md §4).
     if let Err(f) = check_token(&state, query.as_deref()) {
         return f.into_response();
+    }
+    // Far too big to be worth draining: answer at once.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_CAP as u64) {
+        return HttpFault::too_large().into_response();
     }
     let bytes = match read_body(body, state.config().max_body_bytes).await {
         Ok(bytes) => bytes,

@@ -41,6 +41,10 @@ pub struct MachineCaps {
     /// May list interface addresses.
     #[serde(default)]
     pub network: bool,
+    /// Globs over absolute paths of files that may be removed, e.g.
+    /// `/sys/fs/pstore/*`. Separate from `paths`, which only allows reading.
+    #[serde(default)]
+    pub remove: Vec<String>,
 }
 
 /// `[disks]`: device globs for read-only and read-write opens.
@@ -95,6 +99,7 @@ impl Capabilities {
             progress: self.progress || other.progress,
             machine: MachineCaps {
                 paths: join(&self.machine.paths, &other.machine.paths),
+                remove: join(&self.machine.remove, &other.machine.remove),
                 network: self.machine.network || other.machine.network,
             },
             disks: DiskCaps {

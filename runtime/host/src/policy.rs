@@ -45,6 +45,7 @@ impl Grants {
         for (name, caps) in &file.managers {
             // Validate globs up front so a typo fails at start, not per call.
             compile_globs(&caps.machine.paths)
+                .and(compile_globs(&caps.machine.remove))
                 .and(compile_globs(&caps.disks.read))
                 .and(compile_globs(&caps.disks.write))
                 .map_err(|e| HostError::Grants {
@@ -104,6 +105,7 @@ fn compile_globs(patterns: &[String]) -> anyhow::Result<GlobSet> {
 struct Side {
     caps: Capabilities,
     paths: GlobSet,
+    removable: GlobSet,
     disk_read: GlobSet,
     disk_write: GlobSet,
 }
@@ -112,6 +114,7 @@ impl Side {
     fn new(caps: Capabilities) -> anyhow::Result<Side> {
         Ok(Side {
             paths: compile_globs(&caps.machine.paths).context("machine.paths")?,
+            removable: compile_globs(&caps.machine.remove).context("machine.remove")?,
             disk_read: compile_globs(&caps.disks.read).context("disks.read")?,
             disk_write: compile_globs(&caps.disks.write).context("disks.write")?,
             caps,
@@ -124,6 +127,8 @@ impl Side {
 pub enum Need<'a> {
     /// Read `path` (normalised absolute) through `machine`.
     Path(&'a str),
+    /// Remove the file at `path` (normalised absolute) through `machine`.
+    Remove(&'a str),
     /// List network addresses.
     Network,
     /// Open a disk read-only.
@@ -142,6 +147,7 @@ impl Need<'_> {
     fn describe(&self) -> String {
         match self {
             Need::Path(p) => format!("machine path {p}"),
+            Need::Remove(p) => format!("removal of {p}"),
             Need::Network => "machine network addresses".into(),
             Need::DiskRead(d) => format!("read access to disk {d}"),
             Need::DiskWrite(d) => format!("write access to disk {d}"),
@@ -205,6 +211,7 @@ impl Policy {
 fn allows(side: &Side, need: Need<'_>) -> bool {
     match need {
         Need::Path(p) => side.paths.is_match(p),
+        Need::Remove(p) => side.removable.is_match(p),
         Need::Network => side.caps.machine.network,
         Need::DiskRead(d) => side.disk_read.is_match(d) || side.disk_write.is_match(d),
         Need::DiskWrite(d) => side.disk_write.is_match(d),

@@ -291,6 +291,7 @@ async fn stream_raw(
     started: Instant,
 ) -> Result<WriteReport, ImageError> {
     let dev = Device::open(device, opts.direct_io)?;
+    let limit = block_capacity(&dev)?;
     let target = GuardedTarget::new(dev, true)?;
     let detected = Arc::new(std::sync::Mutex::new(Format::Raw));
     let seen = detected.clone();
@@ -311,6 +312,7 @@ async fn stream_raw(
         Some(inspect),
         opts.progress.clone(),
     );
+    pipe.limit = limit;
     let transfer = match http.download(&info.id, &info.urls, &mut pipe).await {
         Ok(t) => t,
         Err(e) => {
@@ -321,19 +323,6 @@ async fn stream_raw(
     let restarts = pipe.restarts;
     let (target, digest, len, stats) = pipe.finish().await?;
     let digest = verify(&transfer.url, algorithm, expected, digest)?;
-    if target.device().is_block() {
-        let size = target
-            .device()
-            .size()
-            .map_err(|e| ImageError::write(device, "size", e))?;
-        if len > size {
-            return Err(ImageError::TooLarge {
-                device: device.to_path_buf(),
-                image_bytes: len,
-                device_bytes: size,
-            });
-        }
-    }
     let dev = target.commit(len)?;
     let format = detected
         .lock()
@@ -352,6 +341,17 @@ async fn stream_raw(
         restarts,
         elapsed: started.elapsed(),
     })
+}
+
+/// `(path, size)` of a block-device target, to refuse images that do not fit.
+fn block_capacity(dev: &Device) -> Result<Option<(PathBuf, u64)>, ImageError> {
+    if !dev.is_block() {
+        return Ok(None);
+    }
+    let size = dev
+        .size()
+        .map_err(|e| ImageError::write(dev.path(), "size", e))?;
+    Ok(Some((dev.path().to_path_buf(), size)))
 }
 
 /// Removes the work file when dropped (it lives in the ramdisk's RAM).
@@ -402,19 +402,9 @@ async fn download_then_write(
 
     let (data_bytes, zeroed) = if fmt.is_raw_like() {
         let dev = Device::open(device, opts.direct_io)?;
-        if dev.is_block() {
-            let size = dev
-                .size()
-                .map_err(|e| ImageError::write(device, "size", e))?;
-            if len > size {
-                return Err(ImageError::TooLarge {
-                    device: device.to_path_buf(),
-                    image_bytes: len,
-                    device_bytes: size,
-                });
-            }
-        }
+        let limit = block_capacity(&dev)?;
         let mut pipe = Pipeline::start(GuardedTarget::new(dev, true)?, None, None, None);
+        pipe.limit = limit;
         let src = tokio::fs::File::open(&work.0)
             .await
             .map_err(|e| ImageError::write(&work.0, "open work file", e))?;
@@ -435,17 +425,14 @@ async fn download_then_write(
         // Zero the boot area first and again on failure: a partial conversion
         // must not leave a bootable disk (the first-MiB rule for this path).
         let dev = Device::open(device, opts.direct_io)?;
-        if dev.is_block() {
-            let size = dev
-                .size()
-                .map_err(|e| ImageError::write(device, "size", e))?;
-            if qi.virtual_size > size {
-                return Err(ImageError::TooLarge {
-                    device: device.to_path_buf(),
-                    image_bytes: qi.virtual_size,
-                    device_bytes: size,
-                });
-            }
+        if let Some((path, size)) =
+            block_capacity(&dev)?.filter(|(_, size)| qi.virtual_size > *size)
+        {
+            return Err(ImageError::TooLarge {
+                device: path,
+                image_bytes: qi.virtual_size,
+                device_bytes: size,
+            });
         }
         let (is_block, direct) = (dev.is_block(), dev.supports_direct());
         let guard = GuardedTarget::new(dev, true)?;

@@ -64,6 +64,8 @@ pub(crate) struct Pipeline {
     pub(crate) restarts: u32,
     /// Time the producer waited for a free buffer (backpressure).
     waited: Duration,
+    /// Capacity of a block-device target: the stream may not exceed it.
+    pub(crate) limit: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Pipeline {
@@ -116,6 +118,7 @@ impl Pipeline {
             total: None,
             restarts: 0,
             waited: Duration::ZERO,
+            limit: None,
         }
     }
 
@@ -126,6 +129,11 @@ impl Pipeline {
 
     /// Appends bytes to the stream.
     pub(crate) async fn push(&mut self, mut data: &[u8]) -> Result<(), ImageError> {
+        self.check_limit(
+            self.total
+                .unwrap_or(0)
+                .max(self.position() + data.len() as u64),
+        )?;
         while !data.is_empty() {
             if self.cur.is_none() {
                 let t = Instant::now();
@@ -181,6 +189,18 @@ impl Pipeline {
             if buf.is_full() {
                 self.send_current().await?;
             }
+        }
+    }
+
+    /// Fails early (before the body is written) when the image cannot fit.
+    fn check_limit(&self, bytes: u64) -> Result<(), ImageError> {
+        match &self.limit {
+            Some((device, size)) if bytes > *size => Err(ImageError::TooLarge {
+                device: device.clone(),
+                image_bytes: bytes,
+                device_bytes: *size,
+            }),
+            _ => Ok(()),
         }
     }
 

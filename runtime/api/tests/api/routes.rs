@@ -151,6 +151,19 @@ async fn token_rules() {
         r.assert_fault(401, unauthorized);
         assert!(r.headers.get("www-authenticate").is_none());
     }
+    // HEAD of command routes needs the token too.
+    let r = a
+        .request(Method::HEAD, "/v1/commands/", Body::empty())
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = a
+        .request(
+            Method::HEAD,
+            &format!("/v1/commands/?agent_token={TOKEN}"),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
     // Token checked before the body is parsed.
     a.request(Method::POST, "/v1/commands/?agent_token=bad", "{not json")
         .await

@@ -124,6 +124,21 @@ impl machine::Host for CallState {
         Ok(kind_of(meta.file_type()))
     }
 
+    fn remove_file(&mut self, path: String) -> Result<(), MachineError> {
+        let rooted = rooted(&path).map_err(MachineError::InvalidPath)?;
+        self.manager
+            .policy
+            .check(Need::Remove(&rooted.absolute))
+            .map_err(MachineError::Denied)?;
+        // cap-std refuses to follow the path out of the hardware root.
+        self.env
+            .root
+            .remove_file(&rooted.relative)
+            .map_err(|e| self.io_error(&rooted, e))?;
+        tracing::info!(manager = %self.manager.name, path = %rooted.absolute, "removed file");
+        Ok(())
+    }
+
     fn network_addresses(&mut self) -> Result<Vec<InterfaceAddress>, MachineError> {
         self.manager
             .policy
