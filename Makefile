@@ -40,7 +40,7 @@ run: build
 	@echo "  curl -s -XPOST 'http://127.0.0.1:$(PORT)/v1/commands/?wait=true&agent_token=$(TOKEN)' -d '{\"name\": \"poll.get_hardware_info\", \"params\": {}}'"
 	@echo
 	./target/debug/ironic-agent --standalone --hardware-root $(SIM_DIR) --managers-dir .sim/managers \
-		--listen-host 127.0.0.1 --listen-port $(PORT) --agent-token $(TOKEN)
+		--listen_host 127.0.0.1 --listen_port $(PORT) --agent_token $(TOKEN)
 
 ## Every test.
 test: build

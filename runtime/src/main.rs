@@ -13,6 +13,10 @@ mod run;
 
 /// Ironic's deploy agent; hardware managers run as sandboxed WebAssembly
 /// components. Without a subcommand it runs the agent.
+///
+/// IPA's own flags (`--config-file`, `--config-dir`, `--debug`, `--api_url`,
+/// `--listen_port`, `--agent_token`, ... every `[DEFAULT]` option) are
+/// accepted too; `ironic-agent config` shows where each value comes from.
 #[derive(Parser, Debug)]
 #[command(name = "ironic-agent", version, about)]
 struct Cli {
@@ -25,6 +29,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print each effective configuration value and the layer it came from.
+    Config {
+        /// Root whose `proc/cmdline` supplies the kernel parameters.
+        #[arg(long, alias = "hardware_root", default_value = "/")]
+        hardware_root: PathBuf,
+    },
     /// Print the inventory JSON exactly as the agent sends it to Ironic.
     Inventory {
         #[command(flatten)]
@@ -76,34 +86,10 @@ struct AgentFlags {
     /// Run without Ironic: no lookup, no heartbeats.
     #[arg(long)]
     standalone: bool,
-
-    /// Debug logging.
-    #[arg(short, long)]
-    debug: bool,
-
-    /// Log as JSON lines.
-    #[arg(long, alias = "use-json")]
-    log_json: bool,
-
-    /// Address the API listens on.
-    #[arg(long, alias = "listen_host", default_value = "::")]
-    listen_host: String,
-
-    /// Port the API listens on.
-    #[arg(long, alias = "listen_port", default_value_t = 9999)]
-    listen_port: u16,
-
-    /// Pre-shared agent token (IPA's `ipa-agent-token`); without one, every
-    /// command request is refused until Ironic issues a token.
-    #[arg(long, alias = "agent_token", env = "IRONIC_AGENT_TOKEN", hide_env_values = true)]
-    agent_token: Option<String>,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let debug = cli.command.is_none() && cli.agent.debug;
-    cli::init_logging(debug, cli.agent.log_json);
-    match dispatch(cli) {
+    match start() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ironic-agent: {err:#}");
@@ -112,8 +98,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<()> {
+fn start() -> anyhow::Result<()> {
+    // IPA's flags are order-sensitive against its config files, so they are
+    // taken out first and handed to the configuration layers; clap sees the rest.
+    let (ipa_flags, rest) = ironic_config::CliLayer::split_args(std::env::args_os().skip(1))?;
+    let cli = Cli::parse_from(std::iter::once("ironic-agent".into()).chain(rest));
+    let config_root = match &cli.command {
+        None => Some(cli.agent.host.hardware_root.clone()),
+        Some(Command::Config { hardware_root }) => Some(hardware_root.clone()),
+        Some(_) => None,
+    };
+    let Some(root) = config_root else {
+        cli::init_logging(false, false);
+        return dispatch(cli, None);
+    };
+    let mut load = ironic_config::LoadOptions {
+        hardware_root: root.clone(),
+        cli: ipa_flags,
+        ..Default::default()
+    }
+    .with_process_env();
+    // A simulated machine must not pick up this host's /etc configuration.
+    if !host_setup::is_simulated(&root) {
+        load = load.ipa_default_paths();
+    }
+    let config = ironic_config::load(&load)?;
+    cli::init_logging(config.bool("debug"), config.bool("use_json"));
+    config.log_warnings();
+    dispatch(cli, Some(config))
+}
+
+fn dispatch(cli: Cli, config: Option<ironic_config::Config>) -> anyhow::Result<()> {
     match cli.command {
+        Some(Command::Config { .. }) => {
+            let config = config.context("configuration not loaded")?;
+            print!("{}", ironic_config::render(&config));
+            Ok(())
+        }
         Some(Command::Inventory { host, skip_bmc_detect }) => cli::inventory(&host, skip_bmc_detect),
         Some(Command::Managers { command: ManagersCommand::List { host } }) => cli::managers_list(&host),
         Some(Command::Sim { command: SimCommand::Create { dir, machine } }) => {
@@ -121,16 +142,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         None => {
             let flags = cli.agent;
+            let config = config.context("configuration not loaded")?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(run::run_agent(run::RunOptions {
                 host: flags.host,
-                listen_host: flags.listen_host,
-                listen_port: flags.listen_port,
                 standalone: flags.standalone,
-                agent_token: flags.agent_token,
+                config,
             }))
         }
     }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -14,6 +15,7 @@ use ironic_api::{
     AgentError, AgentState, ApiConfig, ManagerSteps, Managers, RealSystem, Recorder, StepKind,
     StopReason, SystemActions,
 };
+use ironic_client::{IronicLoop, Startup};
 use ironic_host::{DispatchError, Host};
 use serde_json::Value;
 
@@ -22,13 +24,13 @@ use crate::host_setup::{self, HostFlags};
 /// What `main.rs` hands over.
 pub struct RunOptions {
     pub host: HostFlags,
-    pub listen_host: String,
-    pub listen_port: u16,
     pub standalone: bool,
-    pub agent_token: Option<String>,
+    /// The effective configuration (all layers but Ironic's, which lookup adds).
+    pub config: ironic_config::Config,
 }
 
-/// Runs the agent until it is told to stop.
+/// Runs the agent until it is told to stop: managers, then (unless
+/// standalone) inspection and lookup, then the API and the heartbeats.
 pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let started_at = ironic_api::unix_now();
     let root = opts.host.hardware_root.clone();
@@ -54,6 +56,10 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     for r in host.rejected() {
         tracing::warn!(file = %r.file.display(), reason = %r.reason, "hardware manager not used");
     }
+    let managers = Arc::new(HostManagers {
+        host: Arc::new(host),
+        skip_bmc_detect: AtomicBool::new(false),
+    });
 
     let system: Arc<dyn SystemActions> = if host_setup::is_simulated(&root) {
         tracing::info!(root = %root.display(), "simulated machine: system actions are recorded, not performed");
@@ -62,19 +68,93 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         Arc::new(RealSystem::new(&root))
     };
 
-    let listener = bind(&opts.listen_host, opts.listen_port).await?;
+    let config = opts.config;
+    let ironic = if opts.standalone || config.api_urls().is_empty() {
+        if !opts.standalone {
+            tracing::warn!("no api_url configured (ipa-api-url); running without Ironic");
+        }
+        None
+    } else {
+        let machine = Arc::new(HostMachine {
+            managers: managers.clone(),
+            root: root.clone(),
+        });
+        let mut ironic = IronicLoop::new(config.clone(), machine)?;
+        let startup = ironic.startup().await?;
+        if startup.dead {
+            // IPA's behaviour: Ironic holds a token we do not know; serving
+            // or heartbeating would only be refused. Wait to be rebooted.
+            shutdown_signal().await;
+            return Ok(());
+        }
+        managers
+            .skip_bmc_detect
+            .store(startup.skip_bmc_detect, Ordering::Relaxed);
+        Some((ironic, startup))
+    };
+    // Ironic's lookup layer may change these (e.g. the TLS minimum version).
+    let effective = ironic.as_ref().map_or(&config, |(lp, _)| &lp.config);
+    let listen_host = effective.str("listen_host").unwrap_or_else(|| "::".into());
+    let listen_port = effective
+        .int("listen_port")
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(9999);
+    let token = match &ironic {
+        Some((_, startup)) => startup.token.clone(),
+        None => config.non_empty("agent_token"),
+    };
+
+    let listener = bind(&listen_host, listen_port).await?;
     let listen = listener
         .local_addr()
         .context("reading the listen address")?;
-    let mut config = ApiConfig::new(listen, &root);
-    config.standalone = opts.standalone;
-    config.started_at = started_at;
+    let mut api_config = ApiConfig::new(listen, &root);
+    api_config.standalone = opts.standalone;
+    api_config.started_at = started_at;
+    // Ironic gates features on the agent's version; report the IPA release
+    // we are wire-compatible with, as in heartbeats.
+    api_config.version = ironic_client::IPA_COMPAT_VERSION.to_string();
+    api_config.tls = ironic.as_ref().is_some_and(|(_, st)| st.server_tls.is_some());
 
-    let state = AgentState::new(config, Arc::new(HostManagers { host }), system);
-    state.set_token(opts.agent_token);
-    tracing::info!(%listen, standalone = opts.standalone, "agent API listening");
+    let state = AgentState::new(api_config, managers.clone(), system);
+    state.set_token(token);
 
-    match ironic_api::serve(listener, state, shutdown_signal()).await? {
+    let (stop_heartbeats, heartbeats_stopped) = tokio::sync::watch::channel(false);
+    let mut heartbeat_task = None;
+    let served = match ironic {
+        None => {
+            tracing::info!(%listen, standalone = opts.standalone, "agent API listening");
+            ironic_api::serve(listener, state, shutdown_signal()).await?
+        }
+        Some((ironic, startup)) => {
+            state.cache_node(&startup.lookup.node);
+            let tls = startup.server_tls.clone();
+            heartbeat_task = Some(start_heartbeats(
+                ironic,
+                startup,
+                &state,
+                heartbeats_stopped,
+            ));
+            match tls {
+                Some(tls) => {
+                    tracing::info!(%listen, "agent API listening (TLS)");
+                    let listener = ironic_client::tls::TlsListener::new(listener, tls)
+                        .context("starting the TLS listener")?;
+                    ironic_api::serve(listener, state, shutdown_signal()).await?
+                }
+                None => {
+                    tracing::info!(%listen, "agent API listening");
+                    ironic_api::serve(listener, state, shutdown_signal()).await?
+                }
+            }
+        }
+    };
+    // Rescue, lockdown and shutdown all end the heartbeats.
+    let _ = stop_heartbeats.send(true);
+    if let Some(task) = heartbeat_task {
+        let _ = task.await;
+    }
+    match served {
         None => tracing::info!("shutting down"),
         Some(StopReason::Rescue) => tracing::info!("rescue finalized; exiting"),
         Some(StopReason::Lockdown) => {
@@ -84,6 +164,59 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Heartbeats run beside the API; a finished async command triggers one at
+/// once, because the conductor only advances on heartbeats.
+fn start_heartbeats(
+    ironic: IronicLoop,
+    startup: Startup,
+    state: &AgentState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let handle = Arc::new(ApiHandle {
+        state: state.clone(),
+    });
+    let finished = state.engine().finished_notify();
+    tokio::spawn(ironic.heartbeat(startup, handle, finished, stop))
+}
+
+/// The API as the Ironic loop sees it: where a new token and node land.
+struct ApiHandle {
+    state: AgentState,
+}
+
+impl ironic_client::AgentHandle for ApiHandle {
+    fn set_token(&self, token: &str) {
+        self.state.set_token(Some(token.to_string()));
+    }
+    fn set_node(&self, node: &Value) {
+        self.state.cache_node(node);
+    }
+}
+
+/// The machine as the Ironic loop sees it: inventory and managers for
+/// inspection and lookup.
+struct HostMachine {
+    managers: Arc<HostManagers>,
+    root: std::path::PathBuf,
+}
+
+impl ironic_client::Machine for HostMachine {
+    fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value> {
+        Ok(self.managers.host.inventory(skip_bmc_detect)?)
+    }
+    fn managers(&self) -> Vec<(String, String)> {
+        self.managers
+            .host
+            .managers()
+            .into_iter()
+            .map(|m| (m.manager_name, m.version))
+            .collect()
+    }
+    fn hardware_root(&self) -> std::path::PathBuf {
+        self.root.clone()
+    }
 }
 
 /// Binds `host:port`; `::` falls back to `0.0.0.0` when IPv6 is unavailable
@@ -129,7 +262,9 @@ async fn shutdown_signal() {
 
 /// The manager host seen through the API's `Managers` trait.
 struct HostManagers {
-    host: Host,
+    host: Arc<Host>,
+    /// Set from Ironic's lookup answer (`agent_skip_bmc_detect`).
+    skip_bmc_detect: AtomicBool,
 }
 
 fn host_kind(kind: StepKind) -> ironic_host::StepKind {
@@ -229,15 +364,9 @@ impl Managers for HostManagers {
 
     fn inventory(&self) -> Result<Value, AgentError> {
         self.host
-            .inventory(skip_bmc_detect(&self.host))
+            .inventory(self.skip_bmc_detect.load(Ordering::Relaxed))
             .map_err(|e| to_agent_error(e, CallSite::Other("list_hardware_info")))
     }
-}
-
-/// Whether BMC detection is skipped (Ironic's lookup config sets it on the
-/// cached node; not wired yet, so detection always runs).
-fn skip_bmc_detect(_host: &Host) -> bool {
-    false
 }
 
 #[cfg(test)]

@@ -88,11 +88,15 @@ where
 /// command asks the API to stop (lockdown, rescue). On such a stop the reply
 /// that triggered it is completed first, the listener is closed, and for a
 /// lockdown the network is then brought down through the system backend.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: AgentState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<Option<StopReason>> {
+) -> std::io::Result<Option<StopReason>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let mut stop_rx = state.stop_requested();
     let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<Option<StopReason>>();
     let signal = async move {

@@ -246,7 +246,7 @@ async fn dropped_connection_resumes_with_range() {
     assert_eq!(sha256_file(&target, Some(64 * MIB)), sha);
     let reqs = fx.server.requests();
     assert_eq!(reqs.len(), 2);
-    let range = reqs[1].1.as_deref().expect("second request has Range");
+    let range = reqs[1].range.as_deref().expect("second request has Range");
     let at: u64 = range
         .trim_start_matches("bytes=")
         .trim_end_matches('-')
@@ -567,4 +567,74 @@ fn md5_hex(path: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// `image_info.proxies` are used; `no_proxy` bypasses them; the decoded
+/// `image_request_authorization` is sent verbatim.
+#[tokio::test]
+async fn proxies_no_proxy_and_authorization() {
+    let fx = Fixture::new();
+    let img = fx.path("p.raw");
+    make_raw_image(&img, 4 * MIB, &[(0, MIB)]);
+    let sha = sha256_file(&img, None);
+    let proxy = TestServer::start(); // serves the image when asked as a proxy
+    proxy.add("p.raw", img, Mode::Normal);
+    let target = fx.path("target");
+    make_target(&target, 16 * MIB);
+    let token = "Bearer s3cr3t";
+    let mut v = json!({
+        "id": "p.raw", "urls": ["http://127.0.0.2:9/p.raw"], "disk_format": "raw",
+        "stream_raw_images": true, "os_hash_algo": "sha256", "os_hash_value": sha,
+        "proxies": {"http": proxy.base},
+        "image_request_authorization":
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token),
+    });
+    let info = ImageInfo::from_value(&v, false).expect("valid");
+    write_image(&info, &target, &fx.opts())
+        .await
+        .expect("through proxy");
+    let reqs = proxy.requests();
+    assert!(reqs[0].proxied, "{reqs:?}");
+    assert_eq!(reqs[0].auth.as_deref(), Some(token));
+
+    v["no_proxy"] = json!("127.0.0.2");
+    let info = ImageInfo::from_value(&v, false).expect("valid");
+    let opts = WriteOptions {
+        retries: 0,
+        ..fx.opts()
+    };
+    let err = write_image(&info, &target, &opts)
+        .await
+        .expect_err("direct connection fails");
+    assert!(matches!(err, ImageError::Download { .. }), "{err:?}");
+    assert_eq!(
+        proxy.requests().len(),
+        1,
+        "no_proxy host bypassed the proxy"
+    );
+}
+
+/// `image_download_max_duration` bounds the whole download.
+#[tokio::test]
+async fn max_duration_times_out() {
+    let fx = Fixture::new();
+    let img = fx.path("slow.raw");
+    make_raw_image(&img, 16 * MIB, &[(0, 16 * MIB)]);
+    let sha = sha256_file(&img, None);
+    // every attempt is truncated, so the retry loop runs until the deadline
+    let url = fx.server.add("slow.raw", img, Mode::Truncate(0.5));
+    let target = fx.path("target");
+    make_target(&target, 32 * MIB);
+    let opts = WriteOptions {
+        retries: 1000,
+        retry_interval: Duration::from_millis(100),
+        max_duration: Some(Duration::from_millis(500)),
+        ..fx.opts()
+    };
+    let err = write_image(&info(&url, "raw", true, &sha), &target, &opts)
+        .await
+        .expect_err("timeout");
+    assert!(matches!(err, ImageError::DownloadTimeout { .. }), "{err:?}");
+    assert_eq!(err.ipa_type(), "ImageDownloadTimeoutError");
+    assert!(first_mib(&target).iter().all(|&b| b == 0));
 }

@@ -27,6 +27,16 @@ pub enum Mode {
     ServerErrorOnce,
 }
 
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub path: String,
+    pub range: Option<String>,
+    pub auth: Option<String>,
+    /// Sent in absolute form, i.e. through this server as a proxy.
+    pub proxied: bool,
+}
+
 struct Entry {
     path: PathBuf,
     mode: Mode,
@@ -36,8 +46,7 @@ struct Entry {
 #[derive(Default)]
 struct State {
     files: Mutex<HashMap<String, Arc<Entry>>>,
-    /// (path, Range header) of every request.
-    log: Mutex<Vec<(String, Option<String>)>>,
+    log: Mutex<Vec<Request>>,
 }
 
 pub struct TestServer {
@@ -78,7 +87,7 @@ impl TestServer {
         format!("{}/{name}", self.base)
     }
 
-    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+    pub fn requests(&self) -> Vec<Request> {
         self.state.log.lock().expect("lock").clone()
     }
 }
@@ -87,8 +96,17 @@ fn handle(stream: TcpStream, st: &State) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    // Absolute-form target: we are being used as an HTTP proxy.
+    let proxied = path.starts_with("http://");
+    if proxied {
+        let rest = path.trim_start_matches("http://");
+        path = rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string());
+    }
     let mut range = None;
+    let mut auth = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
@@ -98,12 +116,17 @@ fn handle(stream: TcpStream, st: &State) -> std::io::Result<()> {
             if k.trim().eq_ignore_ascii_case("range") {
                 range = Some(v.trim().to_string());
             }
+            if k.trim().eq_ignore_ascii_case("authorization") {
+                auth = Some(v.trim().to_string());
+            }
         }
     }
-    st.log
-        .lock()
-        .expect("lock")
-        .push((path.clone(), range.clone()));
+    st.log.lock().expect("lock").push(Request {
+        path: path.clone(),
+        range: range.clone(),
+        auth,
+        proxied,
+    });
     let mut out = stream;
     let entry = st.files.lock().expect("lock").get(&path).cloned();
     let Some(entry) = entry else {
