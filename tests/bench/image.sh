@@ -11,12 +11,12 @@
 #                process and of qemu-img (target < 64 MiB each).
 #
 # Usage: bash tests/bench/image.sh      (BENCH_DIR=/path to choose the disk,
-#        RUNS=n for best-of-n; default a dir under /var/tmp, RUNS=3)
+#        RUNS=n for best-of-n; default a dir under /var/tmp, RUNS=5)
 # Needs: cargo, openssl, dd, qemu-img. Writes only regular files in BENCH_DIR.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/image-bench.XXXXXX)}
 mkdir -p "$DIR"
 trap 'rm -rf "$DIR"' EXIT
@@ -26,17 +26,14 @@ cargo build --release -q -p ironic-image --example bench
 BENCH=target/release/examples/bench
 
 now() { date +%s.%N; }
-# best-of-RUNS wall time of a command (prints seconds)
-best() {
-    local best="" t0 t1 d
-    for _ in $(seq "$RUNS"); do
-        "$@" pre
-        t0=$(now); "$@" run; t1=$(now)
-        d=$(echo "$t1 - $t0" | bc -l)
-        if [ -z "$best" ] || (( $(echo "$d < $best" | bc -l) )); then best=$d; fi
-    done
-    echo "$best"
+# Wall time of one run of a contender ("$1 pre" untimed, then "$1 run").
+timed() {
+    local t0 t1
+    "$1" pre
+    t0=$(now); "$1" run; t1=$(now)
+    echo "$t1 - $t0" | bc -l
 }
+min() { if [ -z "$1" ] || (( $(echo "$2 < $1" | bc -l) )); then echo "$2"; else echo "$1"; fi; }
 json() { sed -n "s/.*\"$2\": \"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
 
 echo "bench dir: $DIR ($(df -hT "$DIR" | awk 'NR==2{print $2" on "$1}'))" >&2
@@ -55,9 +52,14 @@ agent_cmd() {
     else AGENT_JSON=$("$BENCH" "$IMG" "$DIR/agent.out" raw "$SHA" "$DIR"); echo "$AGENT_JSON" > "$DIR/agent.json"; fi
 }
 
-T_HASH=$(best hash_cmd)
-T_DD=$(best dd_cmd)
-T_AGENT=$(best agent_cmd)
+# Rounds interleave the contenders so each sees the same machine load
+# (the 2-core box is shared); best of RUNS rounds is reported.
+T_HASH="" T_DD="" T_AGENT=""
+for _ in $(seq "$RUNS"); do
+    T_HASH=$(min "$T_HASH" "$(timed hash_cmd)")
+    T_DD=$(min "$T_DD" "$(timed dd_cmd)")
+    T_AGENT=$(min "$T_AGENT" "$(timed agent_cmd)")
+done
 cmp -n $((SIZE_MB << 20)) "$IMG" "$DIR/agent.out" || { echo "agent output differs" >&2; exit 1; }
 rm -f "$DIR/dd.out" "$DIR/agent.out"
 

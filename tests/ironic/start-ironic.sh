@@ -56,6 +56,10 @@ endpoint_override = http://127.0.0.1:$port
 [deploy]
 default_boot_mode = bios
 fast_track = False
+# Full erase = one zero pass (no random pass): on the simulated machine's
+# sparse disks that is the write-zeroes path, so cleaning takes seconds.
+shred_random_overwrite_iterations = 0
+shred_final_overwrite_with_zeros = True
 
 [agent]
 require_tls = $require_tls

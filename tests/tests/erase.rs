@@ -4,9 +4,12 @@
 //! SAFETY: every disk here is a sparse file inside a temporary hardware
 //! root. The only block devices touched are loop devices a test creates
 //! itself over its own files (root + working `losetup` only), always
-//! detached by a guard. `nvme`, `hdparm`, `smartctl` and `rm` are the
+//! detached by a guard. `nvme`, `hdparm` and `smartctl` are the
 //! stand-in script tests/fixtures/erase/stand-in.sh; the host's program
-//! dirs hold nothing else, so no real tool can run against a real device.
+//! dirs hold only stand-ins, so no real tool can run against a real device.
+//! The failing-disk test mounts an 8 MiB tmpfs inside its temp root and
+//! bind-mounts a file from it over a simulated disk (root + mount only),
+//! unmounted by a guard.
 
 use std::fs;
 use std::io::Read;
@@ -49,7 +52,7 @@ impl Rig {
         .expect("copy generic.wasm");
         let bin = tmp.path().join("bin");
         fs::create_dir_all(&bin).expect("bin dir");
-        for program in ["nvme", "hdparm", "smartctl", "rm"] {
+        for program in ["nvme", "hdparm", "smartctl"] {
             fs::copy(fixtures().join("stand-in.sh"), bin.join(program)).expect("install stand-in");
         }
         fs::write(bin.join("root"), sim.root.to_str().expect("utf-8 root")).expect("root file");
@@ -487,6 +490,46 @@ fn metadata_erase_leaves_read_only_skipped_and_raid_member_disks_alone() {
     assert!(
         has_gpt_header_at(&rig.disk("sde"), 512),
         "sde (name hint) untouched"
+    );
+}
+
+/// Hints apply to partitions on their own; a skipped disk takes its
+/// partitions with it (IPA would still wipe them: see steps/erase.rs); and
+/// wiping a disk never reaches into a partition that is kept, even one
+/// lying inside the disk's 8 MiB head zone.
+#[test]
+fn metadata_erase_honours_partition_hints_and_skipped_disks_keep_partitions() {
+    let rig = Rig::new(&machine(&[("sda", "64MiB", ""), ("sdb", "64MiB", "")]));
+    // sda1: 1-3 MiB, sda2: 3-19 MiB.
+    for disk in ["sda", "sdb"] {
+        write_fake_gpt(&rig.disk(disk));
+        rig.add_partition(disk, 1, 2048, 2 * 2048);
+        rig.add_partition(disk, 2, 3 * 2048, 16 * 2048);
+        for start in [MIB, 3 * MIB] {
+            write_at(&rig.disk(disk), start + EXT4_MAGIC_OFFSET, &[0x53, 0xEF]);
+        }
+    }
+    write_at(&rig.disk("sda"), 5 * MIB, &marker(7));
+    let node = json!({"properties": {"skip_block_devices": [{"name": "/dev/sda2"}, {"name": "/dev/sdb"}]}});
+    let (result, _) = rig.run(StepKind::Clean, "erase_devices_metadata", node);
+    assert_eq!(result, Ok(Value::Null));
+    let sda = rig.disk("sda");
+    assert!(!has_ext4_at(&sda, MIB), "sda1 wiped");
+    assert!(has_ext4_at(&sda, 3 * MIB), "sda2 (name hint) kept");
+    assert_eq!(
+        read_at(&sda, 5 * MIB, MIB as usize),
+        marker(7),
+        "sda2's data kept"
+    );
+    assert!(!has_gpt_header_at(&sda, 512), "sda's own table wiped");
+    assert!(
+        read_at(&sda, 0, MIB as usize).iter().all(|b| *b == 0),
+        "sda's area before sda1 zeroed"
+    );
+    assert!(has_gpt_header_at(&rig.disk("sdb"), 512), "skipped sdb kept");
+    assert!(
+        has_ext4_at(&rig.disk("sdb"), MIB) && has_ext4_at(&rig.disk("sdb"), 3 * MIB),
+        "sdb's partitions kept"
     );
 }
 

@@ -375,21 +375,6 @@ fn os_install_device_is_the_smallest_disk_of_4_gib() {
 }
 
 #[test]
-fn os_install_device_refuses_hints() {
-    let f = fixture(&default_machine());
-    let node = json!({"properties": {"root_device": {"serial": "ZFL1ABCD"}}});
-    let err = f
-        .host
-        .os_install_device(Some(&node))
-        .expect_err("hints are refused");
-    assert!(
-        err.to_string()
-            .contains("root device hints are not supported yet"),
-        "{err}"
-    );
-}
-
-#[test]
 fn no_disk_of_4_gib_is_device_not_found() {
     let text = ironic_sim::DEFAULT_MACHINE
         .replace("size = \"8GiB\"", "size = \"2GiB\"")

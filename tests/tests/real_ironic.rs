@@ -385,8 +385,7 @@ fn client_drives_real_ironic() {
 }
 
 // ---------------------------------------------------------------------------
-// The real agent binary. These need the Ironic loop wired into `ironic-agent`
-// (see the report of the Ironic-loop engineer); remove the `ignore` then.
+// The real agent binary driven by the real Ironic.
 
 struct Agent {
     child: Child,
@@ -399,8 +398,17 @@ impl Drop for Agent {
     }
 }
 
+/// A simulated machine and a managers directory holding only the generic
+/// manager (as `generic.wasm`, the name the built-in grants know).
 fn sim_machine(dir: &Path) -> (PathBuf, String) {
     let root = dir.join("machine");
+    let managers = dir.join("managers");
+    std::fs::create_dir_all(&managers).expect("managers dir");
+    std::fs::copy(
+        agent_tests::guest_component("generic_manager"),
+        managers.join("generic.wasm"),
+    )
+    .expect("copy the generic manager");
     let st = Command::new(agent_tests::agent_binary())
         .args(["sim", "create"])
         .arg(&root)
@@ -411,11 +419,7 @@ fn sim_machine(dir: &Path) -> (PathBuf, String) {
         .args(["inventory", "--hardware-root"])
         .arg(&root)
         .args(["--managers-dir"])
-        .arg(
-            agent_tests::guest_component("generic_manager")
-                .parent()
-                .expect("dir"),
-        )
+        .arg(root.parent().expect("machine dir").join("managers"))
         .output()
         .expect("inventory");
     assert!(
@@ -444,11 +448,7 @@ fn start_agent(root: &Path, ironic: &Ironic, port: u16, cmdline_extra: &str) -> 
         .arg("--hardware-root")
         .arg(root)
         .arg("--managers-dir")
-        .arg(
-            agent_tests::guest_component("generic_manager")
-                .parent()
-                .expect("dir"),
-        )
+        .arg(root.parent().expect("machine dir").join("managers"))
         .args([
             "--listen_host",
             "127.0.0.1",
@@ -498,11 +498,7 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
         .args(["inventory", "--hardware-root"])
         .arg(&root)
         .args(["--managers-dir"])
-        .arg(
-            agent_tests::guest_component("generic_manager")
-                .parent()
-                .expect("dir"),
-        )
+        .arg(root.parent().expect("machine dir").join("managers"))
         .output()
         .expect("inventory");
     let local: Value = serde_json::from_slice(&out.stdout).expect("inventory JSON");
@@ -555,19 +551,16 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
 }
 
 #[test]
-#[ignore = "needs the Ironic loop wired into ironic-agent"]
 fn agent_inspect_and_provide_plain_http() {
     agent_phases(false, false);
 }
 
 #[test]
-#[ignore = "needs the Ironic loop wired into ironic-agent"]
 fn agent_inspect_and_provide_auto_tls() {
     agent_phases(true, false);
 }
 
 #[test]
-#[ignore = "needs the Ironic loop wired into ironic-agent"]
 fn agent_survives_ironic_restart_during_heartbeats() {
     agent_phases(false, true);
 }

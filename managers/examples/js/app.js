@@ -49,7 +49,11 @@ function describe(e) {
 function dmi(name) {
   try {
     return decoder.decode(readFile(`/sys/class/dmi/id/${name}`)).trim();
-  } catch {
+  } catch (e) {
+    if (e && e.payload && e.payload.tag === 'denied') {
+      // Forgotten grant: say so, or the manager just looks unused.
+      log('warn', `cannot read DMI ${name}: ${describe(e)}`);
+    }
     return '';
   }
 }
@@ -146,7 +150,7 @@ export const manager = {
       version = queryVersion();
     } catch (e) {
       // No vendor tool (or it failed): let the next manager answer.
-      log('warn', `vendor firmware version unknown (${JSON.stringify(e.val)}); deferring`);
+      log('warn', `vendor firmware version unknown (${(e && e.val && e.val.details) || e}); deferring`);
       throw unsupported('get-system-vendor-info: vendor tool unavailable');
     }
     return {

@@ -18,6 +18,7 @@ Everything the manager touches goes through the host's capabilities
 """
 
 import json
+import re
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -60,19 +61,23 @@ def invalid(details):
     return Err(ManagerError_InvalidArgument(details))
 
 
+def describe(err):
+    """`Err(CommandError_NotFound(value='x'))` -> `not-found: x`."""
+    value = err.value
+    case = type(value).__name__.split("_", 1)[-1]
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "-", case).lower()
+    return f"{kind}: {getattr(value, 'value', value)}"
+
+
 def dmi(name):
     """A DMI attribute, stripped; "" when absent or not readable."""
     try:
         return machine.read_file(DMI + name).decode("utf-8", "replace").strip()
-    except Err:
+    except Err as e:
+        if isinstance(e.value, machine.MachineError_Denied):
+            # Forgotten grant: say so, or the manager just looks unused.
+            log.log(log.Level.WARN, f"cannot read DMI {name}: {describe(e)}")
         return ""
-
-
-def describe(err):
-    """`Err(CommandError_NotFound(value='x'))` -> `not-found: x`."""
-    value = err.value
-    kind = type(value).__name__.split("_", 1)[-1]
-    return f"{kind}: {getattr(value, 'value', value)}"
 
 
 def run_tool(args, timeout_ms=TOOL_TIMEOUT_MS):
@@ -122,7 +127,8 @@ class Manager(exports.Manager):
             version = query_version()
         except Err as e:
             # No vendor tool (or it failed): let the next manager answer.
-            log.log(log.Level.WARN, f"vendor firmware version unknown ({e.value}); deferring")
+            why = getattr(e.value.value, "details", e.value.value)
+            log.log(log.Level.WARN, f"vendor firmware version unknown ({why}); deferring")
             raise unsupported("get-system-vendor-info: vendor tool unavailable")
         return SystemVendor(
             product_name=dmi("product_name"),

@@ -5,6 +5,7 @@
 
 use ironic_hardware_guest::prelude::*;
 
+mod hints;
 mod inventory;
 mod steps;
 

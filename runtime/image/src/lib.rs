@@ -15,8 +15,10 @@
 //! * The first MiB reaches the device only after the digest verified
 //!   (`target::GuardedTarget`).
 //!
-//! Partition images (images.md §5) are not handled here yet: callers get
-//! [`ImageError::InvalidParams`] for `image_type == "partition"`.
+//! Partition images (images.md §5): [`PartitionPlan`] computes IPA's layout
+//! and `parted` command, [`write_configdrive`] decodes the config drive, and
+//! [`write_partition_image`] writes the image into the root partition; running
+//! parted/mkfs/mkswap and reading UUIDs is the caller's (command engine's) job.
 
 mod checksum;
 mod configdrive;
@@ -36,7 +38,7 @@ use std::time::{Duration, Instant};
 pub use checksum::{parse_checksum_file, Algorithm};
 pub use configdrive::write_configdrive;
 pub use error::ImageError;
-pub use format::{sniff, Format};
+pub use format::{safety_check, sniff, Format, SNIFF_LEN};
 pub use http::default_tls_config;
 pub use info::{validate, ImageInfo};
 pub use partition::{partition_path, LayoutRequest, PartitionPlan, PlannedPartition};
@@ -142,7 +144,37 @@ pub struct WriteReport {
 /// Downloads `info` and writes it onto `device` (a block device or a
 /// regular file standing in for one), verifying the digest; see the crate
 /// docs for the path taken.
+///
+/// Partition images (`image_type == "partition"`) are refused here: they
+/// must go into the root partition, see [`write_partition_image`].
 pub async fn write_image(
+    info: &ImageInfo,
+    device: &Path,
+    opts: &WriteOptions,
+) -> Result<WriteReport, ImageError> {
+    if info.is_partition_image() {
+        return Err(ImageError::InvalidParams {
+            message: "partition images must be written into the root partition \
+                      (write_partition_image), not onto the whole disk"
+                .into(),
+        });
+    }
+    write_any(info, device, opts).await
+}
+
+/// Writes a partition image into `root_partition`, after the caller created
+/// the layout ([`PartitionPlan`]). Same pipeline and guarantees as
+/// [`write_image`]; on a block device an image larger than the partition is
+/// refused before its first MiB is written.
+pub async fn write_partition_image(
+    info: &ImageInfo,
+    root_partition: &Path,
+    opts: &WriteOptions,
+) -> Result<WriteReport, ImageError> {
+    write_any(info, root_partition, opts).await
+}
+
+async fn write_any(
     info: &ImageInfo,
     device: &Path,
     opts: &WriteOptions,
@@ -152,11 +184,6 @@ pub async fn write_image(
     if info.urls.is_empty() {
         return Err(ImageError::InvalidParams {
             message: "Image 'urls' must be a list with at least one element.".into(),
-        });
-    }
-    if info.is_partition_image() {
-        return Err(ImageError::InvalidParams {
-            message: "partition images are not supported by this agent yet".into(),
         });
     }
     let http = http::Http::new(info, opts, started)?;

@@ -638,3 +638,29 @@ async fn max_duration_times_out() {
     assert_eq!(err.ipa_type(), "ImageDownloadTimeoutError");
     assert!(first_mib(&target).iter().all(|&b| b == 0));
 }
+
+/// Partition images never go onto the whole disk; into a root partition
+/// (a file here) they take the same verified pipeline.
+#[tokio::test]
+async fn partition_images_go_to_the_root_partition() {
+    let fx = Fixture::new();
+    let img = fx.path("root.img");
+    make_raw_image(&img, 8 * MIB, &[(0, 8 * MIB)]);
+    let sha = sha256_file(&img, None);
+    let url = fx.server.add("root.img", img, Mode::Normal);
+    let mut info = info(&url, "raw", true, &sha);
+    info.image_type = Some("partition".into());
+    let disk = fx.path("disk");
+    make_target(&disk, 16 * MIB);
+    let err = write_image(&info, &disk, &fx.opts())
+        .await
+        .expect_err("whole disk refused");
+    assert_eq!(err.ipa_type(), "InvalidCommandParamsError");
+    assert_eq!(first_mib(&disk)[0], 0xAA, "disk untouched");
+    let part = fx.path("root-partition");
+    make_target(&part, 16 * MIB);
+    ironic_image::write_partition_image(&info, &part, &fx.opts())
+        .await
+        .expect("root partition");
+    assert_eq!(sha256_file(&part, Some(8 * MIB)), sha);
+}

@@ -2,9 +2,12 @@
 //! through the `machine` capability.
 //!
 //! The device list is the inventory's (`inventory::disks::list_disks`,
-//! IPA's `list_all_block_devices`, inventory.md §2.1); this module adds what
-//! erasure needs on top: the partition entries, the read-only flag with IPA's
-//! partition fallback, and the attributes skip-list hints compare.
+//! IPA's `list_all_block_devices`, inventory.md §2.1) and skip-list hints are
+//! the shared `hints` module's; this module adds what erasure needs on top:
+//! the partition entries in IPA's order and the read-only flag with IPA's
+//! partition fallback.
+
+use std::collections::BTreeSet;
 
 use ironic_hardware_guest::prelude::*;
 
@@ -40,6 +43,8 @@ pub struct Entry {
     pub disk: String,
     /// `Some` for a partition.
     pub partition: Option<Partition>,
+    /// For a whole device: its partitions' (start, size) in bytes.
+    pub inner: Vec<(u64, u64)>,
 }
 
 fn sys(kname: &str, attr: &str) -> Option<String> {
@@ -53,9 +58,15 @@ pub fn kname_of(name: &str) -> &str {
 
 /// Whole devices (disks, md arrays, multipath maps) in lsblk order, each
 /// with its partitions, from the inventory's lister so that erasing and the
-/// inventory agree on what a disk is.
-pub fn list_devices() -> Result<Vec<Device>, ManagerError> {
-    Ok(crate::inventory::disks::list_disks()?
+/// inventory agree on what a disk is; plus the names (disks and partitions)
+/// the node's `properties.skip_block_devices` hints exclude, matched by the
+/// shared hint module (the same grammar as root device hints).
+pub fn list_devices(
+    node: &serde_json::Value,
+) -> Result<(Vec<Device>, BTreeSet<String>), ManagerError> {
+    let records = crate::inventory::disks::list_disks()?;
+    let skipped = crate::hints::skipped_devices(node, &records)?;
+    let devices = records
         .into_iter()
         .map(|d| Device {
             name: d.device.name,
@@ -71,7 +82,8 @@ pub fn list_devices() -> Result<Vec<Device>, ManagerError> {
                 })
                 .collect(),
         })
-        .collect())
+        .collect();
+    Ok((devices, skipped))
 }
 
 /// Whole devices and partitions sorted by name, descending, as IPA's
@@ -83,12 +95,18 @@ pub fn entries_with_partitions(devices: &[Device]) -> Vec<Entry> {
             name: device.name.clone(),
             disk: device.name.clone(),
             partition: None,
+            inner: device
+                .partitions
+                .iter()
+                .map(|p| (p.start, p.size))
+                .collect(),
         });
         for part in &device.partitions {
             entries.push(Entry {
                 name: part.name.clone(),
                 disk: device.name.clone(),
                 partition: Some(part.clone()),
+                inner: Vec::new(),
             });
         }
     }
@@ -116,69 +134,4 @@ pub fn udev_property(kname: &str, key: &str) -> Option<String> {
         .find_map(|line| line.strip_prefix(&prefix))
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
-}
-
-/// Attributes a skip-list hint can name (images.md §8.3), as far as sysfs
-/// and udev tell them.
-pub fn hint_value(kname: &str, size: u64, hint: &str) -> HintValue {
-    let text = |v: Option<String>| HintValue::Text(v.into_iter().collect());
-    match hint {
-        "name" => HintValue::Text(vec![format!("/dev/{kname}")]),
-        "size" => HintValue::Size(size),
-        "model" => text(sys(kname, "device/model")),
-        "vendor" => text(sys(kname, "device/vendor")),
-        "serial" => HintValue::Text(
-            [
-                sys(kname, "device/serial"),
-                udev_property(kname, "ID_SERIAL_SHORT"),
-                udev_property(kname, "ID_SERIAL"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        ),
-        "wwn" => HintValue::Text(
-            [
-                sys(kname, "wwid"),
-                sys(kname, "device/wwid"),
-                udev_property(kname, "ID_WWN"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        ),
-        "wwn_with_extension" => text(udev_property(kname, "ID_WWN_WITH_EXTENSION")),
-        "wwn_vendor_extension" => text(udev_property(kname, "ID_WWN_VENDOR_EXTENSION")),
-        "rotational" => HintValue::Bool(sys(kname, "queue/rotational").map(|v| v == "1")),
-        "hctl" => text(
-            machine::list_dir(&format!("/sys/class/block/{kname}/device/scsi_device"))
-                .ok()
-                .and_then(|entries| entries.into_iter().next())
-                .map(|e| e.name),
-        ),
-        "by_path" => text(by_path(kname)),
-        "tran" => text(
-            udev_property(kname, "ID_BUS")
-                .or_else(|| kname.starts_with("nvme").then(|| "nvme".to_string())),
-        ),
-        _ => HintValue::Unknown,
-    }
-}
-
-fn by_path(kname: &str) -> Option<String> {
-    let entries = machine::list_dir("/dev/disk/by-path").ok()?;
-    entries.into_iter().rev().find_map(|e| {
-        let link = format!("/dev/disk/by-path/{}", e.name);
-        let target = machine::read_link(&link).ok()?;
-        (target.rsplit('/').next() == Some(kname)).then_some(link)
-    })
-}
-
-/// A device attribute for hint matching.
-pub enum HintValue {
-    /// Candidate strings (serial and wwn have several sources; any may match).
-    Text(Vec<String>),
-    Size(u64),
-    Bool(Option<bool>),
-    Unknown,
 }

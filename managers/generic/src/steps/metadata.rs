@@ -18,8 +18,10 @@
 //!   to a larger disk leaves its backup GPT in the middle, which `sgdisk -Z`
 //!   removes and a fixed zone would miss.
 //!
-//! This matches or exceeds what the reference clears, and leaves data outside
-//! these ranges intact. No `wipefs`/`sgdisk` run is needed for the on-disk
+//! On a partitioned disk the disk's own zones stop at its first partition and
+//! resume after its last (partitions are wiped on their own or kept on
+//! purpose). This matches or exceeds what the reference clears, and leaves
+//! data outside these ranges intact. No `wipefs`/`sgdisk` run is needed for the on-disk
 //! effect. What native I/O cannot do is ask the kernel to re-read the
 //! partition table (sgdisk and wipefs issue BLKRRPART): the kernel keeps the
 //! stale partition devices until the next reread (e.g. image writing's
@@ -241,14 +243,27 @@ fn gpt_ranges(region: &Region) -> Vec<(u64, u64)> {
 
 /// Destroy the metadata of a region (see the module comment); errors name
 /// what failed but not the device (the caller adds it).
-pub fn wipe(region: &Region) -> Result<(), String> {
+///
+/// `partitions` ((start, size) in bytes) are never written: the zones of a
+/// partitioned disk stop at its first partition and start after its last.
+/// Partitions get their own wipe, or are kept on purpose (skip-list hint,
+/// read-only, RAID member); like IPA, wiping a disk must not reach into them.
+pub fn wipe(region: &Region, partitions: &[(u64, u64)]) -> Result<(), String> {
     // Read the GPT pointers before zeroing the headers that hold them.
     let extra = gpt_ranges(region);
     let s = region.sector;
     let align_down = |v: u64| v - v % s;
     let align_up = |v: u64| v.div_ceil(s) * s;
-    region.zero(0, HEAD_ZONE)?;
-    region.zero(align_down(region.len.saturating_sub(TAIL_ZONE)), TAIL_ZONE)?;
+    let first_start = partitions.iter().map(|p| p.0).min().unwrap_or(u64::MAX);
+    let last_end = partitions
+        .iter()
+        .map(|p| p.0.saturating_add(p.1))
+        .max()
+        .unwrap_or(0);
+    let head_end = align_down(HEAD_ZONE.min(first_start));
+    let tail_start = align_up(region.len.saturating_sub(TAIL_ZONE).max(last_end));
+    region.zero(0, head_end)?;
+    region.zero(tail_start, region.len.saturating_sub(tail_start))?;
     for (offset, len) in extra {
         let start = align_down(offset);
         let end = align_up(offset.saturating_add(len).min(region.len));

@@ -1,46 +1,16 @@
-//! Which devices the erase steps leave alone: skip-list hints
-//! (hardware-managers.md §10.2, images.md §8.4), virtual media, RAID members,
+//! Which devices the erase steps leave alone: kept RAID volumes
+//! (hardware-managers.md §10.2; device hints are the `hints` module's),
+//! virtual media, RAID members,
 //! read-only devices (erase.md §4), and the shared-disk filesystem guard
 //! (erase.md §2).
 
 use ironic_hardware_guest::prelude::*;
 use serde_json::{Map, Value};
 
-use super::devices::{self, Device, HintValue};
+use super::devices::{self, Device};
 use super::metadata::{self, Region};
 
 // ---------------------------------------------------------------- skip list
-
-/// The device matches every hint of one skip-list entry.
-fn matches_entry(kname: &str, size: u64, hints: &Map<String, Value>) -> Result<bool, String> {
-    for (name, expected) in hints {
-        let actual = devices::hint_value(kname, size, name);
-        if !matches_hint(name, &actual, expected)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Whole devices the skip list names (`volume_name` entries are software RAID
-/// volumes, handled by `raid_volume_skipped`). An invalid hint fails the step,
-/// as IPA's hint parser raises.
-pub fn skipped_by_hints(
-    device: &Device,
-    skip_list: &[Map<String, Value>],
-) -> Result<bool, ManagerError> {
-    for entry in skip_list.iter().filter(|e| !e.contains_key("volume_name")) {
-        let hit = matches_entry(&device.kname, device.size, entry).map_err(|e| {
-            ManagerError::invalid_argument(format!(
-                "properties.skip_block_devices entry {entry:?}: {e}"
-            ))
-        })?;
-        if hit {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
 
 /// md arrays whose volume name the skip list keeps. Array names come from the
 /// udev database (`MD_DEVNAME`, `/dev/md/<name>`) or sysfs.
@@ -64,116 +34,6 @@ pub fn raid_volume_skipped(device: &Device, skip_list: &[Map<String, Value>]) ->
             .and_then(Value::as_str)
             .is_some_and(|v| names.iter().any(|n| n == v))
     })
-}
-
-const OPERATORS: &[&str] = &[
-    "s==", "s!=", "s<", "s<=", "s>", "s>=", "==", "!=", "<", "<=", ">", ">=", "=", "<in>", "<or>",
-    "<all-in>",
-];
-
-/// Normalise like IPA: trim and lowercase (the URL quoting IPA adds is
-/// applied to both sides, so comparing unquoted values is equivalent).
-fn norm(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
-fn matches_hint(name: &str, actual: &HintValue, expected: &Value) -> Result<bool, String> {
-    let expr = match expected {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => return Err(format!("hint {name}: unsupported value {other}")),
-    };
-    match actual {
-        HintValue::Unknown => Err(format!("unknown hint {name}")),
-        HintValue::Bool(value) => {
-            let want = match expected {
-                Value::Bool(b) => *b,
-                _ => match norm(&expr).as_str() {
-                    "1" | "t" | "true" | "on" | "y" | "yes" => true,
-                    "0" | "f" | "false" | "off" | "n" | "no" => false,
-                    _ => return Err(format!("hint {name}: {expr:?} is not a boolean")),
-                },
-            };
-            Ok(*value == Some(want))
-        }
-        HintValue::Size(bytes) => {
-            let gib = *bytes as f64 / f64::from(1u32 << 30);
-            let (op, values) = split_expression(&expr, "==");
-            let first = values
-                .first()
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| format!("hint size: {expr:?} is not a number"))?;
-            Ok(compare_numeric(op, gib, first, &values))
-        }
-        HintValue::Text(candidates) => {
-            let (op, values) = split_expression(&expr, "s==");
-            Ok(candidates
-                .iter()
-                .map(|c| norm(c))
-                .filter(|c| !c.is_empty())
-                .any(|c| compare_text(op, &c, &values)))
-        }
-    }
-}
-
-/// `<op> v1 [<op> v2 ...]` → (op, values); a bare value gets `default`.
-fn split_expression<'a>(expr: &'a str, default: &'a str) -> (&'a str, Vec<String>) {
-    let lowered = norm(expr);
-    let mut tokens = lowered.split_whitespace();
-    match tokens.next() {
-        Some(first) if OPERATORS.contains(&first) => {
-            let op = OPERATORS
-                .iter()
-                .find(|o| **o == first)
-                .copied()
-                .unwrap_or(default);
-            let rest: Vec<&str> = tokens.collect();
-            let values = if op == "<or>" {
-                rest.split(|t| *t == "<or>").map(|v| v.join(" ")).collect()
-            } else {
-                vec![rest.join(" ")]
-            };
-            (op, values)
-        }
-        _ => (default, vec![lowered]),
-    }
-}
-
-fn compare_text(op: &str, actual: &str, values: &[String]) -> bool {
-    let Some(v) = values.first().map(String::as_str) else {
-        return false;
-    };
-    match op {
-        "s==" => actual == v,
-        "s!=" => actual != v,
-        "s<" => actual < v,
-        "s<=" => actual <= v,
-        "s>" => actual > v,
-        "s>=" => actual >= v,
-        "<in>" => actual.contains(v),
-        "<or>" => values.iter().any(|x| x == actual),
-        _ => match (actual.parse::<f64>(), v.parse::<f64>()) {
-            (Ok(a), Ok(b)) => compare_numeric(op, a, b, values),
-            _ => false,
-        },
-    }
-}
-
-fn compare_numeric(op: &str, actual: f64, v: f64, values: &[String]) -> bool {
-    match op {
-        "==" => actual == v,
-        "!=" => actual != v,
-        "<" => actual < v,
-        "<=" => actual <= v,
-        ">" => actual > v,
-        ">=" | "=" => actual >= v,
-        "<or>" => values
-            .iter()
-            .filter_map(|x| x.parse::<f64>().ok())
-            .any(|x| x == actual),
-        _ => false,
-    }
 }
 
 // ------------------------------------------------------ per-device checks
@@ -282,63 +142,4 @@ pub fn protected_error(device: &str, what: &str) -> ManagerError {
              driver_internal_info.wipe_special_filesystems to false."
         ),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(values: &[&str]) -> HintValue {
-        HintValue::Text(values.iter().map(|v| v.to_string()).collect())
-    }
-
-    #[test]
-    fn string_hints_are_case_insensitive_with_operators() {
-        let serial = text(&[
-            "S6LPNE0T612345",
-            "SAMSUNG_MZ7L3480HCHQ-00A07_S6LPNE0T612345",
-        ]);
-        assert_eq!(
-            matches_hint("serial", &serial, &json("s6lpne0t612345")),
-            Ok(true)
-        );
-        assert_eq!(
-            matches_hint("serial", &serial, &json("<in> MZ7L3480")),
-            Ok(true)
-        );
-        assert_eq!(
-            matches_hint("serial", &serial, &json("<or> abc <or> s6lpne0t612345")),
-            Ok(true)
-        );
-        assert_eq!(
-            matches_hint("serial", &serial, &json("s!= s6lpne0t612345")),
-            Ok(true)
-        );
-        assert_eq!(matches_hint("serial", &text(&[]), &json("x")), Ok(false));
-        assert!(matches_hint("colour", &HintValue::Unknown, &json("red")).is_err());
-    }
-
-    #[test]
-    fn size_and_boolean_hints() {
-        let size = HintValue::Size(8 << 30);
-        assert_eq!(matches_hint("size", &size, &serde_json::json!(8)), Ok(true));
-        assert_eq!(matches_hint("size", &size, &json(">= 4")), Ok(true));
-        assert_eq!(matches_hint("size", &size, &json("< 4")), Ok(false));
-        assert_eq!(
-            matches_hint(
-                "rotational",
-                &HintValue::Bool(Some(false)),
-                &serde_json::json!(false)
-            ),
-            Ok(true)
-        );
-        assert_eq!(
-            matches_hint("rotational", &HintValue::Bool(Some(true)), &json("no")),
-            Ok(false)
-        );
-    }
-
-    fn json(s: &str) -> Value {
-        Value::String(s.to_string())
-    }
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs the toolchains of the example managers into the build tree and
+# builds the examples into target/examples/*.wasm. Idempotent: a no-op
+# (well under a second) when the toolchains are installed and every output
+# is newer than its sources.
+#
+#   Python:     target/py-venv with componentize-py $COMPONENTIZE_PY_VERSION
+#   JavaScript: managers/examples/js/node_modules from package-lock.json (npm ci)
+#
+# Exit codes: 0 built (or up to date); 77 a toolchain cannot be installed
+# here (no python3/node/npm, or the package registry is unreachable): the
+# example tests skip; anything else is a build failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target=${CARGO_TARGET_DIR:-$root/target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+out=$target/examples
+venv=$target/py-venv
+COMPONENTIZE_PY_VERSION=0.25.1
+ex=managers/examples
+wit=wit/ironic-hardware-0.1.0
+
+skip() { echo "examples-setup: cannot install the $1 toolchain: $2" >&2; exit 77; }
+log() { echo "examples-setup: $*" >&2; }
+
+mkdir -p "$out"
+# One run at a time (make and the test may both call this).
+exec 9>"$out/.lock"
+command -v flock >/dev/null && flock 9
+
+# --- toolchains ---
+
+command -v python3 >/dev/null || skip Python "python3 is not installed"
+if [ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+    log "installing componentize-py $COMPONENTIZE_PY_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || skip Python "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION" \
+        || { rm -rf "$venv"; skip Python "pip install componentize-py==$COMPONENTIZE_PY_VERSION failed"; }
+fi
+
+command -v node >/dev/null || skip JavaScript "node is not installed"
+command -v npm >/dev/null || skip JavaScript "npm is not installed"
+stamp=$ex/js/node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || [ "$ex/js/package-lock.json" -nt "$stamp" ] || [ "$ex/js/package.json" -nt "$stamp" ]; then
+    log "installing the JavaScript toolchain (npm ci in $ex/js)"
+    (cd "$ex/js" && npm ci --no-audit --no-fund --loglevel=error) \
+        || skip JavaScript "npm ci failed"
+fi
+
+# --- builds (skipped when the output is newer than every input) ---
+
+# stale OUT INPUT...: true when OUT is missing or an input is newer.
+stale() {
+    local target=$1; shift
+    [ -f "$target" ] || return 0
+    [ -n "$(find "$@" -newer "$target" -not -path '*/node_modules/*' -not -path '*/__pycache__/*' -print -quit)" ]
+}
+
+py_out=$out/example-vendor-python.wasm
+if stale "$py_out" "$ex/python" "$ex/embed_manifest.py" "$wit" "$venv/bin/componentize-py"; then
+    log "building $py_out"
+    start=$(date +%s)
+    PATH="$venv/bin:$PATH" bash "$ex/python/build.sh" "$py_out"
+    log "built $py_out ($(stat -c %s "$py_out") bytes, $(( $(date +%s) - start )) s)"
+fi
+
+js_out=$out/example-vendor-js.wasm
+if stale "$js_out" "$ex/js/app.js" "$ex/js/build.mjs" "$ex/js/manifest.toml" "$stamp" "$wit"; then
+    log "building $js_out"
+    start=$(date +%s)
+    node "$ex/js/build.mjs" "$js_out" >/dev/null
+    log "built $js_out ($(stat -c %s "$js_out") bytes, $(( $(date +%s) - start )) s)"
+fi
