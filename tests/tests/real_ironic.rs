@@ -435,6 +435,23 @@ fn sim_machine(dir: &Path) -> (PathBuf, String) {
     (root, mac)
 }
 
+fn write_at(path: &Path, offset: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open disk");
+    f.write_all_at(data, offset).expect("write disk");
+}
+
+fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).expect("open disk");
+    let mut buf = vec![0; len];
+    f.read_exact_at(&mut buf, offset).expect("read disk");
+    buf
+}
+
 fn start_agent(root: &Path, ironic: &Ironic, port: u16, cmdline_extra: &str) -> Agent {
     std::fs::write(
         root.join("proc/cmdline"),
@@ -509,7 +526,12 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
     assert_eq!(node["properties"]["cpu_arch"], local["cpu"]["architecture"]);
     drop(agent);
 
-    // Cleaning (`provide`): a fresh agent, as after a reboot.
+    // Cleaning (`provide`): a fresh agent, as after a reboot. Put a GPT
+    // signature at both ends of the first disk, as a previous tenant would.
+    let disk = root.join("dev/sda");
+    let disk_len = std::fs::metadata(&disk).expect("disk").len();
+    write_at(&disk, 512, b"EFI PART");
+    write_at(&disk, disk_len - 512, b"EFI PART");
     let t = Instant::now();
     ironic.provision(&uuid, "provide");
     ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
@@ -529,6 +551,12 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
     eprintln!(
         "cleaning (require_tls={require_tls}, restart={restart_ironic}): {:.1}s",
         t.elapsed().as_secs_f64()
+    );
+    assert_eq!(read_at(&disk, 512, 8), vec![0; 8], "primary GPT header erased");
+    assert_eq!(
+        read_at(&disk, disk_len - 512, 8),
+        vec![0; 8],
+        "backup GPT header erased"
     );
     let steps: Vec<String> = node["driver_internal_info"]["clean_steps"]
         .as_array()
