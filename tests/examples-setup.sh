@@ -11,7 +11,13 @@
 # here (no python3/node/npm, or the package registry is unreachable): the
 # example tests skip; anything else is a build failure.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+case ${BASH_SOURCE[0]} in
+*/*) here=${BASH_SOURCE[0]%/*} ;;
+*) here=. ;;
+esac
+here=$(cd -- "$here" && pwd)
+[ -f "$here/examples-setup.sh" ] || { echo "examples-setup: cannot find the repository" >&2; exit 1; }
+cd "$here/.."
 root=$PWD
 target=${CARGO_TARGET_DIR:-$root/target}
 case "$target" in /*) ;; *) target=$root/$target ;; esac

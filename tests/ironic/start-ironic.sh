@@ -82,7 +82,10 @@ require_managed_boot = False
 lock_path = $work/locks
 CONF
 
-"$venv/bin/ironic-dbsync" --config-file "$work/ironic.conf" create_schema >"$work/dbsync.log" 2>&1
+# A restart (same work dir) keeps its database.
+if [ ! -e "$work/ironic.sqlite" ]; then
+    "$venv/bin/ironic-dbsync" --config-file "$work/ironic.conf" create_schema >"$work/dbsync.log" 2>&1
+fi
 setsid "$venv/bin/ironic" --config-file "$work/ironic.conf" >"$work/ironic.out" 2>&1 < /dev/null &
 pid=$!
 echo "$pid" > "$work/ironic.pid"

@@ -79,9 +79,17 @@ fn examples_dir() -> Option<PathBuf> {
             String::from_utf8_lossy(&out.stderr)
         );
         match out.status.code() {
-            Some(0) => Setup::Built(target_dir().join("examples")),
+            Some(0) => {
+                let dir = target_dir().join("examples");
+                warm_cache(&dir);
+                Setup::Built(dir)
+            }
             Some(77) => Setup::Skip(log.trim().to_string()),
-            _ => Setup::Failed(format!("{} failed ({}):\n{log}", script.display(), out.status)),
+            _ => Setup::Failed(format!(
+                "{} failed ({}):\n{log}",
+                script.display(),
+                out.status
+            )),
         }
     });
     match setup {
@@ -92,6 +100,32 @@ fn examples_dir() -> Option<PathBuf> {
         }
         Setup::Failed(why) => panic!("{why}"),
     }
+}
+
+/// Compile both examples once into the shared cache, before the tests
+/// (which run in parallel) would each compile them.
+fn warm_cache(dir: &Path) {
+    let managers = managers_dir(&[("generic_manager", "generic")]);
+    for ex in [PYTHON, JS] {
+        std::fs::copy(
+            component(dir, ex),
+            managers.path().join(format!("{}.wasm", ex.stem)),
+        )
+        .unwrap();
+    }
+    let machine = tempfile::tempdir().unwrap();
+    let sim = ironic_sim::create(&default_machine(None), machine.path()).unwrap();
+    let host = Host::start(HostConfig {
+        managers_dir: managers.path().to_path_buf(),
+        cache_dir: Some(shared_cwasm_cache()),
+        hardware_root: sim.root.clone(),
+        grants: grants_with_examples(),
+        limits: Limits::default(),
+        program_dirs: vec![sim.bin_dir()],
+        network: NetworkSource::File(sim.addresses_file()),
+    })
+    .expect("host starts with both examples");
+    assert_eq!(host.managers().len(), 3, "{:?}", host.rejected());
 }
 
 fn component(dir: &Path, ex: Example) -> PathBuf {
@@ -166,13 +200,20 @@ fn default_machine(manufacturer: Option<&str>) -> ironic_sim::MachineDescription
     let mut text = ironic_sim::DEFAULT_MACHINE.to_string();
     if let Some(m) = manufacturer {
         let from = "manufacturer = \"Dell Inc.\"";
-        assert!(text.contains(from), "default machine changed its manufacturer");
+        assert!(
+            text.contains(from),
+            "default machine changed its manufacturer"
+        );
         text = text.replace(from, &format!("manufacturer = {m:?}"));
     }
     ironic_sim::MachineDescription::from_toml(&text, Path::new("default.toml")).unwrap()
 }
 
-fn try_fixture(dir: &Path, ex: Example, opts: Opts) -> (Result<Host, ironic_host::HostError>, Fixture0) {
+fn try_fixture(
+    dir: &Path,
+    ex: Example,
+    opts: Opts,
+) -> (Result<Host, ironic_host::HostError>, Fixture0) {
     let managers = managers_dir(&[("generic_manager", "generic")]);
     std::fs::copy(
         component(dir, ex),
@@ -183,7 +224,11 @@ fn try_fixture(dir: &Path, ex: Example, opts: Opts) -> (Result<Host, ironic_host
     let sim = ironic_sim::create(&default_machine(opts.manufacturer), machine.path()).unwrap();
     if opts.tool {
         let tool = sim.bin_dir().join("vendor-fw-update");
-        std::fs::copy(workspace_root().join("managers/examples/vendor-fw-update"), &tool).unwrap();
+        std::fs::copy(
+            workspace_root().join("managers/examples/vendor-fw-update"),
+            &tool,
+        )
+        .unwrap();
     }
     let host = Host::start(HostConfig {
         managers_dir: managers.path().to_path_buf(),
@@ -224,11 +269,11 @@ fn fixture(dir: &Path, ex: Example, opts: Opts) -> Fixture {
     }
 }
 
+/// Progress reports of a step: (percent, message).
+type Progress = Vec<(Option<u8>, String)>;
+
 /// Run `update_firmware` with `args`, collecting progress reports.
-fn update_firmware(
-    f: &Fixture,
-    args: Value,
-) -> (Result<Value, DispatchError>, Vec<(Option<u8>, String)>) {
+fn update_firmware(f: &Fixture, args: Value) -> (Result<Value, DispatchError>, Progress) {
     let reports = Mutex::new(Vec::new());
     let sink = |percent: Option<u8>, message: &str| {
         reports.lock().unwrap().push((percent, message.to_string()));
@@ -259,7 +304,11 @@ fn loads_at_support_3_ahead_of_generic(ex: Example) {
         loaded,
         [
             (ex.id.to_string(), 3, ex.stem.to_string()),
-            ("GenericHardwareManager".to_string(), 1, "generic".to_string()),
+            (
+                "GenericHardwareManager".to_string(),
+                1,
+                "generic".to_string()
+            ),
         ]
     );
     assert!(f.host.rejected().is_empty(), "{:?}", f.host.rejected());
@@ -298,7 +347,10 @@ fn inventory_override_wins(ex: Example) {
     );
     assert_eq!(f.tool_calls(), ["--query"]);
     // ...everything else from the generic manager.
-    assert_eq!(inv["cpu"]["model_name"], "Intel(R) Xeon(R) E-2378 CPU @ 2.60GHz");
+    assert_eq!(
+        inv["cpu"]["model_name"],
+        "Intel(R) Xeon(R) E-2378 CPU @ 2.60GHz"
+    );
     assert_eq!(inv["boot"]["current_boot_mode"], "bios");
     assert_eq!(inv["hostname"], "sim-server");
     assert_eq!(inv["bmc_address"], "192.0.2.100");
@@ -320,9 +372,16 @@ fn update_firmware_runs_the_vendor_tool(ex: Example) {
         let steps = f.host.get_steps(kind, &json!({}), &json!([])).unwrap();
         assert_eq!(steps[0].id, ex.id);
         assert_eq!(steps[0].support, 3);
-        assert_eq!(steps[0].steps, [expected_step.clone()], "{kind:?}");
+        assert_eq!(
+            steps[0].steps,
+            std::slice::from_ref(&expected_step),
+            "{kind:?}"
+        );
     }
-    let deploy = f.host.get_steps(StepKind::Deploy, &json!({}), &json!([])).unwrap();
+    let deploy = f
+        .host
+        .get_steps(StepKind::Deploy, &json!({}), &json!([]))
+        .unwrap();
     assert!(deploy.iter().any(|m| m.id == ex.id && m.steps.is_empty()));
 
     let (out, progress) = update_firmware(&f, json!({"version": "2.19.0"}));
@@ -337,13 +396,19 @@ fn update_firmware_runs_the_vendor_tool(ex: Example) {
     );
     assert_eq!(
         f.tool_calls(),
-        ["--query", "--install 2.19.0 --component bios --non-interactive"]
+        [
+            "--query",
+            "--install 2.19.0 --component bios --non-interactive"
+        ]
     );
     assert_eq!(
         progress,
         [
             (Some(0), "checking the installed firmware".to_string()),
-            (Some(10), "installing firmware 2.19.0 (was 2.17.1)".to_string()),
+            (
+                Some(10),
+                "installing firmware 2.19.0 (was 2.17.1)".to_string()
+            ),
             (Some(100), "firmware 2.19.0 installed".to_string()),
         ]
     );
@@ -400,7 +465,8 @@ fn update_firmware_rejects_bad_arguments_and_reports_tool_failures(ex: Example) 
             assert_eq!((manager.as_str(), c.as_str()), (ex.stem, call));
             assert_eq!(error_type, None);
             assert!(
-                details.contains("exited with 3") && details.contains("image 3.0-bad failed verification"),
+                details.contains("exited with 3")
+                    && details.contains("image 3.0-bad failed verification"),
                 "{details}"
             );
         }
@@ -482,7 +548,9 @@ fn measurements(ex: Example) {
     let calls = 10;
     let t = Instant::now();
     for _ in 0..calls {
-        f.host.get_steps(StepKind::Clean, &json!({}), &json!([])).unwrap();
+        f.host
+            .get_steps(StepKind::Clean, &json!({}), &json!([]))
+            .unwrap();
     }
     let per_call = t.elapsed() / calls;
     let t = Instant::now();
@@ -571,9 +639,12 @@ impl Drop for Agent {
 /// The grants file an operator writes: built-in grants + the examples'.
 fn write_grants_file(dir: &Path) -> PathBuf {
     let mut text =
-        std::fs::read_to_string(workspace_root().join("runtime/host/src/default-grants.toml")).unwrap();
+        std::fs::read_to_string(workspace_root().join("runtime/host/src/default-grants.toml"))
+            .unwrap();
     text.push('\n');
-    text.push_str(&std::fs::read_to_string(workspace_root().join("managers/examples/grants.toml")).unwrap());
+    text.push_str(
+        &std::fs::read_to_string(workspace_root().join("managers/examples/grants.toml")).unwrap(),
+    );
     let path = dir.join("grants.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -597,7 +668,11 @@ fn host_flags(machine: &Path, managers: &Path, grants: &Path) -> Vec<String> {
 
 fn start_agent(dir: &Path, ex: Example) -> Agent {
     let managers = managers_dir(&[("generic_manager", "generic")]);
-    std::fs::copy(component(dir, ex), managers.path().join(format!("{}.wasm", ex.stem))).unwrap();
+    std::fs::copy(
+        component(dir, ex),
+        managers.path().join(format!("{}.wasm", ex.stem)),
+    )
+    .unwrap();
     let machine = tempfile::tempdir().unwrap();
     let sim = ironic_sim::create(&default_machine(None), machine.path()).unwrap();
     std::fs::copy(
@@ -614,11 +689,20 @@ fn start_agent(dir: &Path, ex: Example) -> Agent {
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{listing}{}", String::from_utf8_lossy(&out.stderr));
-    let first = listing.find(&format!("{} (", ex.stem)).expect("example listed");
+    assert!(
+        out.status.success(),
+        "{listing}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = listing
+        .find(&format!("{} (", ex.stem))
+        .expect("example listed");
     let generic = listing.find("generic (").expect("generic listed");
     assert!(first < generic, "{listing}");
-    assert!(listing.contains(&format!("id:        {}", ex.id)), "{listing}");
+    assert!(
+        listing.contains(&format!("id:        {}", ex.id)),
+        "{listing}"
+    );
     assert!(listing.contains("manifest:  Embedded"), "{listing}");
     assert!(!listing.contains("rejected"), "{listing}");
 
@@ -630,7 +714,12 @@ fn start_agent(dir: &Path, ex: Example) -> Agent {
     let child = Command::new(agent_tests::agent_binary())
         .arg("--standalone")
         .args(host_flags(machine.path(), managers.path(), &grants))
-        .args(["--listen-host", "127.0.0.1", "--listen-port", &port.to_string()])
+        .args([
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            &port.to_string(),
+        ])
         .args(["--agent-token", TOKEN])
         .stdin(Stdio::null())
         .stderr(std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).unwrap())
@@ -659,7 +748,10 @@ fn through_the_agent_api(ex: Example) {
         .is_ok_and(|r| r.status() == 200)
     {
         let log = std::fs::read_to_string(agent.machine.path().join(".ironic-sim/agent.log"));
-        assert!(t.elapsed() < Duration::from_secs(120), "agent never served /v1/status: {log:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "agent never served /v1/status: {log:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let post = |name: &str, params: Value| -> Value {
@@ -676,7 +768,10 @@ fn through_the_agent_api(ex: Example) {
     assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
     let res = &v["command_result"];
     assert_eq!(res["hardware_manager_version"][ex.name], "1.0", "{res}");
-    assert_eq!(res["clean_steps"][ex.id][0]["step"], "update_firmware", "{res}");
+    assert_eq!(
+        res["clean_steps"][ex.id][0]["step"], "update_firmware",
+        "{res}"
+    );
 
     let v = post("poll.get_hardware_info", json!({}));
     assert_eq!(
@@ -698,7 +793,10 @@ fn through_the_agent_api(ex: Example) {
         "{v}"
     );
     let calls = std::fs::read_to_string(
-        agent.machine.path().join(".ironic-sim/bin/vendor-fw-update.log"),
+        agent
+            .machine
+            .path()
+            .join(".ironic-sim/bin/vendor-fw-update.log"),
     )
     .unwrap();
     assert!(

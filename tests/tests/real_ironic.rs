@@ -7,12 +7,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const MAC: &str = "52:54:00:12:34:56";
+
+/// One real Ironic at a time: each is a heavy Python process, and several
+/// starting at once on a small machine only makes every phase slower.
+static ONE_IRONIC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_ironic() -> std::sync::MutexGuard<'static, ()> {
+    ONE_IRONIC.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn skip() -> bool {
     std::env::var("IRONIC_TESTS").is_ok_and(|v| v == "skip")
@@ -195,195 +201,6 @@ impl Drop for Ironic {
     }
 }
 
-/// A fixed machine for the driver test (no agent binary needed).
-struct FixedMachine;
-impl ironic_client::Machine for FixedMachine {
-    fn inventory(&self, _skip: bool) -> anyhow::Result<Value> {
-        Ok(json!({
-            "interfaces": [{"name": "eth0", "mac_address": MAC, "ipv4_address": null, "ipv6_address": null,
-                            "has_carrier": true, "lldp": null, "vendor": "0x1af4", "product": "0x0001",
-                            "client_id": null, "biosdevname": null, "speed_mbps": 1000, "pci_address": null, "driver": "virtio_net"}],
-            "cpu": {"model_name": "Sim CPU", "frequency": "2000", "count": 4, "architecture": "x86_64", "flags": ["lm"], "socket_count": 1},
-            "disks": [{"name": "/dev/vda", "model": "SIM", "size": 10737418240u64, "rotational": false, "wwn": null, "serial": "s1",
-                       "vendor": "sim", "wwn_with_extension": null, "wwn_vendor_extension": null, "hctl": null, "by_path": null,
-                       "logical_sectors": 512, "physical_sectors": 512, "tran": null}],
-            "memory": {"total": 8589934592u64, "physical_mb": 8192},
-            "bmc_address": null, "bmc_v6address": null,
-            "system_vendor": {"product_name": "sim", "serial_number": "sim-1", "manufacturer": "sim",
-                              "firmware": {"vendor": "sim", "version": "1", "build_date": "2024-01-01"}},
-            "boot": {"current_boot_mode": "bios", "pxe_interface": format!("01-{}", MAC.replace(':', "-"))},
-            "hostname": "sim-node",
-        }))
-    }
-    fn managers(&self) -> Vec<(String, String)> {
-        vec![("generic_hardware_manager".into(), "1.2".into())]
-    }
-}
-
-fn driver_config(ironic: &Ironic, root: &Path, extra: &str) -> ironic_config::Config {
-    std::fs::create_dir_all(root.join("proc")).expect("mkdir");
-    std::fs::write(
-        root.join("proc/cmdline"),
-        format!(
-            "ipa-api-url={} ipa-inspection-collectors=default,logs ipa-lookup-timeout=120 {extra}",
-            ironic.url()
-        ),
-    )
-    .expect("cmdline");
-    let cli = ironic_config::CliLayer::parse(
-        ["--advertise_host", "127.0.0.1", "--advertise_port", "1"]
-            .iter()
-            .map(std::ffi::OsString::from),
-    )
-    .expect("cli");
-    ironic_config::load(&ironic_config::LoadOptions {
-        hardware_root: root.to_path_buf(),
-        cli,
-        ..Default::default()
-    })
-    .expect("config")
-}
-
-/// Harness + client only: Ironic up, node enrolled, inspection data posted
-/// and stored, then `provide`: lookup answered with a token and heartbeats
-/// (plain http, and https + `agent_verify_ca` with `require_tls`) accepted.
-#[test]
-fn client_drives_real_ironic() {
-    if skip() {
-        return;
-    }
-    for require_tls in [false, true] {
-        let t0 = Instant::now();
-        let ironic = Ironic::start(require_tls);
-        let started = t0.elapsed();
-        let uuid = ironic.enroll(MAC);
-        ironic.provision(&uuid, "inspect");
-        ironic.wait_state(&uuid, &["inspect wait"], Duration::from_secs(60));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("rt");
-
-        // Inspection + lookup: after inspection the node is manageable, so
-        // lookup only succeeds once `provide` moves it to clean wait.
-        let cfg = driver_config(&ironic, dir.path(), "");
-        let uuid2 = rt
-            .block_on(async {
-                let client = ironic_client::IronicClient::new(
-                    ironic_client::ClientSettings::from_config(&cfg),
-                )?;
-                let inv = ironic_client::Machine::inventory(&FixedMachine, false)?;
-                anyhow::Ok(
-                    ironic_client::inspect::run(
-                        &client,
-                        &cfg,
-                        Arc::new(FixedMachine),
-                        inv,
-                        dir.path(),
-                    )
-                    .await,
-                )
-            })
-            .expect("inspection");
-        assert_eq!(
-            uuid2.as_deref(),
-            Some(uuid.as_str()),
-            "continue_inspection answers the node UUID"
-        );
-        let node = ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(60));
-        let (s, data) = ironic.call(
-            reqwest::Method::GET,
-            &format!("/v1/nodes/{uuid}/inventory"),
-            None,
-        );
-        assert_eq!(s, 200, "{data}");
-        assert_eq!(
-            data["inventory"]["interfaces"][0]["mac_address"],
-            json!(MAC)
-        );
-        assert_eq!(data["inventory"]["memory"]["physical_mb"], json!(8192));
-        assert_eq!(data["plugin_data"]["root_disk"]["name"], json!("/dev/vda"));
-        assert_eq!(node["properties"]["cpu_arch"], json!("x86_64"));
-        let inspected = t0.elapsed();
-
-        ironic.provision(&uuid, "provide");
-        ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
-        let extra = if require_tls {
-            ""
-        } else {
-            "ipa-advertise-protocol=http"
-        };
-        let cfg = driver_config(&ironic, dir.path(), extra);
-        let mut cfg2 = cfg.clone();
-        if !require_tls {
-            // Plain http against require_tls=False.
-            cfg2.set_override(
-                "DEFAULT",
-                "enable_auto_tls",
-                "false",
-                ironic_config::Source::Computed("test".into()),
-            )
-            .expect("override");
-        }
-        let (startup, hb_ok) = rt.block_on(async {
-            let mut lp =
-                ironic_client::IronicLoop::new(cfg2, Arc::new(FixedMachine)).expect("loop");
-            let st = lp.startup().await.expect("startup");
-            let client = lp.client().clone();
-            let body = ironic_client::HeartbeatBody {
-                callback_url: &st.callback_url,
-                agent_token: st.token.as_deref(),
-                agent_version: ironic_client::IPA_COMPAT_VERSION,
-                agent_verify_ca: st.verify_ca.as_deref(),
-            };
-            let r = client
-                .heartbeat_once(&st.lookup.node_uuid(), &body)
-                .await
-                .expect("heartbeat");
-            (
-                st.callback_url.clone(),
-                (
-                    r.status,
-                    r.fault(),
-                    st.token.is_some(),
-                    st.verify_ca.is_some(),
-                ),
-            )
-        });
-        assert_eq!(hb_ok.0, 202, "heartbeat refused: {}", hb_ok.1);
-        assert!(hb_ok.2, "lookup issued a token");
-        assert_eq!(
-            hb_ok.3, require_tls,
-            "auto-TLS certificate sent exactly when TLS is on"
-        );
-        assert_eq!(startup.starts_with("https://"), require_tls, "{startup}");
-        // Ironic processes heartbeats asynchronously.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let node = loop {
-            let node = ironic.node(&uuid);
-            if !node["driver_internal_info"]["agent_url"].is_null() || Instant::now() > deadline {
-                break node;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let dii = &node["driver_internal_info"];
-        assert_eq!(
-            dii["agent_url"],
-            json!(startup),
-            "Ironic recorded the callback URL"
-        );
-        assert_eq!(dii["agent_verify_ca"].is_string(), require_tls, "{dii}");
-        eprintln!(
-            "real Ironic (require_tls={require_tls}): started in {:.1}s, inspected at {:.1}s, heartbeat accepted at {:.1}s",
-            started.as_secs_f64(),
-            inspected.as_secs_f64(),
-            t0.elapsed().as_secs_f64()
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The real agent binary driven by the real Ironic.
 
@@ -488,6 +305,7 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
     if skip() {
         return;
     }
+    let _one = one_ironic();
     let dir = tempfile::tempdir().expect("tempdir");
     let (root, mac) = sim_machine(dir.path());
     let mut ironic = Ironic::start(require_tls);
