@@ -14,7 +14,7 @@ TOKEN        ?= dev-token
 GUEST_CRATES := generic-manager \
 	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' tests/managers/*/Cargo.toml 2>/dev/null)
 
-.PHONY: setup managers build run test lint bench clean
+.PHONY: setup managers examples build run test lint bench clean
 
 ## Install what the build needs on a fresh machine of this kind.
 setup:
@@ -25,6 +25,11 @@ setup:
 ## Hardware managers and test managers as components.
 managers: setup
 	$(CARGO) build --locked --target $(GUEST_TARGET) --profile guest $(addprefix -p ,$(GUEST_CRATES))
+
+## Example managers in Python and JavaScript (their toolchains install into
+## target/ and managers/examples/js/node_modules; exit 77 = toolchain unavailable).
+examples:
+	bash tests/examples-setup.sh || [ $$? -eq 77 ]
 
 ## The agent and the test binaries.
 build: managers
@@ -43,7 +48,7 @@ run: build
 		--listen_host 127.0.0.1 --listen_port $(PORT) --agent_token $(TOKEN)
 
 ## Every test.
-test: build
+test: build examples
 	$(CARGO) test --locked --workspace --exclude generic-manager --exclude ironic-hardware-guest \
 		$(addprefix --exclude ,$(filter-out generic-manager,$(GUEST_CRATES)))
 
@@ -59,4 +64,4 @@ bench: managers
 
 clean:
 	$(CARGO) clean
-	rm -rf .sim
+	rm -rf .sim managers/examples/js/node_modules
