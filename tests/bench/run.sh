@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every benchmark, in release builds; `make bench` runs this. Each part prints
+# its own table; docs/benchmarks.md records the results with the command.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+echo "== manager host: load, instantiate + call, inventory (cargo bench -p ironic-host --bench load)"
+cargo bench -q -p ironic-host --bench load
+echo "== agent process: start-up, RSS (tests/bench/agent.sh)"
+bash tests/bench/agent.sh
+echo "== API latency and throughput (cargo run --release -p ironic-api --example load)"
+cargo run -q --release -p ironic-api --example load
+echo "== erase (tests/bench/erase.sh)"
+bash tests/bench/erase.sh
+echo "== image pipeline (tests/bench/image.sh)"
+bash tests/bench/image.sh
