@@ -68,7 +68,12 @@ impl Step {
         self
     }
     /// Declare an argument (`argsinfo`).
-    pub fn arg(mut self, name: impl Into<String>, description: impl Into<String>, required: bool) -> Self {
+    pub fn arg(
+        mut self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+        required: bool,
+    ) -> Self {
         self.argsinfo.get_or_insert_with(Vec::new).push(ArgInfo {
             name: name.into(),
             description: description.into(),
@@ -90,7 +95,9 @@ impl StepArgs {
             Ok(other) => Err(ManagerError::invalid_argument(format!(
                 "step arguments must be a JSON object, got {other}"
             ))),
-            Err(e) => Err(ManagerError::invalid_argument(format!("step arguments are not JSON: {e}"))),
+            Err(e) => Err(ManagerError::invalid_argument(format!(
+                "step arguments are not JSON: {e}"
+            ))),
         }
     }
 
@@ -106,8 +113,9 @@ impl StepArgs {
 
     /// A required argument.
     pub fn required<T: DeserializeOwned>(&self, name: &str) -> Result<T, ManagerError> {
-        self.get(name)?
-            .ok_or_else(|| ManagerError::invalid_argument(format!("missing required argument {name}")))
+        self.get(name)?.ok_or_else(|| {
+            ManagerError::invalid_argument(format!("missing required argument {name}"))
+        })
     }
 
     /// The raw map.
@@ -118,5 +126,6 @@ impl StepArgs {
 
 /// Serialise a step result.
 pub fn json_result<T: Serialize>(value: &T) -> Result<String, ManagerError> {
-    serde_json::to_string(value).map_err(|e| ManagerError::failed(format!("step result is not serialisable: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| ManagerError::failed(format!("step result is not serialisable: {e}")))
 }

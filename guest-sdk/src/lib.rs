@@ -115,10 +115,10 @@ pub mod progress {
 /// Everything a manager usually needs.
 pub mod prelude {
     pub use crate::{
-        commands, disks, export_manager, json_result, log, machine, progress, ArgInfo,
-        BlockDevice, BootInfo, Cpu, Failure, HardwareManager, Json, LldpTlv, ManagerError,
-        ManagerInfo, Memory, NetworkInterface, Step, StepArgs, StepKind, SystemFirmware,
-        SystemVendor, SUPPORT_GENERIC, SUPPORT_MAINLINE, SUPPORT_NONE, SUPPORT_SERVICE_PROVIDER,
+        commands, disks, export_manager, json_result, log, machine, progress, ArgInfo, BlockDevice,
+        BootInfo, Cpu, Failure, HardwareManager, Json, LldpTlv, ManagerError, ManagerInfo, Memory,
+        NetworkInterface, Step, StepArgs, StepKind, SystemFirmware, SystemVendor, SUPPORT_GENERIC,
+        SUPPORT_MAINLINE, SUPPORT_NONE, SUPPORT_SERVICE_PROVIDER,
     };
 }
 

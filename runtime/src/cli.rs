@@ -9,8 +9,11 @@ use crate::host_setup::HostFlags;
 pub fn init_logging(debug: bool, json: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if debug { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -19,14 +22,16 @@ pub fn init_logging(debug: bool, json: bool) {
 }
 
 pub fn inventory(flags: &HostFlags, skip_bmc_detect: bool) -> anyhow::Result<()> {
-    let host = ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
+    let host =
+        ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
     let inventory = host.inventory(skip_bmc_detect)?;
     println!("{}", serde_json::to_string_pretty(&inventory)?);
     Ok(())
 }
 
 pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
-    let host = ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
+    let host =
+        ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
     println!("managers directory: {}", flags.managers_dir.display());
     for m in host.managers() {
         println!();
@@ -46,24 +51,104 @@ pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
+    let config = flags.host_config()?;
+    let cache_dir = config
+        .cache_dir
+        .clone()
+        .context("no cache directory: pass --cache-dir (artifacts are looked up there at start)")?;
+    let results = ironic_host::precompile(&config, &cache_dir)?;
+    let mut failed = 0;
+    for r in &results {
+        match r {
+            Ok(p) => println!(
+                "{}: {} in {} ms -> {}",
+                p.file.display(),
+                match p.from {
+                    ironic_host::LoadedFrom::Compiled => "compiled",
+                    _ => "already cached",
+                },
+                p.elapsed.as_millis(),
+                cache_dir.join(format!("{}.cwasm", p.key)).display()
+            ),
+            Err(r) => {
+                failed += 1;
+                println!("{}: FAILED: {}", r.file.display(), r.reason);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} components could not be compiled",
+            results.len()
+        );
+    }
+    Ok(())
+}
+
+/// Prints the report; exits 1 (through the error) when the component would
+/// be rejected.
+pub fn managers_validate(flags: &HostFlags, file: &Path) -> anyhow::Result<()> {
+    let config = flags.host_config()?;
+    let v = ironic_host::validate(&config, file)?;
+    println!("component: {}", v.file.display());
+    println!("  name:      {}", v.name);
+    match &v.manifest {
+        Some(source) => println!("  manifest:  {source:?}"),
+        None => println!("  manifest:  none found"),
+    }
+    if let Some((id, name, version)) = &v.info {
+        println!("  id:        {id}");
+        println!("  version:   {name} {version}");
+    }
+    if let Some(support) = v.support {
+        println!("  support:   {support}");
+    }
+    println!("  declared:  {}", capabilities_line(&v.declared)?);
+    println!("  granted:   {}", capabilities_line(&v.granted)?);
+    if !v.ungranted.is_empty() {
+        println!("  ungranted: {}", v.ungranted.join(" "));
+    }
+    match &v.verdict {
+        Ok(()) => {
+            println!("verdict: OK");
+            Ok(())
+        }
+        Err(reason) => {
+            println!("verdict: REJECTED: {reason}");
+            anyhow::bail!("{} rejected: {reason}", v.file.display())
+        }
+    }
+}
+
 /// One line per capability set, e.g. `log progress machine.paths=[...]`.
 fn capabilities_line(caps: &ironic_host::Capabilities) -> anyhow::Result<String> {
     let value = serde_json::to_value(caps)?;
     let mut parts = Vec::new();
     flatten("", &value, &mut parts);
-    Ok(if parts.is_empty() { "nothing".to_string() } else { parts.join(" ") })
+    Ok(if parts.is_empty() {
+        "nothing".to_string()
+    } else {
+        parts.join(" ")
+    })
 }
 
 fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map {
-                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 flatten(&key, v, out);
             }
         }
         serde_json::Value::Bool(true) => out.push(prefix.to_string()),
-        serde_json::Value::Array(items) if !items.is_empty() => out.push(format!("{prefix}={value}")),
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            out.push(format!("{prefix}={value}"))
+        }
         _ => {}
     }
 }

@@ -17,7 +17,11 @@ pub struct HostFlags {
     pub hardware_root: PathBuf,
 
     /// Directory of hardware-manager components (`*.wasm`).
-    #[arg(long, alias = "managers_dir", default_value = "/usr/lib/ironic-wasm-agent/managers")]
+    #[arg(
+        long,
+        alias = "managers_dir",
+        default_value = "/usr/lib/ironic-wasm-agent/managers"
+    )]
     pub managers_dir: PathBuf,
 
     /// Cache of compiled managers; precompiled artifacts are looked up here.
@@ -27,6 +31,30 @@ pub struct HostFlags {
     /// Operator grants (TOML); default: the built-in grants.
     #[arg(long)]
     pub grants: Option<PathBuf>,
+
+    /// Do not watch the managers directory (by default new, replaced and
+    /// removed components take effect without a restart).
+    #[arg(long)]
+    pub no_watch_managers: bool,
+}
+
+/// Start watching the managers directory unless disabled; a watcher that
+/// cannot start is logged, not fatal (the agent still serves the managers
+/// it loaded).
+pub fn watch_managers(
+    flags: &HostFlags,
+    host: &std::sync::Arc<ironic_host::Host>,
+) -> Option<ironic_host::WatchHandle> {
+    if flags.no_watch_managers {
+        return None;
+    }
+    match host.watch(ironic_host::WatchOptions::default()) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!("not watching the managers directory: {e}");
+            None
+        }
+    }
 }
 
 /// Marker a simulated machine carries (see the `ironic-sim` crate).
@@ -40,10 +68,17 @@ fn program_dirs(root: &Path) -> Vec<PathBuf> {
     if is_simulated(root) {
         vec![root.join(".ironic-sim/bin")]
     } else {
-        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-            .iter()
-            .map(PathBuf::from)
-            .collect()
+        [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect()
     }
 }
 

@@ -63,6 +63,21 @@ enum ManagersCommand {
         #[command(flatten)]
         host: host_setup::HostFlags,
     },
+    /// Precompile every component of the managers directory into the cache
+    /// directory for this exact engine (present artifacts are reused).
+    Compile {
+        #[command(flatten)]
+        host: host_setup::HostFlags,
+    },
+    /// Check one component against the contract (instantiate, `info`,
+    /// `evaluate-hardware-support`) and the grants; print its manifest,
+    /// declared vs granted capabilities and the verdict. Exit 1 if rejected.
+    Validate {
+        /// The component (`*.wasm`); its file stem is the name grants use.
+        file: PathBuf,
+        #[command(flatten)]
+        host: host_setup::HostFlags,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,11 +150,22 @@ fn dispatch(cli: Cli, config: Option<ironic_config::Config>) -> anyhow::Result<(
             print!("{}", ironic_config::render(&config));
             Ok(())
         }
-        Some(Command::Inventory { host, skip_bmc_detect }) => cli::inventory(&host, skip_bmc_detect),
-        Some(Command::Managers { command: ManagersCommand::List { host } }) => cli::managers_list(&host),
-        Some(Command::Sim { command: SimCommand::Create { dir, machine } }) => {
-            cli::sim_create(&dir, machine.as_deref())
-        }
+        Some(Command::Inventory {
+            host,
+            skip_bmc_detect,
+        }) => cli::inventory(&host, skip_bmc_detect),
+        Some(Command::Managers {
+            command: ManagersCommand::List { host },
+        }) => cli::managers_list(&host),
+        Some(Command::Managers {
+            command: ManagersCommand::Compile { host },
+        }) => cli::managers_compile(&host),
+        Some(Command::Managers {
+            command: ManagersCommand::Validate { file, host },
+        }) => cli::managers_validate(&host, &file),
+        Some(Command::Sim {
+            command: SimCommand::Create { dir, machine },
+        }) => cli::sim_create(&dir, machine.as_deref()),
         None => {
             let flags = cli.agent;
             let config = config.context("configuration not loaded")?;

@@ -56,8 +56,12 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     for r in host.rejected() {
         tracing::warn!(file = %r.file.display(), reason = %r.reason, "hardware manager not used");
     }
+    let host = Arc::new(host);
+    // Managers added, replaced or removed in the directory take effect
+    // without a restart; the handle lives as long as the agent runs.
+    let _watch = host_setup::watch_managers(&opts.host, &host);
     let managers = Arc::new(HostManagers {
-        host: Arc::new(host),
+        host,
         skip_bmc_detect: AtomicBool::new(false),
     });
 
@@ -114,7 +118,10 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     // Ironic gates features on the agent's version; report the IPA release
     // we are wire-compatible with, as in heartbeats.
     api_config.version = ironic_client::IPA_COMPAT_VERSION.to_string();
-    api_config.tls = ironic.as_ref().is_some_and(|(_, st)| st.server_tls.is_some());
+    api_config.tls = ironic
+        .as_ref()
+        .is_some_and(|(_, st)| st.server_tls.is_some());
+    api_config.image = Some(image_settings(effective)?);
 
     let state = AgentState::new(api_config, managers.clone(), system);
     state.set_token(token);
@@ -217,6 +224,51 @@ impl ironic_client::Machine for HostMachine {
     fn hardware_root(&self) -> std::path::PathBuf {
         self.root.clone()
     }
+}
+
+/// The native image pipeline's settings from the effective configuration
+/// (after Ironic's lookup layer: `md5_enabled`, `permitted_image_formats`
+/// and `enable_bios_bootloader_install` come from there).
+fn image_settings(cfg: &ironic_config::Config) -> anyhow::Result<ironic_api::ImageSettings> {
+    use ironic_api::ironic_image::WriteOptions;
+    use std::time::Duration;
+    let secs = |name: &str, default: i64| cfg.int(name).unwrap_or(default).max(0) as u64;
+    // Some [disk_utils] options are untyped in IPA: parse their text.
+    let disk_utils = |name: &str, default: u64| {
+        cfg.get("disk_utils", name)
+            .and_then(|e| e.value.to_string().trim().parse::<u64>().ok())
+            .unwrap_or(default)
+            .max(1)
+    };
+    let defaults = WriteOptions::default();
+    // Image servers are reached with the same TLS settings as Ironic.
+    let tls =
+        ironic_client::tls::client_config(&ironic_client::ClientSettings::from_config(cfg).tls)
+            .context("building the image download TLS configuration")?;
+    let permitted = cfg.list_in("DEFAULT", "permitted_image_formats");
+    let write = WriteOptions {
+        md5_allowed: cfg.bool("md5_enabled"),
+        permitted_formats: if permitted.is_empty() {
+            defaults.permitted_formats.clone()
+        } else {
+            permitted
+        },
+        connect_timeout: Duration::from_secs(secs("image_download_connection_timeout", 60).max(1)),
+        retries: u32::try_from(secs("image_download_connection_retries", 9)).unwrap_or(u32::MAX),
+        retry_interval: Duration::from_secs(secs("image_download_connection_retry_interval", 10)),
+        max_duration: Some(secs("image_download_max_duration", 0))
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+        tls: Some(Arc::new(tls)),
+        convert_memory_limit_mib: disk_utils("image_convert_memory_limit", 2048),
+        convert_attempts: u32::try_from(disk_utils("image_convert_attempts", 3)).unwrap_or(3),
+        ..defaults
+    };
+    Ok(ironic_api::ImageSettings {
+        write,
+        enable_bios_bootloader_install: cfg.bool("enable_bios_bootloader_install"),
+        ignore_bootloader_failure: cfg.bool("ignore_bootloader_failure"),
+    })
 }
 
 /// Binds `host:port`; `::` falls back to `0.0.0.0` when IPv6 is unavailable
@@ -367,11 +419,44 @@ impl Managers for HostManagers {
             .inventory(self.skip_bmc_detect.load(Ordering::Relaxed))
             .map_err(|e| to_agent_error(e, CallSite::Other("list_hardware_info")))
     }
+
+    fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
+        self.host
+            .os_install_device(node)
+            .map_err(|e| to_agent_error(e, CallSite::Other("get_os_install_device")))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_settings_follow_defaults_and_ironic_lookup_config() {
+        let opts = ironic_config::LoadOptions {
+            hardware_root: std::path::PathBuf::from("/nonexistent-hardware-root"),
+            ..Default::default()
+        };
+        let mut cfg = ironic_config::load(&opts).expect("defaults load");
+        let s = image_settings(&cfg).expect("settings");
+        assert!(s.write.md5_allowed, "IPA default md5_enabled=true");
+        assert_eq!(s.write.permitted_formats, ["raw", "gpt", "qcow2"]);
+        assert_eq!(s.write.retries, 9);
+        assert_eq!(s.write.connect_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.write.max_duration, None);
+        assert!(s.write.tls.is_some());
+        assert!(!s.enable_bios_bootloader_install);
+
+        cfg.apply_ironic(&serde_json::json!({
+            "agent_md5_checksum_enable": false,
+            "permitted_image_formats": ["raw", "iso"],
+            "enable_bios_bootloader_install": true,
+        }));
+        let s = image_settings(&cfg).expect("settings");
+        assert!(!s.write.md5_allowed);
+        assert_eq!(s.write.permitted_formats, ["raw", "iso"]);
+        assert!(s.enable_bios_bootloader_install);
+    }
 
     #[test]
     fn dispatch_errors_map_to_ipa_errors() {

@@ -6,7 +6,7 @@
 #   bash tests/bench/agent.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-AGENT=target/release/ironic-agent
+AGENT=${AGENT:-target/release/ironic-agent}
 GUEST=target/wasm32-wasip2/guest/generic_manager.wasm
 [ -x "$AGENT" ] || cargo build --release -q -p ironic-agent
 WORK=$(mktemp -d)

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-
 /// One real Ironic at a time: each is a heavy Python process, and several
 /// starting at once on a small machine only makes every phase slower.
 static ONE_IRONIC: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_ironic() -> std::sync::MutexGuard<'static, ()> {
-    ONE_IRONIC.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_IRONIC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn skip() -> bool {
@@ -370,7 +371,11 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
         "cleaning (require_tls={require_tls}, restart={restart_ironic}): {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    assert_eq!(read_at(&disk, 512, 8), vec![0; 8], "primary GPT header erased");
+    assert_eq!(
+        read_at(&disk, 512, 8),
+        vec![0; 8],
+        "primary GPT header erased"
+    );
     assert_eq!(
         read_at(&disk, disk_len - 512, 8),
         vec![0; 8],
@@ -409,4 +414,209 @@ fn agent_inspect_and_provide_auto_tls() {
 #[test]
 fn agent_survives_ironic_restart_during_heartbeats() {
     agent_phases(false, true);
+}
+
+// ---------------------------------------------------------------------------
+// Direct deploy of a raw whole-disk image.
+
+/// `python3 -m http.server` on 127.0.0.1 serving one directory; killed on drop.
+struct ImageServer {
+    child: Child,
+    port: u16,
+}
+
+impl ImageServer {
+    fn start(dir: &Path) -> ImageServer {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 http.server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "image server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ImageServer { child, port }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for ImageServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const IMAGE_BYTES: u64 = 256 << 20;
+
+/// A sparse raw whole-disk image: an msdos table (disk id 0x5eed1234, one
+/// Linux partition from 1 MiB to the end) and pseudo-random data at 1 MiB
+/// and in the last MiB, so a misplaced or partial write shows.
+fn build_image(path: &Path) {
+    let f = std::fs::File::create(path).expect("image file");
+    f.set_len(IMAGE_BYTES).expect("image size");
+    drop(f);
+    let mut mbr = vec![0u8; 512];
+    mbr[440..444].copy_from_slice(&0x5eed_1234u32.to_le_bytes());
+    let entry = &mut mbr[446..462];
+    entry[4] = 0x83;
+    entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&((IMAGE_BYTES / 512 - 2048) as u32).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    write_at(path, 0, &mbr);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    write_at(path, 1 << 20, &random(4 << 20));
+    write_at(path, IMAGE_BYTES - (1 << 20), &random(1 << 20));
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string()
+}
+
+/// True when `disk` starts with the bytes of `image` (compared in 4 MiB chunks).
+fn disk_starts_with(disk: &Path, image: &Path) -> bool {
+    let len = std::fs::metadata(image).expect("image").len();
+    let chunk = 4u64 << 20;
+    (0..len.div_ceil(chunk)).all(|i| {
+        let off = i * chunk;
+        let n = chunk.min(len - off) as usize;
+        read_at(disk, off, n) == read_at(image, off, n)
+    })
+}
+
+/// The serial of `device` in the simulated machine's inventory.
+fn disk_serial(root: &Path, device: &str) -> String {
+    let out = Command::new(agent_tests::agent_binary())
+        .args(["inventory", "--hardware-root"])
+        .arg(root)
+        .args(["--managers-dir"])
+        .arg(root.parent().expect("machine dir").join("managers"))
+        .output()
+        .expect("inventory");
+    let inv: Value = serde_json::from_slice(&out.stdout).expect("inventory JSON");
+    inv["disks"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == device))
+        .and_then(|d| d["serial"].as_str())
+        .unwrap_or_else(|| panic!("{device} has no serial in {}", inv["disks"]))
+        .to_string()
+}
+
+#[test]
+fn agent_deploys_raw_image_by_root_device_hint() {
+    if skip() {
+        return;
+    }
+    let _one = one_ironic();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, mac) = sim_machine(dir.path());
+    let (sda, sdb) = (root.join("dev/sda"), root.join("dev/sdb"));
+    assert!(
+        std::fs::metadata(&sda).expect("sda").len() < std::fs::metadata(&sdb).expect("sdb").len(),
+        "the hint must pick the larger disk, not the default smallest one"
+    );
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).expect("images dir");
+    let image = images.join("disk.img");
+    build_image(&image);
+    let digest = sha256_of(&image);
+    let server = ImageServer::start(&images);
+    let serial = disk_serial(&root, "/dev/sdb");
+
+    let ironic = Ironic::start(false);
+    let uuid = ironic.enroll(&mac);
+    let port = free_port();
+    let extra = "ipa-advertise-protocol=http";
+
+    let t = Instant::now();
+    ironic.provision(&uuid, "provide");
+    ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
+    let agent = start_agent(&root, &ironic, port, extra);
+    ironic.wait_state(&uuid, &["available"], Duration::from_secs(240));
+    drop(agent);
+    let provide_s = t.elapsed().as_secs_f64();
+    let sda_head = read_at(&sda, 0, 1 << 20);
+
+    // Deploy: the root device hint names sdb's serial.
+    let (s, body) = ironic.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/nodes/{uuid}"),
+        Some(json!([
+            {"op": "add", "path": "/properties/root_device", "value": {"serial": serial}},
+            {"op": "add", "path": "/instance_info", "value": {
+                "image_source": server.url("disk.img"),
+                "image_os_hash_algo": "sha256",
+                "image_os_hash_value": digest,
+                "image_disk_format": "raw",
+            }},
+        ])),
+    );
+    assert_eq!(s, 200, "{body}");
+    let t = Instant::now();
+    ironic.provision(&uuid, "active");
+    ironic.wait_state(&uuid, &["wait call-back"], Duration::from_secs(60));
+    let agent = start_agent(&root, &ironic, port, extra);
+    let node = ironic.wait_state(&uuid, &["active"], Duration::from_secs(240));
+    drop(agent);
+    let deploy_s = t.elapsed().as_secs_f64();
+    assert!(
+        disk_starts_with(&sdb, &image),
+        "sdb holds the image byte for byte"
+    );
+    assert_eq!(read_at(&sda, 0, 1 << 20), sda_head, "sda untouched");
+    assert_eq!(
+        node["driver_internal_info"]["root_uuid_or_disk_id"], "0x5eed1234",
+        "Ironic got the disk identifier from get_partition_uuids"
+    );
+
+    // Undeploy: deleting → cleaning → available; cleaning wipes sdb's table.
+    let t = Instant::now();
+    ironic.provision(&uuid, "deleted");
+    ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
+    let _agent = start_agent(&root, &ironic, port, extra);
+    ironic.wait_state(&uuid, &["available"], Duration::from_secs(240));
+    let undeploy_s = t.elapsed().as_secs_f64();
+    assert_eq!(
+        read_at(&sdb, 0, 512),
+        vec![0; 512],
+        "cleaning erased the deployed table"
+    );
+    eprintln!(
+        "deploy by root device hint: provide {provide_s:.1}s, deploy {deploy_s:.1}s, undeploy {undeploy_s:.1}s"
+    );
 }

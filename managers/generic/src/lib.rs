@@ -13,7 +13,11 @@ struct Generic;
 
 impl HardwareManager for Generic {
     fn info() -> Result<ManagerInfo, ManagerError> {
-        Ok(ManagerInfo::new("GenericHardwareManager", "generic_hardware_manager", "1.2"))
+        Ok(ManagerInfo::new(
+            "GenericHardwareManager",
+            "generic_hardware_manager",
+            "1.2",
+        ))
     }
     fn evaluate_hardware_support() -> Result<u32, ManagerError> {
         Ok(SUPPORT_GENERIC)

@@ -8,6 +8,8 @@
 //!   `rescue`, `standby`.
 //! * [`managers::Managers`]: the only way the engine reaches hardware managers.
 //! * [`system_actions::SystemActions`]: power, network and logs, real or recorded.
+//! * [`native_steps`]: steps the agent runs itself (the image pipeline's
+//!   `write_image`), listed beside the managers' steps.
 //!
 //! Extra wire behaviour beyond IPA (documented deliberately):
 //! * a running async command shows manager-reported progress as
@@ -23,6 +25,7 @@ pub mod engine;
 pub mod errors;
 pub mod extensions;
 pub mod managers;
+pub mod native_steps;
 pub mod server;
 pub mod system_actions;
 pub mod token;
@@ -36,6 +39,9 @@ use tokio::sync::watch;
 
 pub use engine::{CommandRecord, CommandStatus, Engine};
 pub use errors::{AgentError, HttpFault};
+/// The image pipeline, re-exported so the agent binary configures
+/// [`ImageSettings`] without its own dependency on it.
+pub use ironic_image;
 pub use managers::{deduplicate_steps, ManagerSteps, Managers, StepKind};
 pub use server::{router, serve};
 pub use system_actions::{RealSystem, Recorder, SystemAction, SystemActions};
@@ -74,6 +80,22 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// `collect_system_logs` content cap in bytes.
     pub max_log_bytes: usize,
+    /// The native image pipeline (`standby.prepare_image`, the `write_image`
+    /// deploy step, `image.install_bootloader`). `None` (the default) leaves
+    /// `write_image` to the hardware managers, which is what the API tests
+    /// with fake managers rely on; the agent binary always sets it.
+    pub image: Option<ImageSettings>,
+}
+
+/// Settings of the native image pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct ImageSettings {
+    /// Download/verify/write knobs; `progress` is set per command.
+    pub write: ironic_image::WriteOptions,
+    /// `enable_bios_bootloader_install` (Ironic's lookup config).
+    pub enable_bios_bootloader_install: bool,
+    /// `ignore_bootloader_failure` when the command does not say.
+    pub ignore_bootloader_failure: bool,
 }
 
 impl ApiConfig {
@@ -88,6 +110,7 @@ impl ApiConfig {
             tls: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            image: None,
         }
     }
 }
@@ -109,6 +132,9 @@ struct Inner {
     system: Arc<dyn SystemActions>,
     node: Mutex<Option<Value>>,
     partition_uuids: Mutex<Value>,
+    native: native_steps::NativeSteps,
+    /// `(image id, mapped device)` last written by this process.
+    written_image: Mutex<Option<(String, PathBuf)>>,
     node_info: watch::Sender<Option<Value>>,
     stop: watch::Sender<Option<StopReason>>,
 }
@@ -135,6 +161,11 @@ impl AgentState {
         managers: Arc<dyn Managers>,
         system: Arc<dyn SystemActions>,
     ) -> Self {
+        let native = if config.image.is_some() {
+            native_steps::NativeSteps::builtin()
+        } else {
+            native_steps::NativeSteps::default()
+        };
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -144,6 +175,8 @@ impl AgentState {
                 system,
                 node: Mutex::new(None),
                 partition_uuids: Mutex::new(Value::Object(Default::default())),
+                native,
+                written_image: Mutex::new(None),
                 node_info: watch::Sender::new(None),
                 stop: watch::Sender::new(None),
             }),
@@ -203,6 +236,20 @@ impl AgentState {
     /// Records partition UUIDs after an image was written.
     pub fn set_partition_uuids(&self, uuids: Value) {
         *lock(&self.inner.partition_uuids) = uuids;
+    }
+
+    /// The agent-native steps (empty without [`ApiConfig::image`]).
+    pub fn native_steps(&self) -> &native_steps::NativeSteps {
+        &self.inner.native
+    }
+
+    /// `(image id, device)` last written by this process, if any.
+    pub fn written_image(&self) -> Option<(String, PathBuf)> {
+        lock(&self.inner.written_image).clone()
+    }
+
+    pub(crate) fn set_written_image(&self, written: Option<(String, PathBuf)>) {
+        *lock(&self.inner.written_image) = written;
     }
 
     /// Lookup data pushed by `poll.set_node_info` (standalone mode).

@@ -98,6 +98,19 @@ pub trait Managers: Send + Sync + 'static {
 
     /// A fresh hardware inventory (Ironic's inventory JSON).
     fn inventory(&self) -> Result<Value, AgentError>;
+
+    /// The device the image is written to (IPA's first-answer
+    /// `get_os_install_device(permit_refresh=True)`), e.g. `/dev/sda`, chosen
+    /// with the node's root-device hints; a vendor manager may override it.
+    /// The path is as seen by the managers: callers map it into the
+    /// hardware root ([`crate::native_steps::device_in_root`]).
+    ///
+    /// The default answers `HardwareManagerMethodNotFound`, as when no
+    /// manager implements the call.
+    fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
+        let _ = node;
+        Err(AgentError::method_not_found("get_os_install_device"))
+    }
 }
 
 /// IPA's `deduplicate_steps` (hardware-managers.md §7.2).

@@ -43,20 +43,41 @@ pub enum LoadedFrom {
     Compiled,
     /// Deserialized from the artifact cache.
     Cache,
+    /// Already compiled by this process (same bytes seen before, e.g. a
+    /// manager swapped back to an earlier version).
+    Memory,
 }
 
 /// Load `bytes` (from `wasm_path`) as a component, through the cache when
 /// `cache_dir` is set.
+#[cfg(test)]
 pub fn load_component(
     engine: &Engine,
     wasm_path: &Path,
     bytes: &[u8],
     cache_dir: Option<&Path>,
 ) -> anyhow::Result<(Component, LoadedFrom)> {
+    load_component_keyed(
+        engine,
+        wasm_path,
+        bytes,
+        &cache_key(engine, bytes),
+        cache_dir,
+    )
+}
+
+/// [`load_component`] with the cache key already computed.
+pub(crate) fn load_component_keyed(
+    engine: &Engine,
+    wasm_path: &Path,
+    bytes: &[u8],
+    key: &str,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<(Component, LoadedFrom)> {
     let Some(cache_dir) = cache_dir else {
         return Ok((compile(engine, wasm_path, bytes)?, LoadedFrom::Compiled));
     };
-    let artifact = artifact_path(cache_dir, &cache_key(engine, bytes));
+    let artifact = artifact_path(cache_dir, key);
     if artifact.exists() {
         let start = Instant::now();
         // SAFETY: the artifact was written by `store_artifact` from our own

@@ -74,7 +74,9 @@ impl Host {
         progress: Option<&ProgressSender>,
         f: impl Fn(&HardwareManager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
     ) -> Result<(R, Arc<LoadedManager>), DispatchError> {
-        for m in &self.managers {
+        // One snapshot for the whole call: a swap meanwhile does not affect it.
+        let registry = self.snapshot();
+        for m in &registry.managers {
             if let Outcome::Answer(v) =
                 self.call_manager(m, call, timeout, progress.cloned(), &f)?
             {
@@ -95,7 +97,8 @@ impl Host {
         f: impl Fn(&HardwareManager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
     ) -> Result<Vec<(R, Arc<LoadedManager>)>, DispatchError> {
         let mut out = Vec::new();
-        for m in &self.managers {
+        let registry = self.snapshot();
+        for m in &registry.managers {
             if let Outcome::Answer(v) = self.call_manager(m, call, timeout, None, &f)? {
                 out.push((v, m.clone()));
             }
@@ -197,12 +200,13 @@ impl Host {
 
     /// `{manager name: version}` of every manager (`hardware_manager_version`).
     pub fn versions(&self) -> Result<BTreeMap<String, String>, DispatchError> {
-        if self.managers.is_empty() {
+        let registry = self.snapshot();
+        if registry.managers.is_empty() {
             return Err(DispatchError::NoManager {
                 call: "info".into(),
             });
         }
-        Ok(self
+        Ok(registry
             .managers
             .iter()
             .map(|m| (m.manager_name.clone(), m.version.clone()))

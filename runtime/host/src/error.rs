@@ -33,6 +33,23 @@ pub enum HostError {
         /// Why each candidate was not used.
         rejected: Vec<crate::RejectedManager>,
     },
+    /// A component offered to a running host was not loaded; the running
+    /// set is unchanged.
+    #[error("manager {manager} ({file}) rejected: {reason}")]
+    Rejected {
+        /// The manager (file stem).
+        manager: String,
+        /// The component file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// No manager of that name is loaded.
+    #[error("no hardware manager named {manager} is loaded")]
+    NotLoaded {
+        /// The name asked for.
+        manager: String,
+    },
 }
 
 fn rejected_suffix(rejected: &[crate::RejectedManager]) -> String {

@@ -16,6 +16,7 @@ pub mod manifest;
 mod policy;
 mod registry;
 mod sandbox;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +25,8 @@ pub use artifact::{cache_key, LoadedFrom};
 pub use error::{DispatchError, HostError, SandboxFailure};
 pub use manifest::{Capabilities, CommandCaps, DiskCaps, MachineCaps, ManifestSource};
 pub use policy::{normalise_path, Grants};
-pub use registry::Host;
+pub use registry::{precompile, validate, Host, Precompiled, ReloadReport, Validation};
+pub use watch::{WatchHandle, WatchOptions};
 
 /// Per-call resource limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +68,8 @@ pub enum NetworkSource {
 pub struct HostConfig {
     /// Directory of `*.wasm` managers (file stem = the manager's name for grants).
     pub managers_dir: PathBuf,
-    /// Where precompiled artifacts are cached; `None` compiles every start.
+    /// Where precompiled artifacts are cached; `None` compiles every start
+    /// (within one process the same bytes are still compiled only once).
     pub cache_dir: Option<PathBuf>,
     /// Root the machine and disk capabilities resolve in (`/` in production).
     pub hardware_root: PathBuf,

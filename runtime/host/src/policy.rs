@@ -221,6 +221,69 @@ fn allows(side: &Side, need: Need<'_>) -> bool {
     }
 }
 
+/// What `declared` asks for that `granted` does not cover, one entry per
+/// capability (e.g. `disks.write=/dev/*`); empty when fully granted.
+///
+/// A declared glob is covered when the granted list holds the same pattern
+/// or a granted glob matches the declared pattern taken as a literal path
+/// (`/sys/class/**` under `/sys/**`, `/dev/sdb` under `/dev/*`). This is a
+/// conservative approximation of glob inclusion: it never calls a declared
+/// glob covered that reaches outside the grant for ordinary patterns.
+pub fn ungranted(declared: &Capabilities, granted: &Capabilities) -> Vec<String> {
+    fn globs(key: &str, declared: &[String], granted: &[String], out: &mut Vec<String>) {
+        let set = compile_globs(granted).ok();
+        for d in declared {
+            let covered = granted.contains(d) || set.as_ref().is_some_and(|s| s.is_match(d));
+            if !covered {
+                out.push(format!("{key}={d}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if declared.log && !granted.log {
+        out.push("log".into());
+    }
+    if declared.progress && !granted.progress {
+        out.push("progress".into());
+    }
+    if declared.machine.network && !granted.machine.network {
+        out.push("machine.network".into());
+    }
+    globs(
+        "machine.paths",
+        &declared.machine.paths,
+        &granted.machine.paths,
+        &mut out,
+    );
+    globs(
+        "machine.remove",
+        &declared.machine.remove,
+        &granted.machine.remove,
+        &mut out,
+    );
+    // Read access is also granted by a write grant (see `allows`).
+    let readable: Vec<String> = granted
+        .disks
+        .read
+        .iter()
+        .chain(&granted.disks.write)
+        .cloned()
+        .collect();
+    globs("disks.read", &declared.disks.read, &readable, &mut out);
+    globs(
+        "disks.write",
+        &declared.disks.write,
+        &granted.disks.write,
+        &mut out,
+    );
+    for p in &declared.commands.programs {
+        if !granted.commands.programs.contains(p) {
+            out.push(format!("commands.programs={p}"));
+        }
+    }
+    out
+}
+
 /// Normalise an absolute guest path lexically: `.` dropped, `..` pops;
 /// relative paths, NUL bytes and `..` above `/` are errors.
 pub fn normalise_path(path: &str) -> Result<PathBuf, String> {
@@ -332,6 +395,26 @@ mod tests {
         )
         .expect_err("bad glob");
         assert!(err.to_string().contains("managers.v"), "{err}");
+    }
+
+    #[test]
+    fn ungranted_lists_what_the_grant_does_not_cover() {
+        let declared = caps(
+            "log=true\n[machine]\npaths=[\"/sys/class/**\",\"/etc/**\"]\n[disks]\nread=[\"/dev/sdb\"]\nwrite=[\"/dev/*\"]\n[commands]\nprograms=[\"nvme\",\"lshw\"]",
+        );
+        let granted = caps(
+            "log=true\n[machine]\npaths=[\"/sys/**\"]\n[disks]\nwrite=[\"/dev/sd*\"]\n[commands]\nprograms=[\"nvme\"]",
+        );
+        assert_eq!(
+            ungranted(&declared, &granted),
+            [
+                "machine.paths=/etc/**",
+                "disks.write=/dev/*",
+                "commands.programs=lshw"
+            ]
+        );
+        assert!(ungranted(&granted, &granted).is_empty());
+        assert!(ungranted(&Capabilities::default(), &Capabilities::default()).is_empty());
     }
 
     #[test]

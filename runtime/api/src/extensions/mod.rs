@@ -2,6 +2,7 @@
 
 pub mod clean;
 pub mod deploy;
+pub mod image;
 pub mod log;
 pub mod poll;
 pub mod rescue;
@@ -23,5 +24,6 @@ pub fn all() -> Vec<Extension> {
         system::extension(),
         rescue::extension(),
         standby::extension(),
+        image::extension(),
     ]
 }

@@ -1,15 +1,32 @@
-//! The `standby` extension: `sync`, `get_partition_uuids` (sync),
-//! `power_off`, `run_image` (async, through the system backend).
+//! The `standby` extension: `prepare_image` (async, with IPA's synchronous
+//! validator), `get_partition_uuids` (sync), `sync`, `power_off`,
+//! `run_image` (async, through the system backend); and the native
+//! `write_image` deploy step, which runs `prepare_image` as IPA's generic
+//! manager does.
 //!
-//! `prepare_image` / `execute_bootc_install` belong to the image pipeline and
-//! are not registered yet (they answer "Unknown command").
+//! `prepare_image` drives the native pipeline (`ironic_image`): install
+//! device from the managers (root-device hints), mapped into the hardware
+//! root, stream/download + verify + write, partition-table check, MBR disk
+//! identifier as `root uuid`. `execute_bootc_install` is not registered
+//! ("Unknown command").
 
-use serde_json::{Map, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::engine::{CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
+use ironic_image::{ImageError, ImageInfo};
+use serde_json::{json, Map, Value};
+
+use crate::engine::{
+    opt, req, CommandDef, CommandError, CommandFuture, Ctx, Extension, Mode, Param,
+};
+use crate::errors::AgentError;
+use crate::native_steps::{device_in_root, StepCall};
 use crate::system_actions::SystemAction;
+use crate::{AgentState, ImageSettings};
 
 const NO_PARAMS: &[Param] = &[];
+const PREPARE_PARAMS: &[Param] = &[req("image_info"), opt("configdrive")];
 
 /// The extension's commands.
 pub fn extension() -> Extension {
@@ -25,6 +42,14 @@ pub fn extension() -> Extension {
         name: "standby",
         class: "StandbyExtension",
         commands: vec![
+            CommandDef {
+                name: "prepare_image",
+                mode: Mode::Async,
+                params: PREPARE_PARAMS,
+                extra_kwargs: false,
+                validator: Some(validate_prepare_image),
+                handler: prepare_image,
+            },
             cmd("sync", Mode::Sync, sync),
             cmd("get_partition_uuids", Mode::Sync, get_partition_uuids),
             cmd("power_off", Mode::Async, power_off),
@@ -62,4 +87,246 @@ fn power_off(ctx: Ctx, _params: Map<String, Value>) -> CommandFuture {
 
 fn run_image(ctx: Ctx, _params: Map<String, Value>) -> CommandFuture {
     Box::pin(async move { perform(&ctx, &[SystemAction::Sync, SystemAction::Reboot]).await })
+}
+
+/// `md5_enabled` as the pipeline is configured (IPA's default: allowed).
+fn md5_allowed(state: &AgentState) -> bool {
+    state
+        .config()
+        .image
+        .as_ref()
+        .is_none_or(|s| s.write.md5_allowed)
+}
+
+/// `ImageError` → IPA error object, keeping the pipeline's own wording.
+pub(crate) fn image_error(e: ImageError) -> AgentError {
+    match e {
+        // The Display form already starts with the class message; the
+        // details are the message alone, as IPA's validator words them.
+        ImageError::InvalidParams { message } => AgentError::invalid_params(message),
+        e => AgentError::new(e.ipa_type(), e.to_string()),
+    }
+}
+
+/// IPA's `_validate_image_info` (runs before the command is recorded:
+/// failures answer HTTP 400 `InvalidCommandParamsError`).
+fn validate_prepare_image(
+    state: &AgentState,
+    params: &Map<String, Value>,
+) -> Result<(), AgentError> {
+    // IPA: `image_info = image_info or {}`.
+    let empty = Value::Object(Map::new());
+    let info = params
+        .get("image_info")
+        .filter(|v| !v.is_null())
+        .unwrap_or(&empty);
+    ironic_image::validate(info, md5_allowed(state)).map_err(image_error)
+}
+
+fn prepare_image(ctx: Ctx, mut params: Map<String, Value>) -> CommandFuture {
+    Box::pin(async move {
+        let info = params.remove("image_info").unwrap_or(Value::Null);
+        let configdrive = params.remove("configdrive").unwrap_or(Value::Null);
+        // IPA selects the install device with the cached node's hints.
+        let node = ctx.state.cached_node();
+        let message = run_prepare_image(&ctx, node, info, configdrive).await?;
+        // A string result becomes {"result": "prepare_image: <message>"}.
+        Ok(Value::String(message))
+    })
+}
+
+/// The native `write_image` deploy step: `write_image(node, ports,
+/// image_info, configdrive=None)` runs `prepare_image` and returns its
+/// command result, `{"result": "prepare_image: <message>"}`.
+pub(crate) fn write_image_step(ctx: Ctx, mut call: StepCall) -> CommandFuture {
+    Box::pin(async move {
+        let Some(info) = call.kwargs.remove("image_info") else {
+            return Err(CommandError::Exception {
+                class: "TypeError",
+                text: "GenericHardwareManager.write_image() missing 1 required positional argument: 'image_info'".into(),
+            });
+        };
+        let configdrive = call.kwargs.remove("configdrive").unwrap_or(Value::Null);
+        // The validator runs as it does when IPA's write_image calls the
+        // standby extension; its error propagates unchanged.
+        let empty = Value::Object(Map::new());
+        ironic_image::validate(
+            if info.is_null() { &empty } else { &info },
+            md5_allowed(&ctx.state),
+        )
+        .map_err(image_error)?;
+        let message = run_prepare_image(&ctx, Some(call.node), info, configdrive).await?;
+        Ok(json!({"result": format!("prepare_image: {message}")}))
+    })
+}
+
+/// `prepare_image`'s body (images.md §2.1): returns the result message
+/// `image (<id>) written to device <dev> root_uuid=<u>`.
+async fn run_prepare_image(
+    ctx: &Ctx,
+    node: Option<Value>,
+    mut image_info: Value,
+    configdrive: Value,
+) -> Result<String, CommandError> {
+    let settings: ImageSettings = ctx.state.config().image.clone().ok_or_else(|| {
+        AgentError::command_execution("the native image pipeline is not enabled in this agent")
+    })?;
+    // configdrive=None → image_info's own (removed from image_info).
+    let from_info = image_info
+        .as_object_mut()
+        .and_then(|o| o.remove("configdrive"))
+        .unwrap_or(Value::Null);
+    let configdrive = if configdrive.is_null() {
+        from_info
+    } else {
+        configdrive
+    };
+    let info =
+        ImageInfo::from_value(&image_info, settings.write.md5_allowed).map_err(image_error)?;
+    if info.is_partition_image() {
+        return Err(AgentError::new(
+            "DeploymentError",
+            format!(
+                "image {}: partition images are not supported by the native agent yet; use a whole-disk image",
+                info.id
+            ),
+        )
+        .into());
+    }
+    if configdrive.as_str().is_some_and(|s| !s.is_empty()) {
+        // Refusing beats silently deploying a node without its metadata.
+        return Err(AgentError::new(
+            "DeploymentError",
+            format!(
+                "image {}: a config drive for a whole-disk image is not supported by the native agent yet",
+                info.id
+            ),
+        )
+        .into());
+    }
+
+    let managers = ctx.state.managers();
+    let device = ctx
+        .blocking(move || managers.os_install_device(node.as_ref()))
+        .await?;
+    let root = ctx.state.config().hardware_root.clone();
+    let target = device_in_root(&root, &device)?;
+
+    let already = ctx
+        .state
+        .written_image()
+        .is_some_and(|(id, dev)| id == info.id && dev == target);
+    if already {
+        tracing::info!(image = %info.id, %device, "image already written by this agent; not writing it again");
+    } else {
+        // A failed or partial write must not be mistaken for this image later.
+        ctx.state.set_written_image(None);
+        let mut opts = settings.write.clone();
+        opts.progress = Some(progress_reporter(ctx, &info.id, &device));
+        let report = ironic_image::write_image(&info, &target, &opts)
+            .await
+            .map_err(image_error)?;
+        tracing::info!(image = %info.id, %device, bytes = report.bytes, streamed = report.streamed,
+            elapsed_ms = report.elapsed.as_millis() as u64, "image written");
+    }
+
+    let (id, dev_name, path) = (info.id.clone(), device.clone(), target.clone());
+    let root_uuid = ctx
+        .blocking(move || check_written_disk(&id, &dev_name, &path))
+        .await?;
+    ctx.state
+        .set_partition_uuids(json!({"root uuid": root_uuid}));
+    ctx.state.set_written_image(Some((info.id.clone(), target)));
+    Ok(format!(
+        "image ({}) written to device {device} root_uuid={root_uuid}",
+        info.id
+    ))
+}
+
+/// Command progress from the pipeline's byte counts, reported when the
+/// percentage changes (or every 64 MiB when the size is unknown).
+fn progress_reporter(ctx: &Ctx, id: &str, device: &str) -> ironic_image::ProgressFn {
+    let sink = ctx.progress_sink();
+    let last = AtomicU64::new(u64::MAX);
+    let (id, device) = (id.to_string(), device.to_string());
+    Arc::new(move |bytes: u64, total: Option<u64>| {
+        let percent = total
+            .filter(|t| *t > 0)
+            .map(|t| u8::try_from((bytes.saturating_mul(100) / t).min(100)).unwrap_or(100));
+        let key = percent.map_or(bytes >> 26, u64::from);
+        if last.swap(key, Ordering::Relaxed) != key {
+            sink(
+                percent,
+                &format!("image {id}: {} MiB received for {device}", bytes >> 20),
+            );
+        }
+    })
+}
+
+/// IPA's partition-table sanity check (a whole-disk image without one is
+/// refused) and the `root uuid` (MBR disk identifier, images.md §6.2).
+fn check_written_disk(id: &str, device: &str, path: &Path) -> Result<String, AgentError> {
+    use std::os::unix::fs::FileExt;
+    let io = |what: &str, e: std::io::Error| {
+        AgentError::new(
+            "ImageWriteError",
+            format!("image {id}: {what} {device} ({}): {e}", path.display()),
+        )
+    };
+    let f = std::fs::File::open(path).map_err(|e| io("opening", e))?;
+    let mut head = [0u8; 1024];
+    f.read_exact_at(&mut head, 0)
+        .map_err(|e| io("reading the partition table of", e))?;
+    if !has_partition_table(&head) {
+        return Err(AgentError::new(
+            "DeploymentError",
+            format!("No partitions found on the device {device} after writing the image {id}."),
+        ));
+    }
+    ironic_image::mbr_disk_identifier(path).map_err(|e| io("reading the disk identifier of", e))
+}
+
+/// True when the first sectors hold an MBR with at least one partition, or
+/// a GPT header (what `parted` would list partitions from).
+fn has_partition_table(head: &[u8; 1024]) -> bool {
+    if &head[512..520] == b"EFI PART" {
+        return true;
+    }
+    head[510] == 0x55 && head[511] == 0xAA && (0..4).any(|i| head[446 + i * 16 + 4] != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_table_detection() {
+        let mut head = [0u8; 1024];
+        assert!(!has_partition_table(&head));
+        head[510] = 0x55;
+        head[511] = 0xAA;
+        // Signature but no entry: parted lists no partition.
+        assert!(!has_partition_table(&head));
+        head[446 + 4] = 0x83;
+        assert!(has_partition_table(&head));
+        let mut gpt = [0u8; 1024];
+        gpt[512..520].copy_from_slice(b"EFI PART");
+        assert!(has_partition_table(&gpt));
+    }
+
+    #[test]
+    fn validator_errors_are_http_400_params_errors() {
+        let e = image_error(ImageError::InvalidParams {
+            message: "Image is missing 'id' field.".into(),
+        });
+        assert_eq!(e.error_type, "InvalidCommandParamsError");
+        assert!(e.is_invalid_content());
+        assert_eq!(e.details, "Image is missing 'id' field.");
+        let e = image_error(ImageError::DownloadFatal {
+            url: "http://127.0.0.1:1/x".into(),
+            status: 404,
+        });
+        assert_eq!(e.error_type, "ImageDownloadFatalError");
+        assert!(e.details.contains("http://127.0.0.1:1/x"), "{}", e.details);
+    }
 }

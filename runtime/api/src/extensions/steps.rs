@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::engine::{CommandError, Ctx};
 use crate::errors::{py_repr, AgentError};
 use crate::managers::{deduplicate_steps, StepKind};
+use crate::native_steps::{self, StepCall};
 
 /// `get_<kind>_steps(node, ports)`.
 pub(crate) async fn get_steps(
@@ -25,7 +26,8 @@ pub(crate) async fn get_steps(
             Ok((candidates, versions))
         })
         .await?;
-    let steps = deduplicate_steps(&candidates);
+    let mut steps = deduplicate_steps(&candidates);
+    ctx.state.native_steps().merge_listing(kind, &mut steps);
     Ok(json!({
         format!("{}_steps", kind.as_str()): steps,
         "hardware_manager_version": versions,
@@ -75,6 +77,21 @@ pub(crate) async fn execute_step(
     let mut kwargs = params;
     if let Some(Value::Object(args)) = step.get("args") {
         kwargs.extend(args.clone());
+    }
+    // Agent-native steps (the image pipeline) run here, never in a manager.
+    if let Some(native) = ctx.state.native_steps().find(kind, &name).cloned() {
+        tracing::info!(kind = k, step = %name, "executing native step");
+        let call = StepCall {
+            name: name.clone(),
+            node,
+            ports,
+            kwargs,
+        };
+        let result = native_steps::execute(ctx.clone(), kind, &native, call).await?;
+        return Ok(json!({
+            format!("{k}_result"): result,
+            format!("{k}_step"): step,
+        }));
     }
     let kwargs = Value::Object(kwargs);
     let progress = ctx.progress_sink();

@@ -58,6 +58,8 @@ pub struct FakeManagers {
     pub versions: Mutex<BTreeMap<String, String>>,
     pub gate: Gate,
     pub calls: Mutex<Vec<Call>>,
+    /// What `os_install_device` answers (`/dev/sda`).
+    pub install_device: Mutex<String>,
 }
 
 impl Default for FakeManagers {
@@ -69,6 +71,7 @@ impl Default for FakeManagers {
             versions: Mutex::new(versions),
             gate: Gate::default(),
             calls: Mutex::new(Vec::new()),
+            install_device: Mutex::new("/dev/sda".into()),
         }
     }
 }
@@ -161,6 +164,10 @@ impl Managers for FakeManagers {
 
     fn versions(&self) -> Result<BTreeMap<String, String>, AgentError> {
         Ok(self.versions.lock().unwrap().clone())
+    }
+
+    fn os_install_device(&self, _node: Option<&Value>) -> Result<String, AgentError> {
+        Ok(self.install_device.lock().unwrap().clone())
     }
 
     fn inventory(&self) -> Result<Value, AgentError> {

@@ -5,6 +5,7 @@
 
 mod commands;
 mod common;
+mod image;
 mod lifecycle;
 mod replay;
 mod routes;
