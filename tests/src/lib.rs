@@ -75,6 +75,7 @@ pub fn stand_in_program(dir: &Path, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write stand-in program");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod stand-in program");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod stand-in program");
     path
 }

@@ -114,7 +114,20 @@ fn compile(engine: &Engine, wasm_path: &Path, bytes: &[u8]) -> anyhow::Result<Co
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("compiling {}", wasm_path.display()))?;
     tracing::info!(component = %wasm_path.display(), elapsed_ms = start.elapsed().as_millis() as u64, "compiled component");
+    release_freed_memory();
     Ok(component)
+}
+
+/// Compiling takes tens of MiB of short-lived allocations (Cranelift on
+/// several threads); glibc keeps that freed memory in its arenas, which
+/// kept the agent's resident size high for the rest of its life (measured
+/// after compiling the generic manager: 45 MiB without this, 39 MiB with it).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// `<cache_dir>/<key>.cwasm`.
