@@ -410,3 +410,18 @@ fn partitions_are_not_disks() {
         .collect();
     assert_eq!(names, ["/dev/sda", "/dev/sdb"]);
 }
+
+/// IPA detects the BMC once per process: a later inventory must not run
+/// `ipmitool` again (each detection is up to 33 runs of it).
+#[test]
+fn bmc_is_detected_once() {
+    let f = fixture(&default_machine());
+    let first = f.host.inventory(false).expect("inventory");
+    assert_eq!(first["bmc_address"], "192.0.2.100");
+    // From now on ipmitool fails; a fresh detection would find no BMC.
+    let ipmitool = f.sim.bin_dir().join("ipmitool");
+    std::fs::write(&ipmitool, "#!/bin/sh\necho broken >&2\nexit 1\n").expect("replace ipmitool");
+    let second = f.host.inventory(false).expect("inventory");
+    assert_eq!(second["bmc_address"], first["bmc_address"]);
+    assert_eq!(second["bmc_mac"], first["bmc_mac"]);
+}

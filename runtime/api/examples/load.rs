@@ -145,21 +145,28 @@ async fn concurrent(addr: SocketAddr, request: Vec<u8>) -> std::io::Result<()> {
         let request = request.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await?;
+            let mut samples = Vec::with_capacity(per_conn);
             for _ in 0..per_conn {
+                let t = Instant::now();
                 conn.roundtrip(&request).await?;
+                samples.push(t.elapsed());
             }
-            Ok::<_, std::io::Error>(())
+            Ok::<_, std::io::Error>(samples)
         }));
     }
+    let mut samples = Vec::with_capacity(CONCURRENT_TOTAL);
     for task in tasks {
-        task.await.map_err(std::io::Error::other)??;
+        samples.extend(task.await.map_err(std::io::Error::other)??);
     }
     let elapsed = t.elapsed();
+    samples.sort();
     println!(
-        "  concurrency {CONCURRENCY}: {} requests in {:?} = {:.0} req/s",
+        "  concurrency {CONCURRENCY}: {} requests in {:?} = {:.0} req/s, median {:?}, p99 {:?}",
         per_conn * CONCURRENCY,
         elapsed,
-        (per_conn * CONCURRENCY) as f64 / elapsed.as_secs_f64()
+        (per_conn * CONCURRENCY) as f64 / elapsed.as_secs_f64(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99)
     );
     Ok(())
 }

@@ -141,11 +141,19 @@ impl Host {
         let (bmc_address, bmc_v6address, bmc_mac) = if skip_bmc_detect {
             (None, None, None)
         } else {
-            (
-                optional(first!("get-bmc-address", call_get_bmc_address))?.flatten(),
-                optional(first!("get-bmc-v6address", call_get_bmc_v6address))?.flatten(),
-                optional(first!("get-bmc-mac", call_get_bmc_mac))?.flatten(),
-            )
+            let registry = self.snapshot();
+            match registry.bmc.get() {
+                Some(known) => known.clone(),
+                None => {
+                    let detected = (
+                        optional(first!("get-bmc-address", call_get_bmc_address))?.flatten(),
+                        optional(first!("get-bmc-v6address", call_get_bmc_v6address))?.flatten(),
+                        optional(first!("get-bmc-mac", call_get_bmc_mac))?.flatten(),
+                    );
+                    // Failures are not remembered: the next inventory retries.
+                    registry.bmc.get_or_init(|| detected).clone()
+                }
+            }
         };
         let system_vendor = first!("get-system-vendor-info", call_get_system_vendor_info)?;
         let boot = first!("get-boot-info", call_get_boot_info)?;

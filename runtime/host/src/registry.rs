@@ -60,7 +60,14 @@ pub(crate) struct Registry {
     /// Fingerprint of the content every known file last had when processed
     /// (loaded, not used or rejected), so unchanged files are not reloaded.
     pub seen: BTreeMap<PathBuf, Fingerprint>,
+    /// BMC addresses detected by this set of managers (IPA detects them once
+    /// per process: each detection runs `ipmitool` up to 33 times). A new
+    /// registry, i.e. any manager change, detects again.
+    pub bmc: std::sync::OnceLock<BmcAddresses>,
 }
+
+/// `bmc_address`, `bmc_v6address`, `bmc_mac` as the managers answered.
+pub(crate) type BmcAddresses = (Option<String>, Option<String>, Option<String>);
 
 /// A change to apply to the registry.
 pub(crate) enum Change {
@@ -416,6 +423,7 @@ impl Host {
                 managers: reg.managers.clone(),
                 rejected: reg.rejected.clone(),
                 seen: reg.seen.clone(),
+                bmc: Default::default(),
             };
             next.rejected.extend(unreadable);
             host.publish(next);
@@ -557,6 +565,7 @@ impl Host {
             managers,
             rejected,
             seen,
+            bmc: Default::default(),
         });
         report
     }

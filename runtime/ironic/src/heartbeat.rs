@@ -17,7 +17,12 @@ pub struct HeartbeatTiming {
     pub failure_wait: (f64, f64),
     /// A forced heartbeat (command finished) waits until this long after
     /// the previous one, so Ironic is not flooded while it processes one.
+    /// One second: the conductor has normally released the node by then
+    /// (measured here: under 0.3 s), and a heartbeat it ignores because the
+    /// node is still locked is followed by the regular one anyway.
     pub forced_min_gap: Duration,
+    /// Interval after a 409 (node locked): short, the lock is transient.
+    pub conflict_wait: (f64, f64),
     /// Longest single sleep: the loop re-checks at least this often.
     pub max_sleep: Duration,
     /// Re-lookup backoff cap (seconds) after a rejected token.
@@ -29,7 +34,8 @@ impl Default for HeartbeatTiming {
         HeartbeatTiming {
             success_factor: (0.3, 0.6),
             failure_wait: (5.0, 10.0),
-            forced_min_gap: Duration::from_secs(5),
+            forced_min_gap: Duration::from_secs(1),
+            conflict_wait: (1.0, 2.0),
             max_sleep: Duration::from_secs(5),
             relookup_max_wait: 10.0,
         }
@@ -146,6 +152,13 @@ impl Heartbeater {
                             uniform(self.timing.failure_wait.0, self.timing.failure_wait.1)
                         }
                     };
+                }
+                HeartbeatOutcome::Conflict => {
+                    interval = uniform(self.timing.conflict_wait.0, self.timing.conflict_wait.1);
+                    tracing::info!(
+                        retry_in_s = format!("{interval:.1}"),
+                        "node locked by the conductor; heartbeating again shortly"
+                    );
                 }
                 other => {
                     interval = uniform(self.timing.failure_wait.0, self.timing.failure_wait.1);
