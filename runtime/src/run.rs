@@ -45,6 +45,8 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let host_config = opts.host.host_config()?;
+    // `load_manager` validates candidates against the same configuration.
+    let validate_config = host_config.clone();
     // Loading compiles components: blocking work.
     let host = tokio::task::spawn_blocking(move || Host::start(host_config))
         .await
@@ -63,7 +65,12 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let managers = Arc::new(HostManagers {
         host,
         skip_bmc_detect: AtomicBool::new(false),
+        host_config: validate_config,
+        loading: std::sync::Mutex::new(()),
     });
+    // Boot-time managers (`manager_urls`, `ipa-manager-urls`): before lookup,
+    // so that inspection and lookup already see them.
+    load_boot_managers(&opts.config, &managers).await;
 
     let system: Arc<dyn SystemActions> = if host_setup::is_simulated(&root) {
         tracing::info!(root = %root.display(), "simulated machine: system actions are recorded, not performed");
@@ -317,6 +324,143 @@ struct HostManagers {
     host: Arc<Host>,
     /// Set from Ironic's lookup answer (`agent_skip_bmc_detect`).
     skip_bmc_detect: AtomicBool,
+    /// The host's configuration, to validate a component before installing it.
+    host_config: ironic_host::HostConfig,
+    /// Serialises `load_manager` calls (one staging/rename at a time).
+    loading: std::sync::Mutex<()>,
+}
+
+/// Fetches, verifies and loads each `manager_urls` entry
+/// (`URL#sha256=<hex>[&name=<stem>]`). A failure is logged and that manager
+/// skipped: the agent starts with the others.
+async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<HostManagers>) {
+    let specs = config.list_in("DEFAULT", "manager_urls");
+    if specs.is_empty() {
+        return;
+    }
+    let mut fetch = ironic_api::load_manager::FetchOptions::default();
+    match image_settings(config) {
+        Ok(s) => {
+            fetch.tls = s.write.tls;
+            fetch.connect_timeout = s.write.connect_timeout;
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "manager_urls: TLS settings unavailable; using the system's CA store")
+        }
+    }
+    for spec in specs {
+        let source = match ironic_api::load_manager::ComponentSource::parse_pinned(&spec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(entry = %spec, error = %e.details, "manager_urls: entry skipped");
+                continue;
+            }
+        };
+        let bytes = match ironic_api::load_manager::fetch(&source, &fetch).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped");
+                continue;
+            }
+        };
+        let m = managers.clone();
+        let name = source.name.clone();
+        match tokio::task::spawn_blocking(move || m.load_manager(&name, &bytes)).await {
+            Ok(Ok(info)) => {
+                tracing::info!(url = %source.url, manager = %info.name, id = %info.id, version = %info.version, "manager_urls: hardware manager loaded")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped")
+            }
+            Err(e) => {
+                tracing::error!(url = %source.url, manager = %source.name, error = %e, "manager_urls: loading panicked; manager skipped")
+            }
+        }
+    }
+}
+
+/// A uniquely named staging directory inside `dir` (same file system, so
+/// the final rename is atomic). Hidden, so the host never scans it.
+fn staging_dir(dir: &std::path::Path, name: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::sync::atomic::AtomicU64;
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!(".load-{name}-{}-{n}", std::process::id()));
+    std::fs::create_dir(&path)?;
+    Ok(path)
+}
+
+impl HostManagers {
+    /// Stage, validate, install (rename) and activate; see
+    /// [`Managers::load_manager`].
+    fn install(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        staging: &std::path::Path,
+    ) -> Result<ironic_api::LoadedManagerInfo, AgentError> {
+        use std::io::Write;
+        let dir = self.host.managers_dir().to_path_buf();
+        let io = |what: &str, e: std::io::Error| {
+            AgentError::command_execution(format!("load_manager {name}: {what}: {e}"))
+        };
+        let rejected = |reason: String| {
+            AgentError::new(
+                "HardwareManagerRejected",
+                format!("hardware manager {name} rejected; nothing was changed: {reason}"),
+            )
+        };
+        let file_name = format!("{name}.wasm");
+        let staged = staging.join(&file_name);
+        {
+            let mut f = std::fs::File::create(&staged).map_err(|e| io("staging", e))?;
+            f.write_all(bytes).map_err(|e| io("staging", e))?;
+            f.sync_all().map_err(|e| io("staging", e))?;
+        }
+        // A sidecar manifest next to the final file applies to it: validate
+        // with the same one.
+        let sidecar = format!("{name}.manifest.toml");
+        if dir.join(&sidecar).exists() {
+            std::fs::copy(dir.join(&sidecar), staging.join(&sidecar))
+                .map_err(|e| io("staging the sidecar manifest", e))?;
+        }
+        let validation = ironic_host::validate(&self.host_config, &staged)
+            .map_err(|e| rejected(e.to_string()))?;
+        validation.verdict.map_err(rejected)?;
+
+        let target = dir.join(&file_name);
+        let previous = self.host.managers().into_iter().find(|m| m.name == name);
+        let backup = staging.join("previous.wasm");
+        let had_file = match std::fs::hard_link(&target, &backup) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io("keeping the previous component", e)),
+        };
+        std::fs::rename(&staged, &target).map_err(|e| io("installing", e))?;
+        match self.host.add_component(&target) {
+            Ok(m) => Ok(ironic_api::LoadedManagerInfo {
+                name: m.name,
+                id: m.id,
+                manager_name: m.manager_name,
+                version: m.version,
+                support: m.support,
+                replaced_version: previous.map(|p| p.version),
+            }),
+            Err(e) => {
+                // Put the directory back as it was; the host kept its
+                // running set.
+                let restored = if had_file {
+                    std::fs::rename(&backup, &target)
+                } else {
+                    std::fs::remove_file(&target)
+                };
+                if let Err(re) = restored {
+                    tracing::error!(file = %target.display(), error = %re, "could not restore the managers directory after a rejected load");
+                }
+                Err(rejected(e.to_string()))
+            }
+        }
+    }
 }
 
 fn host_kind(kind: StepKind) -> ironic_host::StepKind {
@@ -424,6 +568,27 @@ impl Managers for HostManagers {
         self.host
             .os_install_device(node)
             .map_err(|e| to_agent_error(e, CallSite::Other("get_os_install_device")))
+    }
+
+    fn load_manager(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<ironic_api::LoadedManagerInfo, AgentError> {
+        if !ironic_api::load_manager::valid_name(name) {
+            return Err(AgentError::invalid_params(format!(
+                "invalid hardware manager name {name:?}"
+            )));
+        }
+        let _one_at_a_time = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let staging = staging_dir(self.host.managers_dir(), name).map_err(|e| {
+            AgentError::command_execution(format!("load_manager {name}: staging directory: {e}"))
+        })?;
+        let result = self.install(name, bytes, &staging);
+        if let Err(e) = std::fs::remove_dir_all(&staging) {
+            tracing::warn!(dir = %staging.display(), error = %e, "could not remove the staging directory");
+        }
+        result
     }
 }
 

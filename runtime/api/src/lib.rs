@@ -24,6 +24,7 @@
 pub mod engine;
 pub mod errors;
 pub mod extensions;
+pub mod load_manager;
 pub mod managers;
 pub mod native_steps;
 pub mod server;
@@ -42,6 +43,7 @@ pub use errors::{AgentError, HttpFault};
 /// The image pipeline, re-exported so the agent binary configures
 /// [`ImageSettings`] without its own dependency on it.
 pub use ironic_image;
+pub use load_manager::LoadedManagerInfo;
 pub use managers::{deduplicate_steps, ManagerSteps, Managers, StepKind};
 pub use server::{router, serve};
 pub use system_actions::{RealSystem, Recorder, SystemAction, SystemActions};

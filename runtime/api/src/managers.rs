@@ -111,6 +111,24 @@ pub trait Managers: Send + Sync + 'static {
         let _ = node;
         Err(AgentError::method_not_found("get_os_install_device"))
     }
+
+    /// Installs `bytes` (an already verified component) as manager `name`
+    /// (`<name>.wasm` in the managers directory) and activates it, replacing
+    /// a manager of the same name. Validation (contract, grants, support)
+    /// comes first: a rejected component leaves the directory and the
+    /// running managers unchanged and answers an error naming the reason.
+    ///
+    /// The default refuses: this agent cannot load managers at run time.
+    fn load_manager(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<crate::load_manager::LoadedManagerInfo, AgentError> {
+        let _ = bytes;
+        Err(AgentError::command_execution(format!(
+            "cannot load hardware manager {name}: this agent does not support loading managers"
+        )))
+    }
 }
 
 /// IPA's `deduplicate_steps` (hardware-managers.md §7.2).

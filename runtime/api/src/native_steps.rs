@@ -60,6 +60,10 @@ pub struct NativeStep {
     pub interface: &'static str,
     /// The body.
     pub handler: NativeHandler,
+    /// Listed `abortable` (clean and service steps only).
+    pub abortable: bool,
+    /// Listed `argsinfo`: `(name, description, required)`; omitted when empty.
+    pub argsinfo: &'static [(&'static str, &'static str, bool)],
 }
 
 impl std::fmt::Debug for NativeStep {
@@ -74,13 +78,33 @@ impl std::fmt::Debug for NativeStep {
 impl NativeStep {
     /// The step dict as `get_<kind>_steps` lists it: deploy steps carry no
     /// `abortable` and no `argsinfo` (hardware-managers.md §9.2).
+    ///
+    /// Clean and service steps also carry `abortable`, and any step with
+    /// arguments its `argsinfo`, as a manager's steps do.
     pub fn to_value(&self) -> Value {
-        json!({
+        let mut v = json!({
             "step": self.name,
             "priority": self.priority,
             "interface": self.interface,
             "reboot_requested": false,
-        })
+        });
+        if self.kind != StepKind::Deploy {
+            v["abortable"] = Value::Bool(self.abortable);
+        }
+        if !self.argsinfo.is_empty() {
+            let info: Map<String, Value> = self
+                .argsinfo
+                .iter()
+                .map(|(name, description, required)| {
+                    (
+                        name.to_string(),
+                        json!({"description": description, "required": required}),
+                    )
+                })
+                .collect();
+            v["argsinfo"] = Value::Object(info);
+        }
+        v
     }
 }
 
@@ -96,15 +120,31 @@ impl NativeSteps {
         Self { steps }
     }
 
-    /// The agent's built-in native steps: the `write_image` deploy step.
+    /// The agent's built-in native steps: the `write_image` deploy step and
+    /// the `load_manager` clean and service steps.
     pub fn builtin() -> Self {
-        Self::new(vec![NativeStep {
-            kind: StepKind::Deploy,
-            name: "write_image",
+        let load_manager = |kind| NativeStep {
+            kind,
+            name: "load_manager",
             priority: 0,
             interface: "deploy",
-            handler: crate::extensions::standby::write_image_step,
-        }])
+            handler: crate::load_manager::load_manager_step,
+            abortable: false,
+            argsinfo: crate::load_manager::ARGSINFO,
+        };
+        Self::new(vec![
+            NativeStep {
+                kind: StepKind::Deploy,
+                name: "write_image",
+                priority: 0,
+                interface: "deploy",
+                handler: crate::extensions::standby::write_image_step,
+                abortable: false,
+                argsinfo: &[],
+            },
+            load_manager(StepKind::Clean),
+            load_manager(StepKind::Service),
+        ])
     }
 
     /// The native step `kind`/`name`, if any.
@@ -264,6 +304,8 @@ mod tests {
             priority: 0,
             interface: "deploy",
             handler: noop,
+            abortable: false,
+            argsinfo: &[],
         }]);
         let mut listing = json!({
             "Vendor": [{"step": "write_image", "priority": 0, "interface": "deploy"}],

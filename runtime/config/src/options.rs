@@ -393,6 +393,15 @@ pub static OPTIONS: &[OptSpec] = &[
         OptType::List,
         Some("raw,gpt,qcow2")
     ),
+    // Not an IPA option: hardware-manager components fetched at start-up,
+    // each `URL#sha256=<hex>[&name=<stem>]` (comma-separated).
+    o!(
+        "DEFAULT",
+        "manager_urls",
+        OptType::List,
+        Some(""),
+        Some("ipa-manager-urls")
+    ),
     o!(
         "DEFAULT",
         "disable_bootc_deploy",

@@ -1,0 +1,409 @@
+//! The native `load_manager` step and the boot-time `manager_urls` option,
+//! against the agent binary: a simulated machine with only the generic
+//! manager, the `override` test component served over HTTP on 127.0.0.1.
+
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_tests::{agent_binary, guest_component, managers_dir, shared_cwasm_cache};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "load-manager-test-token";
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A tiny HTTP/1.0 file server on 127.0.0.1 serving one directory (GET only).
+struct FileServer {
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl FileServer {
+    fn start() -> FileServer {
+        let dir = tempfile::tempdir().expect("served dir");
+        let root = dir.path().to_path_buf();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind file server");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let name = path.trim_start_matches('/');
+                    let file = (!name.contains('/') && !name.contains(".."))
+                        .then(|| std::fs::read(root.join(name)).ok())
+                        .flatten();
+                    let _ = match file {
+                        Some(body) => conn
+                            .write_all(
+                                format!(
+                                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/wasm\r\n\r\n",
+                                    body.len()
+                                )
+                                .as_bytes(),
+                            )
+                            .and_then(|_| conn.write_all(&body)),
+                        None => conn.write_all(
+                            b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+                        ),
+                    };
+                });
+            }
+        });
+        FileServer { port, dir }
+    }
+
+    /// Serves the `override` test component as `file`; returns its URL and
+    /// SHA-256.
+    fn serve_override(&self, file: &str) -> (String, String) {
+        let to = self.dir.path().join(file);
+        std::fs::copy(guest_component("test_manager_override"), &to).unwrap();
+        (
+            format!("http://127.0.0.1:{}/{file}", self.port),
+            sha256_of(&to),
+        )
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// A running agent process; killed on drop.
+struct Agent {
+    child: Child,
+    port: u16,
+    machine: tempfile::TempDir,
+    managers: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> Agent {
+    let machine = tempfile::tempdir().expect("machine dir");
+    let desc = ironic_sim::MachineDescription::from_toml(
+        ironic_sim::DEFAULT_MACHINE,
+        Path::new("default.toml"),
+    )
+    .expect("default machine");
+    ironic_sim::create(&desc, machine.path()).expect("simulated machine");
+    let managers = managers_dir(&[("generic_manager", "generic")]);
+    let port = free_port();
+    let child = Command::new(agent_binary())
+        .arg("--standalone")
+        .arg("--hardware-root")
+        .arg(machine.path())
+        .arg("--managers-dir")
+        .arg(managers.path())
+        .arg("--cache-dir")
+        .arg(shared_cwasm_cache())
+        .args([
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            &port.to_string(),
+            "--agent-token",
+            TOKEN,
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stderr(
+            std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).expect("log file"),
+        )
+        .spawn()
+        .expect("agent starts");
+    let agent = Agent {
+        child,
+        port,
+        machine,
+        managers,
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("http client"),
+    };
+    let t = Instant::now();
+    loop {
+        if agent
+            .http
+            .get(agent.url("/v1/status"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break agent;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "agent never served /v1/status; log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Agent {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.machine.path().join(".ironic-sim/agent.log"))
+            .unwrap_or_default()
+    }
+
+    fn post(&self, name: &str, params: Value, wait: bool) -> Value {
+        let r = self
+            .http
+            .post(self.url(&format!("/v1/commands/?wait={wait}&agent_token={TOKEN}")))
+            .json(&json!({"name": name, "params": params}))
+            .send()
+            .expect("POST answered");
+        let status = r.status().as_u16();
+        let v: Value = r.json().expect("JSON reply");
+        assert_eq!(status, 200, "{name}: {v}");
+        v
+    }
+
+    /// Runs an (async) command and polls it until it is done.
+    fn run(&self, name: &str, params: Value) -> Value {
+        let v = self.post(name, params, false);
+        let id = v["id"].as_str().expect("command id").to_string();
+        let t = Instant::now();
+        loop {
+            let v: Value = self
+                .http
+                .get(self.url(&format!("/v1/commands/{id}?agent_token={TOKEN}")))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            if v["command_status"] != "RUNNING" {
+                return v;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "{name} never finished: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn clean_steps(&self) -> Value {
+        let v = self.post(
+            "clean.get_clean_steps",
+            json!({"node": node(), "ports": []}),
+            true,
+        );
+        assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
+        v["command_result"].clone()
+    }
+
+    fn managers_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.managers.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+fn node() -> Value {
+    json!({"uuid": "0c1f5d0e-8a39-4b6e-9f8c-4f0d5c9b1e11", "properties": {}, "instance_info": {}, "driver_internal_info": {}})
+}
+
+fn step_names(listing: &Value) -> Vec<String> {
+    listing["clean_steps"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|l| l.as_array().unwrap().iter())
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn load_step(args: Value) -> Value {
+    json!({
+        "step": {"step": "load_manager", "interface": "deploy", "priority": 0, "args": args},
+        "node": node(),
+        "ports": [],
+    })
+}
+
+#[test]
+fn load_manager_step_downloads_verifies_and_activates() {
+    let server = FileServer::start();
+    let (url, sha) = server.serve_override("override-1.0.wasm");
+    let a = start(&[]);
+
+    // Listed as a native clean step with its argsinfo; no override yet.
+    let before = a.clean_steps();
+    let names = step_names(&before);
+    assert!(names.contains(&"load_manager".to_string()), "{before}");
+    assert!(!names.contains(&"vendor_flash".to_string()), "{before}");
+    let lm = before["clean_steps"]["GenericHardwareManager"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "load_manager")
+        .unwrap()
+        .clone();
+    assert_eq!(lm["argsinfo"]["url"]["required"], true, "{lm}");
+    assert_eq!(lm["argsinfo"]["sha256"]["required"], true, "{lm}");
+    assert_eq!(lm["abortable"], false, "{lm}");
+    let files_before = a.managers_files();
+
+    // A wrong digest: a clear failure, nothing installed.
+    let wrong = "0".repeat(64);
+    let v = a.run(
+        "clean.execute_clean_step",
+        load_step(json!({"url": url, "sha256": wrong, "name": "override"})),
+    );
+    assert_eq!(v["command_status"], "FAILED", "{v}");
+    assert_eq!(v["command_error"]["type"], "ImageChecksumError", "{v}");
+    let details = v["command_error"]["details"].as_str().unwrap();
+    assert!(
+        details.contains(&wrong) && details.contains(&sha),
+        "{details}"
+    );
+    assert_eq!(a.managers_files(), files_before);
+    assert!(!step_names(&a.clean_steps()).contains(&"vendor_flash".to_string()));
+
+    // Unpinned: invalid parameters.
+    let v = a.run(
+        "clean.execute_clean_step",
+        load_step(json!({"url": url, "name": "override"})),
+    );
+    assert_eq!(v["command_status"], "FAILED", "{v}");
+    assert_eq!(
+        v["command_error"]["type"], "InvalidCommandParamsError",
+        "{v}"
+    );
+
+    // The right digest: loaded and active when the step reports success.
+    let v = a.run(
+        "clean.execute_clean_step",
+        load_step(json!({"url": url, "sha256": sha, "name": "override"})),
+    );
+    assert_eq!(v["command_status"], "SUCCEEDED", "{v}\n{}", a.log());
+    let loaded = &v["command_result"]["clean_result"]["loaded"];
+    assert_eq!(loaded["name"], "override", "{v}");
+    assert_eq!(loaded["manager_name"], "override_hardware_manager", "{v}");
+    assert_eq!(loaded["version"], "1.0", "{v}");
+    assert!(a.managers.path().join("override.wasm").is_file());
+    // No staging leftovers.
+    assert_eq!(a.managers_files().len(), files_before.len() + 1);
+
+    let after = a.clean_steps();
+    assert!(
+        step_names(&after).contains(&"vendor_flash".to_string()),
+        "{after}"
+    );
+    assert_eq!(
+        after["hardware_manager_version"]["override_hardware_manager"], "1.0",
+        "{after}"
+    );
+
+    let v = a.run(
+        "clean.execute_clean_step",
+        json!({
+            "step": {"step": "vendor_flash", "interface": "management", "priority": 0, "args": {"version": "2.1"}},
+            "node": node(),
+            "ports": [],
+        }),
+    );
+    assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
+    assert_eq!(v["command_result"]["clean_result"]["flashed"], true, "{v}");
+    assert_eq!(
+        v["command_result"]["clean_result"]["args"]["version"], "2.1",
+        "{v}"
+    );
+}
+
+#[test]
+fn a_rejected_component_changes_nothing() {
+    let server = FileServer::start();
+    // Not a component at all, correctly pinned.
+    let bogus = server.dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm not really").unwrap();
+    let sha = sha256_of(&bogus);
+    let url = format!("http://127.0.0.1:{}/bogus.wasm", server.port);
+    let a = start(&[]);
+    let files_before = a.managers_files();
+    let versions_before = a.clean_steps()["hardware_manager_version"].clone();
+    let v = a.run(
+        "service.execute_service_step",
+        json!({
+            "step": {"step": "load_manager", "interface": "deploy", "priority": 0,
+                     "args": {"url": url, "sha256": sha, "name": "generic"}},
+            "node": node(),
+            "ports": [],
+        }),
+    );
+    assert_eq!(v["command_status"], "FAILED", "{v}");
+    assert_eq!(v["command_error"]["type"], "HardwareManagerRejected", "{v}");
+    assert_eq!(a.managers_files(), files_before);
+    assert_eq!(
+        std::fs::read(a.managers.path().join("generic.wasm")).unwrap(),
+        std::fs::read(guest_component("generic_manager")).unwrap()
+    );
+    assert_eq!(a.clean_steps()["hardware_manager_version"], versions_before);
+}
+
+#[test]
+fn boot_time_manager_urls() {
+    let server = FileServer::start();
+    let (url, sha) = server.serve_override("override.wasm");
+    let good = format!("{url}#sha256={sha}");
+    // A bad digest and a missing file are skipped; the agent still starts.
+    let bad = format!("{url}#sha256={}&name=other", "1".repeat(64));
+    let missing = format!("http://127.0.0.1:{}/missing.wasm#sha256={sha}", server.port);
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!("[DEFAULT]\nmanager_urls = {bad},{missing},{good}\n"),
+    )
+    .unwrap();
+    let a = start(&["--config-file", config.path().to_str().unwrap()]);
+    let steps = a.clean_steps();
+    assert!(
+        step_names(&steps).contains(&"vendor_flash".to_string()),
+        "{steps}\n{}",
+        a.log()
+    );
+    assert!(a.managers.path().join("override.wasm").is_file());
+    assert!(!a.managers.path().join("other.wasm").exists());
+    assert!(!a.managers.path().join("missing.wasm").exists());
+    let log = a.log();
+    assert!(log.contains("manager_urls: manager skipped"), "{log}");
+}
