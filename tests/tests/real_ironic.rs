@@ -538,7 +538,7 @@ fn disk_serial(root: &Path, device: &str) -> String {
 }
 
 #[test]
-fn agent_deploys_raw_image_by_root_device_hint() {
+fn agent_deploys_raw_then_qcow2_image_by_root_device_hint() {
     if skip() {
         return;
     }
@@ -608,8 +608,9 @@ fn agent_deploys_raw_image_by_root_device_hint() {
     let t = Instant::now();
     ironic.provision(&uuid, "deleted");
     ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
-    let _agent = start_agent(&root, &ironic, port, extra);
+    let agent = start_agent(&root, &ironic, port, extra);
     ironic.wait_state(&uuid, &["available"], Duration::from_secs(240));
+    drop(agent);
     let undeploy_s = t.elapsed().as_secs_f64();
     assert_eq!(
         read_at(&sdb, 0, 512),
@@ -619,4 +620,38 @@ fn agent_deploys_raw_image_by_root_device_hint() {
     eprintln!(
         "deploy by root device hint: provide {provide_s:.1}s, deploy {deploy_s:.1}s, undeploy {undeploy_s:.1}s"
     );
+
+    // The same image as qcow2: the agent converts it onto the disk.
+    let qcow2 = images.join("disk.qcow2");
+    let st = Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&image)
+        .arg(&qcow2)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success(), "qemu-img convert");
+    let (s, body) = ironic.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/nodes/{uuid}"),
+        Some(json!([
+            {"op": "add", "path": "/instance_info", "value": {
+                "image_source": server.url("disk.qcow2"),
+                "image_os_hash_algo": "sha256",
+                "image_os_hash_value": sha256_of(&qcow2),
+                "image_disk_format": "qcow2",
+            }},
+        ])),
+    );
+    assert_eq!(s, 200, "{body}");
+    let t = Instant::now();
+    ironic.provision(&uuid, "active");
+    ironic.wait_state(&uuid, &["wait call-back"], Duration::from_secs(60));
+    let agent = start_agent(&root, &ironic, port, extra);
+    ironic.wait_state(&uuid, &["active"], Duration::from_secs(240));
+    drop(agent);
+    assert!(
+        disk_starts_with(&sdb, &image),
+        "sdb holds the converted qcow2 image byte for byte"
+    );
+    eprintln!("qcow2 deploy: {:.1}s", t.elapsed().as_secs_f64());
 }
