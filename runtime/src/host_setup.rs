@@ -62,10 +62,12 @@ pub fn is_simulated(root: &Path) -> bool {
     ironic_sim::is_simulated(root)
 }
 
-/// Programs managers may run are looked up here: the stand-ins of a
-/// simulated machine, or the system's directories.
+/// Programs managers may run are looked up here: the system's directories
+/// on the real machine only. Programs take device paths as arguments that
+/// the host does not map (`nvme format /dev/nvme0n1`), so under any other
+/// hardware root they must be that root's stand-ins, never the host's tools.
 fn program_dirs(root: &Path) -> Vec<PathBuf> {
-    if is_simulated(root) {
+    if root != Path::new("/") {
         vec![root.join(".ironic-sim/bin")]
     } else {
         [

@@ -72,11 +72,15 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     // so that inspection and lookup already see them.
     load_boot_managers(&opts.config, &managers).await;
 
-    let system: Arc<dyn SystemActions> = if host_setup::is_simulated(&root) {
-        tracing::info!(root = %root.display(), "simulated machine: system actions are recorded, not performed");
-        Arc::new(Recorder::new(&root))
-    } else {
+    // Only the real root is the machine itself: any other hardware root
+    // (a simulated machine, or a directory someone points the agent at)
+    // gets a recorder, so power and network actions can never reach the
+    // host the agent happens to run on.
+    let system: Arc<dyn SystemActions> = if root == std::path::Path::new("/") {
         Arc::new(RealSystem::new(&root))
+    } else {
+        tracing::info!(root = %root.display(), "not the real root: system actions are recorded, not performed");
+        Arc::new(Recorder::new(&root))
     };
 
     let config = opts.config;
