@@ -1,9 +1,11 @@
-//! Running the agent: hardware managers, API server, (later) the Ironic loop.
+//! Running the agent: hardware managers, the Ironic loop (inspection,
+//! lookup, heartbeats) and the API server.
 //!
-//! `run_agent` starts the manager host, adapts it to the API's
-//! [`ironic_api::Managers`] trait, picks the system-actions backend (a
-//! recorder on simulated machines, the real programs otherwise), and serves
-//! the API until a signal, `system.lockdown` or `rescue.finalize_rescue`.
+//! `run_agent` starts the manager host (and its directory watcher), adapts it
+//! to the API's [`ironic_api::Managers`] trait, picks the system-actions
+//! backend (real only when the hardware root is `/`, a recorder otherwise),
+//! looks the node up unless standalone, and serves the API beside the
+//! heartbeats until a signal, `system.lockdown` or `rescue.finalize_rescue`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
