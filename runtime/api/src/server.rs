@@ -110,13 +110,22 @@ where
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let mut task = tokio::spawn(server.into_future());
 
+    let mut fired_rx = fired_rx;
+    // Biased: with no connection open the server finishes right after the
+    // signal, so both branches are often ready at once; an unbiased select
+    // then sometimes took the "server ended" branch and lost the stop reason
+    // (a lockdown that never brought the network down).
     let reason = tokio::select! {
+        biased;
+        reason = &mut fired_rx => reason.ok().flatten(),
         res = &mut task => {
-            // The server ended without a signal (listener error).
             res.map_err(std::io::Error::other)??;
-            return Ok(None);
+            match fired_rx.try_recv() {
+                Ok(reason) => reason,
+                // The server ended without a signal (listener error).
+                Err(_) => return Ok(None),
+            }
         }
-        reason = fired_rx => reason.ok().flatten(),
     };
     // In-flight replies (the lockdown answer itself) finish; waits on
     // never-ending commands are cut after a grace period.
