@@ -79,3 +79,10 @@ pub fn stand_in_program(dir: &Path, name: &str, body: &str) -> PathBuf {
         .expect("chmod stand-in program");
     path
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for agents and
+/// servers the tests start).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}

@@ -10,15 +10,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_tests::{agent_binary, managers_dir, shared_cwasm_cache};
+use agent_tests::{agent_binary, free_port, managers_dir, shared_cwasm_cache};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "process-test-token";
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 /// A running agent process; killed on drop.
 struct Agent {

@@ -11,15 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_tests::{agent_binary, guest_component, managers_dir, shared_cwasm_cache};
+use agent_tests::{agent_binary, free_port, guest_component, managers_dir, shared_cwasm_cache};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "load-manager-test-token";
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 /// A tiny HTTP/1.0 file server on 127.0.0.1 serving one directory (GET only).
 struct FileServer {

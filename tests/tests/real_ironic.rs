@@ -25,11 +25,6 @@ fn skip() -> bool {
     std::env::var("IRONIC_TESTS").is_ok_and(|v| v == "skip")
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// A running Ironic; stopped (whole process group) on drop.
 struct Ironic {
     pid: i32,
@@ -49,7 +44,7 @@ impl Ironic {
         let work = dir.path().to_path_buf();
         let mut me = Ironic {
             pid: 0,
-            port: free_port(),
+            port: agent_tests::free_port(),
             work,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -311,7 +306,7 @@ fn agent_phases(require_tls: bool, restart_ironic: bool) {
     let (root, mac) = sim_machine(dir.path());
     let mut ironic = Ironic::start(require_tls);
     let uuid = ironic.enroll(&mac);
-    let port = free_port();
+    let port = agent_tests::free_port();
     let extra = if require_tls {
         ""
     } else {
@@ -433,7 +428,7 @@ struct ImageServer {
 
 impl ImageServer {
     fn start(dir: &Path) -> ImageServer {
-        let port = free_port();
+        let port = agent_tests::free_port();
         let child = Command::new("python3")
             .args([
                 "-m",
@@ -566,7 +561,7 @@ fn agent_deploys_raw_then_qcow2_image_by_root_device_hint() {
 
     let ironic = Ironic::start(false);
     let uuid = ironic.enroll(&mac);
-    let port = free_port();
+    let port = agent_tests::free_port();
     let extra = "ipa-advertise-protocol=http";
 
     let t = Instant::now();
