@@ -4,6 +4,8 @@
 # creates the sqlite schema, starts `ironic` in the background, waits until
 # the API answers and prints its PID on stdout (logs: WORKDIR/ironic.log).
 # Usage: start-ironic.sh WORKDIR [PORT] [REQUIRE_TLS(True|False)] [HEARTBEAT_TIMEOUT]
+# IRONIC_EXTRA_CONF, when set, is appended to ironic.conf (oslo.config merges
+# repeated sections; later values win).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -81,6 +83,9 @@ require_managed_boot = False
 [oslo_concurrency]
 lock_path = $work/locks
 CONF
+if [ -n "${IRONIC_EXTRA_CONF:-}" ]; then
+    printf '%s\n' "$IRONIC_EXTRA_CONF" >> "$work/ironic.conf"
+fi
 
 # A restart (same work dir) keeps its database.
 if [ ! -e "$work/ironic.sqlite" ]; then
