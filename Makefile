@@ -2,6 +2,8 @@
 #
 #   make run    build everything, create the default simulated machine, start the agent on it
 #   make test   build everything and run every test
+#   make ramdisk     kernel + initramfs with the static agent (target/ramdisk)
+#   make vm-test     boot that ramdisk in QEMU under a real Ironic
 
 CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
@@ -14,7 +16,11 @@ TOKEN        ?= dev-token
 GUEST_CRATES := generic-manager \
 	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' tests/managers/*/Cargo.toml 2>/dev/null)
 
-.PHONY: setup managers examples build run test lint bench clean
+RAMDISK_TARGET := x86_64-unknown-linux-musl
+RAMDISK_CARGO_DIR := target/ramdisk-build
+RAMDISK_AGENT := $(RAMDISK_CARGO_DIR)/$(RAMDISK_TARGET)/ramdisk/ironic-agent
+
+.PHONY: setup managers examples build run test lint bench clean ramdisk vm-test
 
 ## Install what the build needs on a fresh machine of this kind.
 setup:
@@ -51,6 +57,20 @@ run: build
 test: build examples
 	$(CARGO) test --locked --workspace --exclude generic-manager --exclude ironic-hardware-guest \
 		$(addprefix --exclude ,$(filter-out generic-manager,$(GUEST_CRATES)))
+
+## The ramdisk: static (musl) agent, precompiled generic manager, Debian's
+## kernel and programs. Sizes in target/ramdisk/sizes.txt.
+ramdisk: managers
+	@rustup target list --installed | grep -qx $(RAMDISK_TARGET) || rustup target add $(RAMDISK_TARGET)
+	@bash ramdisk/setup.sh
+	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$(RAMDISK_CARGO_DIR) \
+		$(CARGO) build --locked --profile ramdisk --target $(RAMDISK_TARGET) -p ironic-agent
+	bash ramdisk/build.sh $(RAMDISK_AGENT) $(GUEST_DIR)/generic_manager.wasm target/ramdisk
+
+## Boot the ramdisk of `make ramdisk` in QEMU through a full real-Ironic cycle
+## (VM_MEMORY_MIB sets the VM's RAM).
+vm-test: ramdisk build
+	RAMDISK_DIR=target/ramdisk $(CARGO) test --locked -p agent-tests --test ramdisk_vm -- --nocapture
 
 lint: managers
 	$(CARGO) fmt --all --check

@@ -1,0 +1,484 @@
+//! The ramdisk booted in a virtual machine and driven by a real Ironic
+//! through inspection, cleaning, deploy by root device hint, undeploy, and a
+//! manager hot-loaded by manual cleaning, then run.
+//!
+//! QEMU (`qemu-system-x86_64`, KVM when `/dev/kvm` is usable, else TCG) boots
+//! Debian's kernel with the ramdisk `ramdisk/build.sh` makes from the agent
+//! under test. The VM's only network is QEMU's user-mode network: the guest
+//! reaches the host's loopback at 10.0.2.2 (Ironic's API, the image server)
+//! and Ironic reaches the agent through a forwarded 127.0.0.1 port, which the
+//! agent advertises. Disks are sparse files. The suite plays Ironic's power
+//! driver: it boots the VM when Ironic waits for the agent and stops it when
+//! Ironic would power it off; a power-off the agent performs itself ends the
+//! QEMU process.
+//!
+//! `RAMDISK_DIR` points at a ready ramdisk (`make vm-test` uses the static
+//! one from `make ramdisk`); otherwise the test builds one from the debug
+//! agent into `target/ramdisk-test`. `IRONIC_TESTS=skip` or a missing
+//! `qemu-system-x86_64` skips it with a message.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_tests::ironic::*;
+use serde_json::{json, Value};
+
+/// The VM's NIC; Ironic finds the node by it at lookup.
+const VM_MAC: &str = "52:54:00:49:52:01";
+/// Serials of the two virtual disks; the deploy picks the larger one by serial.
+const SMALL_SERIAL: &str = "VM-SMALL-0001";
+const TARGET_SERIAL: &str = "VM-TARGET-0002";
+const GIB: u64 = 1 << 30;
+
+fn qemu() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("qemu-system-x86_64"))
+            .find(|p| p.exists())
+    })
+}
+
+/// KVM when it can boot the ramdisk's kernel, else TCG (software
+/// emulation). An openable /dev/kvm is not enough: some hosts (nested,
+/// paravirtualised KVM) expose one that runs only specially built guest
+/// kernels, and QEMU then hangs silently. So the probe boots the kernel and
+/// waits for its first console line. `VM_ACCEL=kvm|tcg` skips the probe.
+fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
+    match std::env::var("VM_ACCEL").as_deref() {
+        Ok("kvm") => return "kvm",
+        Ok("tcg") => return "tcg",
+        _ => {}
+    }
+    let usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !usable {
+        return "tcg";
+    }
+    let console = scratch.join("kvm-probe.log");
+    let mut child = Command::new(qemu().expect("qemu-system-x86_64"))
+        .args(["-nodefaults", "-display", "none", "-no-reboot", "-machine", "q35"])
+        .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
+        .arg(ramdisk.join("vmlinuz"))
+        .args(["-append", "console=ttyS0 panic=-1 rdinit=/nonexistent"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .args(["-monitor", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting qemu-system-x86_64");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut booted = false;
+    while Instant::now() < deadline && !booted {
+        booted = std::fs::read_to_string(&console).is_ok_and(|c| c.contains("Linux version"));
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if booted {
+        "kvm"
+    } else {
+        eprintln!("/dev/kvm does not boot a stock kernel here; using TCG");
+        "tcg"
+    }
+}
+
+/// The kernel and initramfs to boot: `RAMDISK_DIR`, or one built now from
+/// the debug agent (rebuilt when the agent, the generic manager or the
+/// ramdisk sources are newer).
+fn ramdisk() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RAMDISK_DIR") {
+        return PathBuf::from(dir);
+    }
+    let out = agent_tests::target_dir().join("ramdisk-test");
+    let agent = agent_tests::agent_binary();
+    let generic = agent_tests::guest_component("generic_manager");
+    let sources = agent_tests::workspace_root().join("ramdisk");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let built = mtime(&out.join("initramfs.img"));
+    let mut inputs = vec![agent.clone(), generic.clone()];
+    inputs.extend(
+        std::fs::read_dir(&sources)
+            .expect("ramdisk/")
+            .filter_map(|e| e.ok().map(|e| e.path())),
+    );
+    let stale = built.is_none_or(|b| inputs.iter().any(|p| mtime(p).is_some_and(|m| m > b)));
+    if stale {
+        let st = Command::new("bash")
+            .arg(sources.join("build.sh"))
+            .arg(&agent)
+            .arg(&generic)
+            .arg(&out)
+            // Fast compression: this ramdisk is booted once and thrown away.
+            .env("RAMDISK_ZSTD_LEVEL", "3")
+            .status()
+            .expect("running ramdisk/build.sh");
+        assert!(st.success(), "ramdisk/build.sh failed");
+    }
+    out
+}
+
+/// A running VM; killed (power cut) on drop.
+struct Vm {
+    child: Child,
+    started: Instant,
+    console: PathBuf,
+}
+
+struct VmSpec<'a> {
+    ramdisk: &'a Path,
+    disks: &'a [(PathBuf, &'a str)],
+    memory_mib: u32,
+    accel: &'static str,
+    ironic_port: u16,
+    agent_port: u16,
+    console: PathBuf,
+}
+
+impl Vm {
+    fn boot(spec: &VmSpec) -> Vm {
+        let kvm = spec.accel == "kvm";
+        let cmdline = format!(
+            "console=ttyS0 panic=-1 \
+             ipa-api-url=http://10.0.2.2:{ironic} \
+             ipa-advertise-host=127.0.0.1 ipa-advertise-port={agent} ipa-advertise-protocol=http \
+             ipa-inspection-collectors=default,logs",
+            ironic = spec.ironic_port,
+            agent = spec.agent_port,
+        );
+        let mut cmd = Command::new(qemu().expect("qemu-system-x86_64"));
+        cmd.args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .args(["-machine", "q35"])
+            .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+            .args(["-cpu", if kvm { "host" } else { "max" }])
+            .args(["-smp", "2", "-m", &spec.memory_mib.to_string()])
+            .arg("-kernel")
+            .arg(spec.ramdisk.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(spec.ramdisk.join("initramfs.img"))
+            .args(["-append", &cmdline])
+            .arg("-serial")
+            .arg(format!("file:{}", spec.console.display()))
+            .args(["-monitor", "none"])
+            .args([
+                "-netdev",
+                &format!(
+                    "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:9999",
+                    spec.agent_port
+                ),
+                "-device",
+                &format!("virtio-net-pci,netdev=net0,mac={VM_MAC}"),
+            ]);
+        for (i, (file, serial)) in spec.disks.iter().enumerate() {
+            cmd.args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=none,id=disk{i},discard=unmap,detect-zeroes=unmap",
+                    file.display()
+                ),
+                "-device",
+                &format!("virtio-blk-pci,drive=disk{i},serial={serial}"),
+            ]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting qemu-system-x86_64");
+        Vm {
+            child,
+            started: Instant::now(),
+            console: spec.console.clone(),
+        }
+    }
+
+    /// Waits for the guest to power itself off (QEMU exits).
+    fn wait_powered_off(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn console_text(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sparse_disk(path: &Path, size: u64) {
+    let f = std::fs::File::create(path).expect("disk file");
+    f.set_len(size).expect("disk size");
+}
+
+/// Seconds from VM start until Ironic records the agent's first heartbeat
+/// (`agent_url` appears in the node's driver_internal_info).
+fn wait_first_heartbeat(ironic: &Ironic, uuid: &str, vm: &Vm, timeout: Duration) -> f64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let node = ironic.node(uuid);
+        if node["driver_internal_info"]["agent_url"].is_string() {
+            return vm.started.elapsed().as_secs_f64();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat within {timeout:?}; node in {}: {}\nVM console:\n{}",
+            node["provision_state"],
+            node["last_error"],
+            vm.console_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn patch(ironic: &Ironic, uuid: &str, ops: Value) {
+    let (s, body) = ironic.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/nodes/{uuid}"),
+        Some(ops),
+    );
+    assert_eq!(s, 200, "{body}");
+}
+
+fn manual_clean(ironic: &Ironic, uuid: &str, steps: Value) {
+    let (s, body) = ironic.call(
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{uuid}/states/provision"),
+        Some(json!({"target": "clean", "clean_steps": steps})),
+    );
+    assert_eq!(s, 202, "manual clean: {body}");
+}
+
+fn wait_state_vm(ironic: &Ironic, uuid: &str, states: &[&str], vm: &Vm, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let node = ironic.node(uuid);
+        let st = node["provision_state"].as_str().unwrap_or_default();
+        if states.contains(&st) {
+            return;
+        }
+        assert!(
+            !st.ends_with("failed") && Instant::now() < deadline,
+            "waiting for {states:?}: node in {st}: {}\nVM console:\n{}",
+            node["last_error"],
+            vm.console_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
+    if skip() {
+        return;
+    }
+    if qemu().is_none() {
+        eprintln!("SKIPPED: qemu-system-x86_64 is not installed (make setup installs it)");
+        return;
+    }
+    let _one = one_ironic();
+    let ramdisk = ramdisk();
+    let memory_mib: u32 = std::env::var("VM_MEMORY_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path();
+    let accel = accelerator(&ramdisk, work);
+    let timeout = Duration::from_secs(if accel == "kvm" { 180 } else { 600 });
+    eprintln!("VM: {memory_mib} MiB, {accel}");
+    // Ironic serves images it caches (image_download_source=local) from
+    // http_root over http_url; the guest sees the host's loopback at 10.0.2.2.
+    let http_root = work.join("http");
+    std::fs::create_dir_all(http_root.join("src")).expect("http root");
+    let server = ImageServer::start(&http_root);
+    let guest_http = format!("http://10.0.2.2:{}", server.port);
+    std::env::set_var(
+        "IRONIC_EXTRA_CONF",
+        format!(
+            "[deploy]\nhttp_url = {guest_http}\nhttp_root = {}\n\
+             [agent]\npost_deploy_get_power_state_retries = 2\npost_deploy_get_power_state_retry_interval = 1\n",
+            http_root.display()
+        ),
+    );
+    let ironic = Ironic::start(false);
+    std::env::remove_var("IRONIC_EXTRA_CONF");
+    let uuid = ironic.enroll(VM_MAC);
+    // The agent powers the VM off itself after the deploy (no out-of-band
+    // reboot), so the suite can see the guest end.
+    patch(
+        &ironic,
+        &uuid,
+        json!([{"op": "replace", "path": "/driver_info/deploy_forces_oob_reboot", "value": false}]),
+    );
+
+    let small = work.join("small.img");
+    let target = work.join("target.img");
+    sparse_disk(&small, 5 * GIB);
+    sparse_disk(&target, 8 * GIB);
+    let disks = [
+        (small.clone(), SMALL_SERIAL),
+        (target.clone(), TARGET_SERIAL),
+    ];
+    let mut boots = 0;
+    let mut boot = || {
+        boots += 1;
+        Vm::boot(&VmSpec {
+            ramdisk: &ramdisk,
+            disks: &disks,
+            memory_mib,
+            accel,
+            ironic_port: ironic.port,
+            agent_port: agent_tests::free_port(),
+            console: work.join(format!("console-{boots}.log")),
+        })
+    };
+
+    // Inspection: the inventory the agent posts from inside the VM.
+    let t = Instant::now();
+    ironic.provision(&uuid, "inspect");
+    ironic.wait_state(&uuid, &["inspect wait"], Duration::from_secs(60));
+    let vm = boot();
+    wait_state_vm(&ironic, &uuid, &["manageable"], &vm, timeout);
+    let inspect_s = t.elapsed().as_secs_f64();
+    drop(vm);
+    let (s, inventory) = ironic.call(
+        reqwest::Method::GET,
+        &format!("/v1/nodes/{uuid}/inventory"),
+        None,
+    );
+    assert_eq!(s, 200, "{inventory}");
+    let disks_seen = &inventory["inventory"]["disks"];
+    for (serial, size) in [(SMALL_SERIAL, 5 * GIB), (TARGET_SERIAL, 8 * GIB)] {
+        assert!(
+            disks_seen
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["serial"] == serial && d["size"] == size)),
+            "disk {serial} of {size} bytes in {disks_seen}"
+        );
+    }
+    assert!(
+        inventory["inventory"]["interfaces"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["mac_address"] == VM_MAC)),
+        "the VM's NIC in {}",
+        inventory["inventory"]["interfaces"]
+    );
+
+    // Cleaning (provide): a GPT-like signature on the target disk is erased.
+    write_at(&target, 512, b"EFI PART");
+    let t = Instant::now();
+    ironic.provision(&uuid, "provide");
+    ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
+    let vm = boot();
+    let first_heartbeat_s = wait_first_heartbeat(&ironic, &uuid, &vm, timeout);
+    wait_state_vm(&ironic, &uuid, &["available"], &vm, timeout);
+    let provide_s = t.elapsed().as_secs_f64();
+    drop(vm);
+    assert_eq!(read_at(&target, 512, 8), vec![0; 8], "cleaning erased the signature");
+
+    // Deploy a raw whole-disk image onto the disk named by a serial hint
+    // (not the smallest disk, which is the default choice).
+    let image = http_root.join("src/disk.raw");
+    build_image(&image);
+    patch(
+        &ironic,
+        &uuid,
+        json!([
+            {"op": "add", "path": "/properties/root_device", "value": {"serial": TARGET_SERIAL}},
+            {"op": "add", "path": "/instance_info", "value": {
+                "image_source": server.url("src/disk.raw"),
+                "image_os_hash_algo": "sha256",
+                "image_os_hash_value": sha256_of(&image),
+                "image_disk_format": "raw",
+                "image_download_source": "local",
+            }},
+        ]),
+    );
+    let small_head = read_at(&small, 0, 1 << 20);
+    let t = Instant::now();
+    ironic.provision(&uuid, "active");
+    ironic.wait_state(&uuid, &["wait call-back"], Duration::from_secs(120));
+    let mut vm = boot();
+    wait_state_vm(&ironic, &uuid, &["active"], &vm, timeout);
+    let deploy_s = t.elapsed().as_secs_f64();
+    assert!(
+        vm.wait_powered_off(Duration::from_secs(60)),
+        "the agent powered the VM off at the end of the deploy\nVM console:\n{}",
+        vm.console_text()
+    );
+    drop(vm);
+    assert!(
+        disk_starts_with(&target, &image),
+        "the target disk holds the image"
+    );
+    assert_eq!(read_at(&small, 0, 1 << 20), small_head, "the other disk is untouched");
+
+    // Undeploy: cleaning again wipes the deployed partition table.
+    let t = Instant::now();
+    ironic.provision(&uuid, "deleted");
+    ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
+    let vm = boot();
+    wait_state_vm(&ironic, &uuid, &["available"], &vm, timeout);
+    let undeploy_s = t.elapsed().as_secs_f64();
+    drop(vm);
+    assert_eq!(read_at(&target, 510, 2), vec![0; 2], "the MBR signature is gone");
+
+    // A manager hot-loaded through manual cleaning, then its step run by a
+    // second manual clean on the same running agent: no ramdisk rebuild.
+    let component = agent_tests::guest_component("slowstep_v1");
+    std::fs::create_dir_all(http_root.join("managers")).expect("managers dir");
+    std::fs::copy(&component, http_root.join("managers/slowstep.wasm")).expect("copy manager");
+    let digest = sha256_of(&component);
+    ironic.provision(&uuid, "manage");
+    ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(60));
+    let t = Instant::now();
+    manual_clean(
+        &ironic,
+        &uuid,
+        json!([{"interface": "deploy", "step": "load_manager", "args": {
+            "url": format!("{guest_http}/managers/slowstep.wasm"), "sha256": digest,
+        }}]),
+    );
+    let vm = boot();
+    wait_state_vm(&ironic, &uuid, &["manageable"], &vm, timeout);
+    manual_clean(
+        &ironic,
+        &uuid,
+        json!([{"interface": "management", "step": "slow_step", "args": {"ms": 200}}]),
+    );
+    wait_state_vm(&ironic, &uuid, &["manageable"], &vm, timeout);
+    let hot_load_s = t.elapsed().as_secs_f64();
+    let console = vm.console_text();
+    assert!(
+        console.contains("hardware manager loaded by load_manager")
+            && console.contains("slow_step"),
+        "the loaded manager's step ran in the VM:\n{console}"
+    );
+    drop(vm);
+
+    eprintln!(
+        "VM ({memory_mib} MiB, {accel}): first heartbeat {first_heartbeat_s:.1}s after VM start; \
+         inspect {inspect_s:.1}s, provide {provide_s:.1}s, deploy {deploy_s:.1}s, \
+         undeploy {undeploy_s:.1}s, load_manager + its step {hot_load_s:.1}s"
+    );
+}
