@@ -60,7 +60,14 @@ fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
     }
     let console = scratch.join("kvm-probe.log");
     let mut child = Command::new(qemu().expect("qemu-system-x86_64"))
-        .args(["-nodefaults", "-display", "none", "-no-reboot", "-machine", "q35"])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-machine",
+            "q35",
+        ])
         .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
         .arg(ramdisk.join("vmlinuz"))
         .args(["-append", "console=ttyS0 panic=-1 rdinit=/nonexistent"])
@@ -96,7 +103,8 @@ fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
 /// ramdisk sources are newer).
 fn ramdisk() -> PathBuf {
     if let Some(dir) = std::env::var_os("RAMDISK_DIR") {
-        return PathBuf::from(dir);
+        // Relative to the workspace (cargo runs tests in the crate's dir).
+        return agent_tests::workspace_root().join(dir);
     }
     let out = agent_tests::target_dir().join("ramdisk-test");
     let agent = agent_tests::agent_binary();
@@ -225,6 +233,77 @@ impl Drop for Vm {
     }
 }
 
+/// A plain-HTTP forward proxy on 127.0.0.1, as a provisioning network's
+/// proxy would be. Ironic checks every image URL itself (a HEAD from the
+/// conductor) before the agent gets it, so the URL must name an address both
+/// reach: `127.0.0.1` on the host. The agent, in the VM, reaches it through
+/// this proxy at 10.0.2.2 (the node's `image_http_proxy`).
+struct ForwardProxy {
+    port: u16,
+}
+
+impl ForwardProxy {
+    fn start() -> ForwardProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let port = listener.local_addr().expect("proxy address").port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    if let Err(e) = proxy_one(client) {
+                        eprintln!("proxy: {e}");
+                    }
+                });
+            }
+        });
+        ForwardProxy { port }
+    }
+}
+
+/// Forwards one request (`GET http://host:port/path HTTP/1.1`) to its
+/// origin with `Connection: close`, then relays the response.
+fn proxy_one(mut client: std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 || head.len() > 64 << 10 {
+            return Err(bad("incomplete request head"));
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (method, target, version) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(t), Some(v)) => (m, t, v),
+        _ => return Err(bad("malformed request line")),
+    };
+    let rest = target
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// targets"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut forwarded = format!("{method} {path} {version}\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        if !matches!(name.as_str(), "connection" | "proxy-connection" | "keep-alive") {
+            forwarded.push_str(line);
+            forwarded.push_str("\r\n");
+        }
+    }
+    forwarded.push_str("Connection: close\r\n\r\n");
+    let mut origin = std::net::TcpStream::connect(authority)?;
+    origin.write_all(forwarded.as_bytes())?;
+    // Requests through this proxy carry no body (GET/HEAD), so the rest is
+    // the response.
+    std::io::copy(&mut origin, &mut client)?;
+    client.shutdown(std::net::Shutdown::Both)
+}
+
 fn sparse_disk(path: &Path, size: u64) {
     let f = std::fs::File::create(path).expect("disk file");
     f.set_len(size).expect("disk size");
@@ -268,9 +347,20 @@ fn manual_clean(ironic: &Ironic, uuid: &str, steps: Value) {
     assert_eq!(s, 202, "manual clean: {body}");
 }
 
-fn wait_state_vm(ironic: &Ironic, uuid: &str, states: &[&str], vm: &Vm, timeout: Duration) {
+/// Polls Ironic until the node is in one of `states`; fails early with the
+/// VM's console when the node fails, or when the VM stops and the phase does
+/// not end with the agent powering it off.
+fn wait_state_vm(ironic: &Ironic, uuid: &str, states: &[&str], vm: &mut Vm, timeout: Duration) {
+    let ends_powered_off = states == ["active"];
     let deadline = Instant::now() + timeout;
     loop {
+        if !ends_powered_off && matches!(vm.child.try_wait(), Ok(Some(_))) {
+            let status = vm.child.try_wait().ok().flatten().expect("exited");
+            panic!(
+                "the VM stopped ({status}) while waiting for {states:?}\nVM console:\n{}",
+                vm.console_text()
+            );
+        }
         let node = ironic.node(uuid);
         let st = node["provision_state"].as_str().unwrap_or_default();
         if states.contains(&st) {
@@ -306,29 +396,34 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     let accel = accelerator(&ramdisk, work);
     let timeout = Duration::from_secs(if accel == "kvm" { 180 } else { 600 });
     eprintln!("VM: {memory_mib} MiB, {accel}");
-    // Ironic serves images it caches (image_download_source=local) from
-    // http_root over http_url; the guest sees the host's loopback at 10.0.2.2.
+    // One HTTP server for images and managers on the host's loopback, which
+    // the guest sees at 10.0.2.2; image URLs go through the proxy there.
     let http_root = work.join("http");
     std::fs::create_dir_all(http_root.join("src")).expect("http root");
     let server = ImageServer::start(&http_root);
     let guest_http = format!("http://10.0.2.2:{}", server.port);
+    let proxy = ForwardProxy::start();
     std::env::set_var(
         "IRONIC_EXTRA_CONF",
-        format!(
-            "[deploy]\nhttp_url = {guest_http}\nhttp_root = {}\n\
-             [agent]\npost_deploy_get_power_state_retries = 2\npost_deploy_get_power_state_retry_interval = 1\n",
-            http_root.display()
-        ),
+        // Ironic polls the power state after asking the agent to power off;
+        // the fake power driver never reports it, so keep that wait short.
+        "[agent]\npost_deploy_get_power_state_retries = 2\n\
+         post_deploy_get_power_state_retry_interval = 1\n",
     );
     let ironic = Ironic::start(false);
     std::env::remove_var("IRONIC_EXTRA_CONF");
     let uuid = ironic.enroll(VM_MAC);
     // The agent powers the VM off itself after the deploy (no out-of-band
-    // reboot), so the suite can see the guest end.
+    // reboot), so the suite can see the guest end; images come through the
+    // proxy.
     patch(
         &ironic,
         &uuid,
-        json!([{"op": "replace", "path": "/driver_info/deploy_forces_oob_reboot", "value": false}]),
+        json!([
+            {"op": "replace", "path": "/driver_info/deploy_forces_oob_reboot", "value": false},
+            {"op": "add", "path": "/driver_info/image_http_proxy",
+             "value": format!("http://10.0.2.2:{}", proxy.port)},
+        ]),
     );
 
     let small = work.join("small.img");
@@ -357,8 +452,8 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     let t = Instant::now();
     ironic.provision(&uuid, "inspect");
     ironic.wait_state(&uuid, &["inspect wait"], Duration::from_secs(60));
-    let vm = boot();
-    wait_state_vm(&ironic, &uuid, &["manageable"], &vm, timeout);
+    let mut vm = boot();
+    wait_state_vm(&ironic, &uuid, &["manageable"], &mut vm, timeout);
     let inspect_s = t.elapsed().as_secs_f64();
     drop(vm);
     let (s, inventory) = ironic.call(
@@ -389,12 +484,16 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     let t = Instant::now();
     ironic.provision(&uuid, "provide");
     ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
-    let vm = boot();
+    let mut vm = boot();
     let first_heartbeat_s = wait_first_heartbeat(&ironic, &uuid, &vm, timeout);
-    wait_state_vm(&ironic, &uuid, &["available"], &vm, timeout);
+    wait_state_vm(&ironic, &uuid, &["available"], &mut vm, timeout);
     let provide_s = t.elapsed().as_secs_f64();
     drop(vm);
-    assert_eq!(read_at(&target, 512, 8), vec![0; 8], "cleaning erased the signature");
+    assert_eq!(
+        read_at(&target, 512, 8),
+        vec![0; 8],
+        "cleaning erased the signature"
+    );
 
     // Deploy a raw whole-disk image onto the disk named by a serial hint
     // (not the smallest disk, which is the default choice).
@@ -410,7 +509,6 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
                 "image_os_hash_algo": "sha256",
                 "image_os_hash_value": sha256_of(&image),
                 "image_disk_format": "raw",
-                "image_download_source": "local",
             }},
         ]),
     );
@@ -419,7 +517,7 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     ironic.provision(&uuid, "active");
     ironic.wait_state(&uuid, &["wait call-back"], Duration::from_secs(120));
     let mut vm = boot();
-    wait_state_vm(&ironic, &uuid, &["active"], &vm, timeout);
+    wait_state_vm(&ironic, &uuid, &["active"], &mut vm, timeout);
     let deploy_s = t.elapsed().as_secs_f64();
     assert!(
         vm.wait_powered_off(Duration::from_secs(60)),
@@ -431,23 +529,35 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
         disk_starts_with(&target, &image),
         "the target disk holds the image"
     );
-    assert_eq!(read_at(&small, 0, 1 << 20), small_head, "the other disk is untouched");
+    assert_eq!(
+        read_at(&small, 0, 1 << 20),
+        small_head,
+        "the other disk is untouched"
+    );
 
     // Undeploy: cleaning again wipes the deployed partition table.
     let t = Instant::now();
     ironic.provision(&uuid, "deleted");
     ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
-    let vm = boot();
-    wait_state_vm(&ironic, &uuid, &["available"], &vm, timeout);
+    let mut vm = boot();
+    wait_state_vm(&ironic, &uuid, &["available"], &mut vm, timeout);
     let undeploy_s = t.elapsed().as_secs_f64();
     drop(vm);
-    assert_eq!(read_at(&target, 510, 2), vec![0; 2], "the MBR signature is gone");
+    assert_eq!(
+        read_at(&target, 510, 2),
+        vec![0; 2],
+        "the MBR signature is gone"
+    );
 
     // A manager hot-loaded through manual cleaning, then its step run by a
     // second manual clean on the same running agent: no ramdisk rebuild.
-    let component = agent_tests::guest_component("slowstep_v1");
+    // VM_HOTLOAD_COMPONENT: another component with the same clean step (e.g.
+    // one built for a RAMDISK_DIR made from another checkout).
+    let component = std::env::var_os("VM_HOTLOAD_COMPONENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| agent_tests::guest_component("test_manager_vendor_profile"));
     std::fs::create_dir_all(http_root.join("managers")).expect("managers dir");
-    std::fs::copy(&component, http_root.join("managers/slowstep.wasm")).expect("copy manager");
+    std::fs::copy(&component, http_root.join("managers/vendor_profile.wasm")).expect("copy manager");
     let digest = sha256_of(&component);
     ironic.provision(&uuid, "manage");
     ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(60));
@@ -456,22 +566,22 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
         &ironic,
         &uuid,
         json!([{"interface": "deploy", "step": "load_manager", "args": {
-            "url": format!("{guest_http}/managers/slowstep.wasm"), "sha256": digest,
+            "url": format!("{guest_http}/managers/vendor_profile.wasm"), "sha256": digest,
         }}]),
     );
-    let vm = boot();
-    wait_state_vm(&ironic, &uuid, &["manageable"], &vm, timeout);
+    let mut vm = boot();
+    wait_state_vm(&ironic, &uuid, &["manageable"], &mut vm, timeout);
     manual_clean(
         &ironic,
         &uuid,
-        json!([{"interface": "management", "step": "slow_step", "args": {"ms": 200}}]),
+        json!([{"interface": "deploy", "step": "apply_vendor_profile", "args": {"profile": "vm-test"}}]),
     );
-    wait_state_vm(&ironic, &uuid, &["manageable"], &vm, timeout);
+    wait_state_vm(&ironic, &uuid, &["manageable"], &mut vm, timeout);
     let hot_load_s = t.elapsed().as_secs_f64();
     let console = vm.console_text();
     assert!(
         console.contains("hardware manager loaded by load_manager")
-            && console.contains("slow_step"),
+            && console.contains("step=apply_vendor_profile"),
         "the loaded manager's step ran in the VM:\n{console}"
     );
     drop(vm);
