@@ -51,11 +51,16 @@
 //!
 //! The manifest (TOML) declares the capabilities the manager needs; the
 //! operator must grant each of them too. See `docs/managers.md`.
+//!
+//! The SDK targets contract `ironic:hardware@0.2.0` ([`CONTRACT_VERSION`]):
+//! besides 0.1.0's calls it offers [`disks::erase_many`] (several disks
+//! overwritten at once on host threads), `Disk::reread_partitions` and
+//! [`progress::report_device`].
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/ironic-hardware-0.1.0",
+        path: "../wit/ironic-hardware-0.2.0",
         world: "hardware-manager",
         pub_export_macro: true,
         export_macro_name: "__export_raw",
@@ -72,6 +77,9 @@ pub use bindings::ironic::hardware::types::{
     NetworkInterface, Step, StepKind, SystemFirmware, SystemVendor,
 };
 pub use helpers::{json_result, StepArgs};
+
+/// The contract version this SDK builds components for.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// JSON text crossing the boundary (node, ports, step args and results).
 pub type Json = String;

@@ -7,9 +7,9 @@
 //! detached by a guard. `nvme`, `hdparm` and `smartctl` are the
 //! stand-in script tests/fixtures/erase/stand-in.sh; the host's program
 //! dirs hold only stand-ins, so no real tool can run against a real device.
-//! The failing-disk test mounts an 8 MiB tmpfs inside its temp root and
-//! bind-mounts a file from it over a simulated disk (root + mount only),
-//! unmounted by a guard.
+//! A failing disk is made with the simulated machine's fault file
+//! (`.ironic-sim/faults.toml`), which the host reads only for a hardware
+//! root other than `/`.
 
 use std::fs;
 use std::io::Read;
@@ -929,91 +929,107 @@ fn full_erase_of_a_loop_block_device_zeroes_it() {
 
 // ------------------------------------------------- failing mid-erase
 
-/// Mounts made by a test, undone (in reverse) on drop.
-struct Mounts(Vec<PathBuf>);
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        for target in self.0.iter().rev() {
-            let _ = Command::new("umount").arg(target).status();
-        }
-    }
+/// Devices being overwritten in a combined progress message (the host shows
+/// every device of an `erase-many` in one line: `/dev/sda: random pass 1/1
+/// 40%; /dev/sdb: waiting; ...`).
+fn in_flight(message: &str) -> usize {
+    message
+        .split("; ")
+        .filter(|part| part.contains(" pass "))
+        .count()
 }
 
-fn mount(args: &[&str]) -> bool {
-    Command::new("mount")
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A disk whose writes fail part-way: its file is bind-mounted from an 8 MiB
-/// tmpfs while the disk is 32 MiB, so writes past ~8 MiB get ENOSPC, which
-/// the host reports as an I/O error. Needs root (mount); skipped otherwise.
-/// A host-side fault injection for simulated roots would make this portable.
+/// A device whose writes fail part-way, through the simulated machine's
+/// fault file (no root needed): the step fails naming that device only, the
+/// others are fully erased, with one device at a time or all at once.
 #[test]
 fn a_device_failing_mid_erase_fails_the_step_by_name_and_the_others_finish() {
-    let rig = Rig::new(&machine(&[
-        ("sda", "16MiB", ""),
-        ("sdb", "32MiB", ""),
-        ("sdc", "16MiB", ""),
-    ]));
-    let small = rig.sim.root.join("small-fs");
-    fs::create_dir_all(&small).expect("mount point");
-    let mut mounts = Mounts(Vec::new());
-    if !mount(&[
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=8m",
-        "tmpfs",
-        small.to_str().expect("utf-8"),
-    ]) {
-        eprintln!("SKIPPED: needs root and mount(8) to build a failing disk");
-        return;
+    for concurrency in [1, 4] {
+        let rig = Rig::new(&machine(&[
+            ("sda", "16MiB", ""),
+            ("sdb", "32MiB", ""),
+            ("sdc", "16MiB", ""),
+            ("sdd", "16MiB", ""),
+        ]));
+        for (name, size) in [("sda", 16), ("sdb", 32), ("sdc", 16), ("sdd", 16)] {
+            fill_markers(&rig.disk(name), size * MIB);
+        }
+        fs::write(
+            rig.sim.root.join(".ironic-sim/faults.toml"),
+            "[[write-error]]\ndevice = \"/dev/sdb\"\nafter-bytes = 8388608\n",
+        )
+        .expect("faults file");
+        let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false,
+                                                   "disk_erasure_concurrency": concurrency}});
+        let (result, progress) = rig.run(StepKind::Clean, "erase_devices", node);
+        let err = result.expect_err("the failing disk fails the step");
+        assert!(
+            err.contains("BlockDeviceEraseError") && err.contains("\"/dev/sdb\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("Unable to erase block device /dev/sdb") && err.contains("offset"),
+            "{err}"
+        );
+        for other in ["sda", "sdc", "sdd"] {
+            assert!(!err.contains(&format!("\"/dev/{other}\"")), "{err}");
+            assert!(
+                all_zero(&rig.disk(other)),
+                "concurrency {concurrency}: {other} finished"
+            );
+        }
+        assert_eq!(
+            read_at(&rig.disk("sdb"), 31 * MIB, MIB as usize),
+            marker(0xee),
+            "nothing written past the fault"
+        );
+        assert!(
+            progress.iter().any(|m| m.contains("/dev/sdb failed")),
+            "{progress:?}"
+        );
     }
-    mounts.0.push(small.clone());
-    let backing = small.join("sdb");
-    fs::File::create(&backing)
-        .expect("backing")
-        .set_len(32 * MIB)
-        .expect("size");
-    let target = rig.disk("sdb");
-    if !mount(&[
-        "--bind",
-        backing.to_str().expect("utf-8"),
-        target.to_str().expect("utf-8"),
-    ]) {
-        eprintln!("SKIPPED: cannot bind-mount a file");
-        return;
+}
+
+/// `disk_erasure_concurrency` devices are overwritten at the same time (by
+/// the host, for the single-threaded guest), and never more.
+#[test]
+fn devices_are_overwritten_up_to_the_erasure_concurrency_at_once() {
+    let names = ["sda", "sdb", "sdc", "sdd"];
+    let disks: Vec<(&str, &str, &str)> = names.iter().map(|n| (*n, "64MiB", "")).collect();
+    let rig = Rig::new(&machine(&disks));
+    for (concurrency, expect_parallel) in [(1, false), (4, true)] {
+        for name in names {
+            fill_markers(&rig.disk(name), 64 * MIB);
+        }
+        let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false,
+                                                   "disk_erasure_concurrency": concurrency}});
+        let (result, progress) = rig.run(StepKind::Clean, "erase_devices", node);
+        assert_eq!(
+            result,
+            Ok(json!({"/dev/sda": null, "/dev/sdb": null, "/dev/sdc": null, "/dev/sdd": null}))
+        );
+        for name in names {
+            assert!(all_zero(&rig.disk(name)), "{name} erased");
+        }
+        let most = progress.iter().map(|m| in_flight(m)).max().unwrap_or(0);
+        if expect_parallel {
+            assert!(most >= 2, "several devices in flight: {progress:?}");
+        } else {
+            assert_eq!(most, 1, "one device at a time: {progress:?}");
+        }
+        assert!(most <= concurrency, "{progress:?}");
+        let last_board = progress
+            .iter()
+            .rev()
+            .find(|m| m.contains("/dev/sda: "))
+            .expect("per-device progress");
+        for name in names {
+            assert!(
+                last_board.contains(&format!("/dev/{name}: erased")),
+                "{last_board}"
+            );
+        }
     }
-    mounts.0.push(target);
-    fill_markers(&rig.disk("sda"), 16 * MIB);
-    fill_markers(&rig.disk("sdc"), 16 * MIB);
-    let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false}});
-    let (result, progress) = rig.run(StepKind::Clean, "erase_devices", node);
-    let err = result.expect_err("the failing disk fails the step");
-    assert!(
-        err.contains("BlockDeviceEraseError") && err.contains("\"/dev/sdb\""),
-        "{err}"
-    );
-    assert!(
-        err.contains("Unable to erase block device /dev/sdb"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("\"/dev/sda\"") && !err.contains("\"/dev/sdc\""),
-        "{err}"
-    );
-    assert!(
-        progress.iter().any(|m| m.contains("/dev/sdb failed")),
-        "{progress:?}"
-    );
-    assert!(
-        all_zero(&rig.disk("sda")) && all_zero(&rig.disk("sdc")),
-        "the other disks finished"
-    );
-    drop(mounts);
 }
 
 // ------------------------------------------------------- measurements
@@ -1029,7 +1045,89 @@ fn report(what: &str, secs: f64, bytes: u64) {
     println!("BENCH {what}: {secs:.3} s ({mib_s:.0} MiB/s)");
 }
 
-/// Numbers for the lead: `tests/bench/erase.sh` runs this.
+/// `dd if=/dev/zero of=<target> bs=4M oflag=direct conv=fsync` over each
+/// target at the same time; the time until all finished.
+fn dd_zero_all(targets: &[String], size: u64) -> f64 {
+    let count = format!("count={}", size / (4 * MIB));
+    let (_, t) = timed(|| {
+        let children: Vec<_> = targets
+            .iter()
+            .map(|target| {
+                Command::new("dd")
+                    .args([
+                        "if=/dev/zero",
+                        &format!("of={target}"),
+                        "bs=4M",
+                        &count,
+                        "oflag=direct",
+                        "conv=fsync,notrunc",
+                    ])
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("dd")
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().expect("dd").success(), "dd failed");
+        }
+    });
+    t
+}
+
+/// `blkdiscard -z <dev>` on each device at the same time.
+fn blkdiscard_all(devices: &[String]) -> f64 {
+    let (_, t) = timed(|| {
+        let children: Vec<_> = devices
+            .iter()
+            .map(|dev| {
+                Command::new("blkdiscard")
+                    .args(["-z", dev])
+                    .spawn()
+                    .expect("blkdiscard")
+            })
+            .collect();
+        for mut child in children {
+            assert!(
+                child.wait().expect("blkdiscard").success(),
+                "blkdiscard failed"
+            );
+        }
+    });
+    t
+}
+
+/// `erase_devices` with the IPA defaults (1 random pass + zero pass) or the
+/// zero pass only, at concurrency 1 and 4; reported per line.
+/// `targets` are rewritten (untimed) before each run, so that no run
+/// profits from the previous one's unwritten or zeroed extents.
+fn bench_erase_devices(rig: &Rig, what: &str, targets: &[String], size: u64) {
+    let disks = targets.len();
+    for (label, iterations) in [
+        ("IPA default: 1 random pass + zero pass", 1),
+        ("zero pass only", 0),
+    ] {
+        for concurrency in [1, 4] {
+            let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false,
+                                                       "agent_erase_devices_iterations": iterations,
+                                                       "disk_erasure_concurrency": concurrency}});
+            let ((result, _), t) = timed(|| rig.run(StepKind::Clean, "erase_devices", node));
+            assert!(result.is_ok(), "{result:?}");
+            report(
+                &format!(
+                    "{what}: erase_devices ({label}), concurrency {concurrency}, {disks} disks"
+                ),
+                t,
+                disks as u64 * size,
+            );
+        }
+    }
+}
+
+/// Numbers for the lead: `tests/bench/erase.sh` runs this. Four disks of
+/// `ERASE_BENCH_GIB` (default 2) GiB each, file-backed and (as root) loop
+/// devices: erase_devices at concurrency 1 and 4 beside dd and
+/// blkdiscard -z on one disk and on all four at once. MiB/s count every
+/// disk's bytes once.
 #[test]
 #[ignore = "measurement, not a test: run tests/bench/erase.sh"]
 fn bench_erase() {
@@ -1039,112 +1137,97 @@ fn bench_erase() {
         .unwrap_or(2);
     let size = gib << 30;
     let size_text = format!("{gib}GiB");
-    let zero_only = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false,
-                                                    "agent_erase_devices_iterations": 0}});
-    let ipa_default = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false}});
+    let names = ["sda", "sdb", "sdc", "sdd"];
+    let four: Vec<(&str, &str, &str)> =
+        names.iter().map(|n| (*n, size_text.as_str(), "")).collect();
 
-    // File-backed disk.
-    let rig = Rig::new(&machine(&[("sda", &size_text, "")]));
-    let file = rig.disk("sda");
-    let of = format!("of={}", file.display());
-    let count = format!("count={}", size / (4 * MIB));
-    let (_, t) = timed(|| {
-        sh(
-            "dd",
-            &[
-                "if=/dev/zero",
-                &of,
-                "bs=4M",
-                &count,
-                "oflag=direct",
-                "conv=fsync,notrunc",
-            ],
-        )
-    });
+    // File-backed disks.
+    let rig = Rig::new(&machine(&four));
+    let files: Vec<String> = names
+        .iter()
+        .map(|n| rig.disk(n).display().to_string())
+        .collect();
+    let t = dd_zero_all(&files[..1], size);
     report(
-        &format!("file {gib} GiB: dd if=/dev/zero bs=4M oflag=direct conv=fsync"),
+        &format!("file {gib} GiB: dd if=/dev/zero bs=4M oflag=direct conv=fsync, 1 disk"),
         t,
         size,
     );
-    let ((result, _), t) = timed(|| rig.run(StepKind::Clean, "erase_devices", zero_only.clone()));
-    assert!(result.is_ok(), "{result:?}");
+    let t = dd_zero_all(&files, size);
     report(
-        &format!("file {gib} GiB: erase_devices, zero pass only (write-zeroes)"),
+        &format!("file {gib} GiB: dd ..., 4 disks at once"),
         t,
-        size,
+        4 * size,
     );
-    let ((result, _), t) = timed(|| rig.run(StepKind::Clean, "erase_devices", ipa_default.clone()));
-    assert!(result.is_ok(), "{result:?}");
-    report(
-        &format!("file {gib} GiB: erase_devices, IPA default (1 random pass + zero pass)"),
-        t,
-        size,
-    );
-    assert!(all_zero(&file));
-    // What IPA runs for the same job.
+    println!("BENCH file {gib} GiB: blkdiscard -z: n/a (needs a block device)");
     if have("shred") {
-        let path = file.to_str().expect("utf-8");
-        let (_, t) = timed(|| sh("shred", &["--force", "--zero", "--iterations", "1", path]));
+        let (_, t) = timed(|| {
+            sh(
+                "shred",
+                &["--force", "--zero", "--iterations", "1", &files[0]],
+            )
+        });
         report(
-            &format!("file {gib} GiB: shred --force --zero --iterations 1 (IPA's command)"),
+            &format!("file {gib} GiB: shred --force --zero --iterations 1 (IPA's command), 1 disk"),
             t,
             size,
         );
     }
-    drop(rig);
-
-    // Loop device over a file.
-    let rig = Rig::new(&machine(&[("sda", &size_text, "")]));
-    let backing = rig.sim.root.join("loop-backing.img");
-    let of = format!("of={}", backing.display());
-    sh("dd", &["if=/dev/zero", &of, "bs=4M", &count, "conv=fsync"]);
-    match loop_device(&backing) {
-        Some(lo) if replace_with_block_node(&rig.disk("sda"), &lo.dev) => {
-            // Each zeroing run starts from a fully allocated backing file
-            // (the dd run before it), so none profits from the previous one.
-            let of = format!("of={}", lo.dev);
-            let dd = || {
-                sh(
-                    "dd",
-                    &[
-                        "if=/dev/zero",
-                        &of,
-                        "bs=4M",
-                        &count,
-                        "oflag=direct",
-                        "conv=fsync",
-                    ],
-                )
-            };
-            let (_, t) = timed(dd);
-            report(
-                &format!("loop {gib} GiB: dd if=/dev/zero bs=4M oflag=direct conv=fsync"),
-                t,
-                size,
-            );
-            let ((result, _), t) =
-                timed(|| rig.run(StepKind::Clean, "erase_devices", zero_only.clone()));
-            assert!(result.is_ok(), "{result:?}");
-            report(
-                &format!("loop {gib} GiB: erase_devices, zero pass only (BLKZEROOUT)"),
-                t,
-                size,
-            );
-            dd();
-            let (_, t) = timed(|| sh("blkdiscard", &["-z", &lo.dev]));
-            report(&format!("loop {gib} GiB: blkdiscard -z"), t, size);
-            let ((result, _), t) =
-                timed(|| rig.run(StepKind::Clean, "erase_devices", ipa_default.clone()));
-            assert!(result.is_ok(), "{result:?}");
-            report(
-                &format!("loop {gib} GiB: erase_devices, IPA default (1 random pass + zero pass)"),
-                t,
-                size,
-            );
-        }
-        _ => println!("BENCH loop device: SKIPPED (needs root, losetup and mknod)"),
+    bench_erase_devices(&rig, &format!("file {gib} GiB"), &files, size);
+    for file in &files {
+        assert!(all_zero(Path::new(file)));
     }
     drop(rig);
+
+    // Loop devices over files (root only).
+    'loops: {
+        let rig = Rig::new(&machine(&four));
+        let mut loops = Vec::new();
+        for name in names {
+            let backing = rig.sim.root.join(format!("loop-{name}.img"));
+            fs::File::create(&backing)
+                .expect("backing")
+                .set_len(size)
+                .expect("size");
+            let Some(lo) = loop_device(&backing) else {
+                println!("BENCH loop devices: SKIPPED (needs root and losetup)");
+                break 'loops;
+            };
+            if !replace_with_block_node(&rig.disk(name), &lo.dev) {
+                println!("BENCH loop devices: SKIPPED (needs mknod)");
+                break 'loops;
+            }
+            loops.push(lo);
+        }
+        let devs: Vec<String> = loops.iter().map(|l| l.dev.clone()).collect();
+        // Fully allocated backing files first, so no run profits from holes.
+        dd_zero_all(&devs, size);
+        let t = dd_zero_all(&devs[..1], size);
+        report(
+            &format!("loop {gib} GiB: dd if=/dev/zero bs=4M oflag=direct conv=fsync, 1 disk"),
+            t,
+            size,
+        );
+        let t = dd_zero_all(&devs, size);
+        report(
+            &format!("loop {gib} GiB: dd ..., 4 disks at once"),
+            t,
+            4 * size,
+        );
+        if have("blkdiscard") {
+            let t = blkdiscard_all(&devs[..1]);
+            report(&format!("loop {gib} GiB: blkdiscard -z, 1 disk"), t, size);
+            let t = blkdiscard_all(&devs);
+            report(
+                &format!("loop {gib} GiB: blkdiscard -z, 4 disks at once"),
+                t,
+                4 * size,
+            );
+        }
+        bench_erase_devices(&rig, &format!("loop {gib} GiB"), &devs, size);
+        drop(loops);
+        drop(rig);
+    }
 
     // Metadata erase of 8 disks with GPT + 2 partitions each.
     let names = ["sda", "sdb", "sdc", "sdd", "sde", "sdf", "sdg", "sdh"];

@@ -225,8 +225,8 @@ fn corrupt_component_is_rejected_and_the_running_version_kept() {
 }
 
 /// A real component whose `ironic:hardware` imports and export are renamed
-/// from `@0.1.0` to `@0.9.0` (same length, so the binary stays valid): a
-/// manager built against another contract version.
+/// from `@0.1.0` or `@0.2.0` to `@0.9.0` (same length, so the binary stays
+/// valid): a manager built against a contract version the host does not serve.
 fn wrong_contract_version(bytes: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     let prefix = b"ironic:hardware/";
@@ -235,7 +235,10 @@ fn wrong_contract_version(bytes: &[u8]) -> Vec<u8> {
     while i + prefix.len() <= out.len() {
         if &out[i..i + prefix.len()] == prefix {
             let end = (i + 64).min(out.len());
-            if let Some(at) = out[i..end].windows(6).position(|w| w == b"@0.1.0") {
+            if let Some(at) = out[i..end]
+                .windows(6)
+                .position(|w| w == b"@0.1.0" || w == b"@0.2.0")
+            {
                 out[i + at + 3] = b'9';
                 patched += 1;
             }
@@ -260,7 +263,7 @@ fn a_component_for_another_contract_version_is_rejected() {
         }) => {
             assert_eq!(manager, "slowstep");
             assert!(
-                reason.contains("linking") && reason.contains("ironic:hardware@0.1.0"),
+                reason.contains("contract version 0.9.0") && reason.contains("0.1.0, 0.2.0"),
                 "{reason}"
             );
             assert!(reason.contains("version 1.0 of manager slowstep keeps running"));

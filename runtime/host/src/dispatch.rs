@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 use wasmtime::Store;
 
-use crate::bindings::ironic::hardware::types::ManagerError;
-use crate::bindings::HardwareManager;
+use crate::bindings::latest::ironic::hardware::types::ManagerError;
+use crate::bindings::Manager;
 use crate::error::DispatchError;
 use crate::registry::{Host, LoadedManager};
 use crate::sandbox::{run_call, CallState, ProgressSender};
@@ -32,10 +32,7 @@ impl Host {
         call: &str,
         timeout: Duration,
         progress: Option<ProgressSender>,
-        f: impl FnOnce(
-            &HardwareManager,
-            &mut Store<CallState>,
-        ) -> wasmtime::Result<Result<R, ManagerError>>,
+        f: impl FnOnce(&Manager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
     ) -> Result<Outcome<R>, DispatchError> {
         let result =
             run_call(&m.pre, &m.ctx, &self.env, call, timeout, progress, f).map_err(|e| {
@@ -72,7 +69,7 @@ impl Host {
         call: &str,
         timeout: Duration,
         progress: Option<&ProgressSender>,
-        f: impl Fn(&HardwareManager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
+        f: impl Fn(&Manager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
     ) -> Result<(R, Arc<LoadedManager>), DispatchError> {
         // One snapshot for the whole call: a swap meanwhile does not affect it.
         let registry = self.snapshot();
@@ -94,7 +91,7 @@ impl Host {
         &self,
         call: &str,
         timeout: Duration,
-        f: impl Fn(&HardwareManager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
+        f: impl Fn(&Manager, &mut Store<CallState>) -> wasmtime::Result<Result<R, ManagerError>>,
     ) -> Result<Vec<(R, Arc<LoadedManager>)>, DispatchError> {
         let mut out = Vec::new();
         let registry = self.snapshot();
@@ -122,8 +119,7 @@ impl Host {
         let (node, ports) = (node.to_string(), ports.to_string());
         let call = format!("get-steps {}", kind.as_str());
         let answers = self.every_manager(&call, self.env.limits.call_timeout, |i, s| {
-            i.ironic_hardware_manager()
-                .call_get_steps(s, kind.to_wit(), &node, &ports)
+            i.call_get_steps(s, kind.to_wit(), &node, &ports)
         })?;
         Ok(answers
             .into_iter()
@@ -152,14 +148,7 @@ impl Host {
         let (tx, rx) = std::sync::mpsc::channel::<(Option<u8>, String)>();
         let run_step = |tx: ProgressSender| {
             self.first_answer(&call, timeout, Some(&tx), |i, s| {
-                i.ironic_hardware_manager().call_execute_step(
-                    s,
-                    kind.to_wit(),
-                    name,
-                    &node,
-                    &ports,
-                    &args,
-                )
+                i.call_execute_step(s, kind.to_wit(), name, &node, &ports, &args)
             })
         };
         let run = &run_step;
@@ -220,10 +209,7 @@ impl Host {
             "get-os-install-device",
             self.env.limits.call_timeout,
             None,
-            |i, s| {
-                i.ironic_hardware_manager()
-                    .call_get_os_install_device(s, node.as_ref())
-            },
+            |i, s| i.call_get_os_install_device(s, node.as_ref()),
         )
         .map(|(dev, _)| dev)
     }

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use serde_json::{json, Map, Value};
 
-use crate::bindings::ironic::hardware::types::{
+use crate::bindings::latest::ironic::hardware::types::{
     BlockDevice, BootInfo, Cpu, Memory, NetworkInterface, Step, SystemVendor,
 };
 use crate::error::DispatchError;
@@ -128,10 +128,8 @@ impl Host {
         let t = self.env.limits.call_timeout;
         macro_rules! first {
             ($call:literal, $method:ident) => {
-                self.first_answer($call, t, None, |i, s| {
-                    i.ironic_hardware_manager().$method(s)
-                })
-                .map(|(v, _)| v)
+                self.first_answer($call, t, None, |i, s| i.$method(s))
+                    .map(|(v, _)| v)
             };
         }
         let interfaces = first!("list-network-interfaces", call_list_network_interfaces)?;
@@ -198,7 +196,7 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::ironic::hardware::types::{ArgInfo, LldpTlv};
+    use crate::bindings::latest::ironic::hardware::types::{ArgInfo, LldpTlv};
 
     fn keys(v: &Value) -> Vec<&str> {
         v.as_object()

@@ -21,7 +21,9 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use artifact::{cache_key, LoadedFrom};
+pub use artifact::{cache_key, ArtifactError, LoadedFrom};
+pub use bindings::ContractVersion;
+pub use engine::COMPILER;
 pub use error::{DispatchError, HostError, SandboxFailure};
 pub use manifest::{Capabilities, CommandCaps, DiskCaps, MachineCaps, ManifestSource};
 pub use policy::{normalise_path, Grants};
@@ -95,8 +97,8 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    fn to_wit(self) -> bindings::ironic::hardware::types::StepKind {
-        use bindings::ironic::hardware::types::StepKind as W;
+    fn to_wit(self) -> bindings::latest::ironic::hardware::types::StepKind {
+        use bindings::latest::ironic::hardware::types::StepKind as W;
         match self {
             StepKind::Clean => W::Clean,
             StepKind::Deploy => W::Deploy,
@@ -129,6 +131,8 @@ pub struct ManagerSummary {
     pub version: String,
     /// Hardware support level (> 0).
     pub support: u32,
+    /// The contract version the component targets.
+    pub contract: ContractVersion,
     /// Where the manifest came from.
     pub manifest: ManifestSource,
     /// How the component was loaded.

@@ -16,12 +16,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
 use crate::artifact::{cache_key, load_component_keyed, LoadedFrom};
-use crate::bindings::ironic::hardware::types::ManagerError;
-use crate::bindings::{HardwareManager, HardwareManagerPre};
+use crate::bindings::latest::ironic::hardware::types::ManagerError;
+use crate::bindings::{ContractVersion, ManagerPre};
 use crate::engine::{build_engine, EpochTicker};
 use crate::error::HostError;
 use crate::manifest::{find_manifest, sidecar_path, ManifestSource};
@@ -42,7 +42,7 @@ const MEMORY_CACHE_ENTRIES: usize = 32;
 pub(crate) struct LoadedManager {
     pub file: PathBuf,
     pub ctx: Arc<ManagerCtx>,
-    pub pre: HardwareManagerPre<CallState>,
+    pub pre: ManagerPre,
     pub id: String,
     pub manager_name: String,
     pub version: String,
@@ -124,6 +124,8 @@ pub struct Validation {
     pub granted: crate::Capabilities,
     /// Declared capabilities the grants do not cover.
     pub ungranted: Vec<String>,
+    /// The contract version the component targets, when it was recognised.
+    pub contract: Option<ContractVersion>,
     /// `(id, name, version)` from `info`, when it answered.
     pub info: Option<(String, String, String)>,
     /// `evaluate-hardware-support`, when it answered.
@@ -153,15 +155,14 @@ impl Loader {
                 })?;
         let env = Arc::new(Environment {
             root,
+            simulated: !crate::capabilities::faults::is_real_root(&config.hardware_root),
             program_dirs: config.program_dirs.clone(),
             network: config.network.clone(),
             limits: config.limits.clone(),
         });
         let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| HostError::Engine(format!("linking WASI: {e:?}")))?;
-        HardwareManager::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| HostError::Engine(format!("linking host capabilities: {e:?}")))?;
+        crate::bindings::add_to_linker(&mut linker)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         Ok(Loader {
             engine,
             linker,
@@ -240,14 +241,17 @@ impl Loader {
         }
         let policy = Policy::new(&name, declared, granted)?;
         let (component, loaded_from) = self.component(file, bytes)?;
+        let contract = crate::bindings::detect(&self.engine, &component)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(v) = trace.as_mut() {
+            v.contract = Some(contract);
+        }
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("{e:?}"))
-            .context("linking (does it target ironic:hardware@0.1.0?)")?;
-        let pre = HardwareManagerPre::new(instance_pre)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
-            .context("component does not export ironic:hardware/manager@0.1.0")?;
+            .with_context(|| format!("linking against contract ironic:hardware@{contract}"))?;
+        let pre = ManagerPre::new(contract, instance_pre)?;
         let ctx = Arc::new(ManagerCtx {
             name: name.clone(),
             policy,
@@ -256,7 +260,7 @@ impl Loader {
         let env = &self.env;
 
         let info = run_call(&pre, &ctx, env, "info", timeout, None, |i, s| {
-            i.ironic_hardware_manager().call_info(s)
+            i.call_info(s)
         })
         .map_err(|e| anyhow::anyhow!("info: {}: {}", e.failure, e.details))?
         .map_err(|e| anyhow::anyhow!("info: {}", manager_error_text(&e)))?;
@@ -270,10 +274,7 @@ impl Loader {
             "evaluate-hardware-support",
             timeout,
             None,
-            |i, s| {
-                i.ironic_hardware_manager()
-                    .call_evaluate_hardware_support(s)
-            },
+            |i, s| i.call_evaluate_hardware_support(s),
         )
         .map_err(|e| anyhow::anyhow!("evaluate-hardware-support: {}: {}", e.failure, e.details))?
         .map_err(|e| anyhow::anyhow!("evaluate-hardware-support: {}", manager_error_text(&e)))?;
@@ -370,6 +371,7 @@ fn summary(m: &LoadedManager) -> ManagerSummary {
         manager_name: m.manager_name.clone(),
         version: m.version.clone(),
         support: m.support,
+        contract: m.pre.version(),
         manifest: m.manifest.clone(),
         loaded_from: m.loaded_from,
         declared: m.ctx.policy.declared().clone(),
@@ -695,6 +697,7 @@ pub fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostErro
         declared: Default::default(),
         granted: config.grants.for_manager(&name),
         ungranted: Vec::new(),
+        contract: None,
         info: None,
         support: None,
         verdict: Ok(()),

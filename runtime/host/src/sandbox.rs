@@ -13,7 +13,8 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{HardwareManager, HardwareManagerPre};
+use crate::bindings::{Manager, ManagerPre};
+use crate::capabilities::progress::ProgressSink;
 use crate::error::SandboxFailure;
 use crate::policy::Policy;
 use crate::{Limits, NetworkSource};
@@ -26,6 +27,8 @@ const GUEST_OUTPUT_CAP: usize = 64 * 1024;
 pub(crate) struct Environment {
     /// The hardware root, opened once; capabilities resolve inside it.
     pub root: Dir,
+    /// The root is not `/`: a simulated machine, whose fault file applies.
+    pub simulated: bool,
     pub program_dirs: Vec<PathBuf>,
     pub network: NetworkSource,
     pub limits: Limits,
@@ -51,7 +54,7 @@ pub(crate) struct CallState {
     limiter: MemoryLimiter,
     /// When the call's deadline passes (commands are capped at it).
     pub deadline: Instant,
-    pub progress: Option<ProgressSender>,
+    pub progress: ProgressSink,
 }
 
 impl WasiView for CallState {
@@ -162,13 +165,13 @@ pub(crate) struct SandboxError {
 
 /// Run `f` against a fresh instance of `pre` with the limits applied.
 pub(crate) fn run_call<R>(
-    pre: &HardwareManagerPre<CallState>,
+    pre: &ManagerPre,
     manager: &Arc<ManagerCtx>,
     env: &Arc<Environment>,
     call: &str,
     timeout: Duration,
     progress: Option<ProgressSender>,
-    f: impl FnOnce(&HardwareManager, &mut Store<CallState>) -> wasmtime::Result<R>,
+    f: impl FnOnce(&Manager, &mut Store<CallState>) -> wasmtime::Result<R>,
 ) -> Result<R, SandboxError> {
     let stdout = CappedOutput::new(GUEST_OUTPUT_CAP);
     let stderr = CappedOutput::new(GUEST_OUTPUT_CAP);
@@ -190,7 +193,7 @@ pub(crate) fn run_call<R>(
             hit: false,
         },
         deadline: Instant::now() + timeout,
-        progress,
+        progress: ProgressSink::new(progress),
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
@@ -277,6 +280,7 @@ impl CallState {
             .expect("policy");
         let env = Environment {
             root: Dir::open_ambient_dir(root, cap_std::ambient_authority()).expect("root"),
+            simulated: !crate::capabilities::faults::is_real_root(root),
             program_dirs: vec![],
             network: NetworkSource::File(root.join("addresses.json")),
             limits: Limits::default(),
@@ -294,7 +298,7 @@ impl CallState {
                 hit: false,
             },
             deadline: Instant::now() + Duration::from_secs(60),
-            progress: None,
+            progress: ProgressSink::new(None),
         }
     }
 }

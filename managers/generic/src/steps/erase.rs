@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ironic_hardware_guest::disks::{Access, Disk, DiskError};
+use ironic_hardware_guest::disks::{self, Access, Disk, DiskError, EraseJob, ZeroPass};
 use ironic_hardware_guest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -111,31 +111,26 @@ impl Progress {
 
 // --------------------------------------------------------- erase_devices
 
-enum Outcome {
-    Erased(&'static str),
-    Skipped(String),
+/// What the per-device phase decided.
+enum Prepared {
+    /// Done without an overwrite: secure erase, or skipped.
+    Done(String),
+    /// To be overwritten; the disk is open read-write.
+    Overwrite(Disk),
 }
 
-/// `erase_devices` (§6). Devices are erased one after another: a wasm guest
-/// has one thread and every host call blocks it, so interleaving chunks of
-/// several devices would not overlap any I/O and would only make each device
-/// finish later. `disk_erasure_concurrency` needs host-side parallelism
-/// (e.g. an async write-zeroes/overwrite in the disks capability); until then
-/// it is read and logged only.
+/// `erase_devices` (§6). Per device, in listing order: the checks and the
+/// secure-erase attempt (programs run through the host one at a time). Then
+/// every device left to overwrite goes to the host in one `erase-many`
+/// call, which runs up to `disk_erasure_concurrency` of them at the same
+/// time on host threads: a wasm guest has a single thread, so only the host
+/// can overlap the devices' I/O. A failing device does not stop the others;
+/// the step then fails naming every failed device.
 pub fn erase_devices(node_json: &str) -> Result<Json, ManagerError> {
     let node = Node::parse(node_json)?;
     let (devices, _) = listed_devices(&node)?;
     if devices.is_empty() {
         return json_result(&Map::new());
-    }
-    if node.options.concurrency > 1 {
-        log::log(
-            log::Level::Info,
-            &format!(
-                "disk_erasure_concurrency={} requested; devices are erased sequentially in this agent",
-                node.options.concurrency
-            ),
-        );
     }
     // IPA checks each device just before submitting it, so a protected disk
     // found late leaves earlier erasures running. We check every device
@@ -147,45 +142,56 @@ pub fn erase_devices(node_json: &str) -> Result<Json, ManagerError> {
             guard(&node, &device.name, &disk, 0, device.size)?;
         }
     }
-    let progress = Progress {
-        step: "erase_devices",
-        devices: devices.len(),
-    };
-    let mut result = Map::new();
-    let mut errors = Vec::new();
+    let mut errors: Vec<(usize, String)> = Vec::new();
+    let mut overwrites: Vec<(usize, Disk)> = Vec::new();
     for (index, device) in devices.iter().enumerate() {
-        progress.report(index, 0.0, &format!("{} starting", device.name));
-        match erase_block_device(&node.options, device, &|f, m| progress.report(index, f, m)) {
-            Ok(Outcome::Erased(how)) => {
-                log::log(log::Level::Info, &format!("{} erased ({how})", device.name));
-                progress.report(index, 1.0, &format!("{} erased ({how})", device.name));
+        progress::report_device(&device.name, Some(0), "checking");
+        match prepare(&node.options, device) {
+            Ok(Prepared::Done(what)) => {
+                log::log(log::Level::Info, &format!("{} {what}", device.name));
+                progress::report_device(&device.name, Some(100), &what);
             }
-            Ok(Outcome::Skipped(why)) => {
-                log::log(log::Level::Info, &format!("{} skipped: {why}", device.name));
-                progress.report(index, 1.0, &format!("{} skipped: {why}", device.name));
+            Ok(Prepared::Overwrite(disk)) => {
+                progress::report_device(&device.name, Some(0), "waiting for the overwrite");
+                overwrites.push((index, disk));
             }
             Err(e) => {
-                log::log(
-                    log::Level::Error,
-                    &format!("erasing {} failed: {e}", device.name),
-                );
-                progress.report(index, 1.0, &format!("{} failed", device.name));
-                errors.push((device.name.clone(), e));
+                fail(&device.name, &e);
+                errors.push((index, e));
             }
         }
-        // IPA's generic erase_block_device returns None for every device.
-        result.insert(device.name.clone(), Value::Null);
     }
+    errors.extend(overwrite_all(&devices, &overwrites, &node.options));
+    errors.sort_by_key(|(index, _)| *index);
     if !errors.is_empty() {
+        let named: Vec<(String, String)> = errors
+            .into_iter()
+            .map(|(index, e)| (devices[index].name.clone(), e))
+            .collect();
         return Err(ManagerError::failed_as(
             ERASE_ERROR,
             format!(
                 "Failed to erase the device(s): {}",
-                join_errors(&errors, "; ")
+                join_errors(&named, "; ")
             ),
         ));
     }
+    progress::report(Some(100), "erase_devices: done");
+    // IPA's generic erase_block_device returns None for every device.
+    let result: Map<String, Value> = devices
+        .iter()
+        .map(|d| (d.name.clone(), Value::Null))
+        .collect();
     json_result(&result)
+}
+
+fn fail(device: &str, error: &str) {
+    log::log(
+        log::Level::Error,
+        &format!("erasing {device} failed: {error}"),
+    );
+    progress::report_device(device, Some(100), "failed");
+    progress::report(None, &format!("erase_devices: {device} failed"));
 }
 
 fn join_errors(errors: &[(String, String)], separator: &str) -> String {
@@ -196,24 +202,21 @@ fn join_errors(errors: &[(String, String)], separator: &str) -> String {
         .join(separator)
 }
 
-/// IPA's generic `erase_block_device` (§4) for one whole device.
-fn erase_block_device(
-    opts: &EraseOptions,
-    device: &Device,
-    report: &dyn Fn(f64, &str),
-) -> Result<Outcome, String> {
+/// IPA's generic `erase_block_device` (§4) for one whole device, up to the
+/// overwrite: skips, read-only handling and secure erase.
+fn prepare(opts: &EraseOptions, device: &Device) -> Result<Prepared, String> {
     let dev = device.name.as_str();
     if skip::is_virtual_media(&device.kname) {
-        return Ok(Outcome::Skipped("virtual media device".into()));
+        return Ok(Prepared::Done("skipped: virtual media device".into()));
     }
     let reader = open(dev, Access::ReadOnly)?;
     if is_raid_member(device, Some(&reader)) {
-        return Ok(Outcome::Skipped("Linux software RAID member".into()));
+        return Ok(Prepared::Done("skipped: Linux software RAID member".into()));
     }
     drop(reader);
     if devices::is_read_only(&device.kname, None) {
         if opts.skip_read_only {
-            return Ok(Outcome::Skipped("read-only device".into()));
+            return Ok(Prepared::Done("skipped: read-only device".into()));
         }
         return Err(format!(
             "Failed to erase BlockDevice {dev}: the device is in read-only mode \
@@ -233,8 +236,10 @@ fn erase_block_device(
         Ok(false)
     };
     match secure {
-        Ok(true) if dev.starts_with("/dev/nvme") => return Ok(Outcome::Erased("NVMe format")),
-        Ok(true) => return Ok(Outcome::Erased("ATA security erase")),
+        Ok(true) if dev.starts_with("/dev/nvme") => {
+            return Ok(Prepared::Done("erased (NVMe format)".into()))
+        }
+        Ok(true) => return Ok(Prepared::Done("erased (ATA security erase)".into())),
         Ok(false) => {}
         Err(EraseError(e)) if opts.continue_if_secure_erase_failed => {
             log::log(
@@ -248,139 +253,82 @@ fn erase_block_device(
             ));
         }
     }
-
-    let disk = open(dev, Access::ReadWrite)?;
-    overwrite(dev, &disk, opts, report)
-        .map_err(|e| format!("Unable to erase block device {dev}: {e}"))?;
-    Ok(Outcome::Erased("overwrite"))
-}
-
-/// Random data per pass, sized for few host calls without holding much memory.
-const RANDOM_CHUNK: u64 = 4 << 20;
-/// Zeroing is cheap per byte; the chunk only sets the progress granularity.
-const ZERO_CHUNK: u64 = 1 << 30;
-
-/// The overwrite fallback, equivalent to `shred --force [--zero] --iterations N`:
-/// N passes of pseudo-random data, then, with `agent_erase_devices_zeroize`,
-/// a final pass that makes the device read back zeroes.
-///
-/// Only the final zero pass is replaced by write-zeroes (BLKZEROOUT /
-/// fallocate ZERO_RANGE): its promise is "reads return zeroes", which
-/// write-zeroes guarantees at a fraction of the cost (unmap/WRITE ZEROES on
-/// devices that have them). The random passes are kept as real writes: the
-/// operator asked for the media to be overwritten, and write-zeroes may be a
-/// deallocation that leaves old data in flash or in a thin pool. With
-/// `iterations = 0` and zeroize off, shred writes nothing; so do we (logged).
-fn overwrite(
-    dev: &str,
-    disk: &Disk,
-    opts: &EraseOptions,
-    report: &dyn Fn(f64, &str),
-) -> Result<(), String> {
-    let size = disk.size();
-    let passes = u64::from(opts.iterations) + u64::from(opts.zeroize);
-    if passes == 0 || size == 0 {
+    if opts.iterations == 0 && !opts.zeroize {
+        // shred with no pass and no --zero writes nothing; so do we.
         log::log(
             log::Level::Warn,
             &format!(
                 "{dev}: agent_erase_devices_iterations=0 and zeroize off: nothing is overwritten"
             ),
         );
-        return Ok(());
+        return Ok(Prepared::Done("not overwritten (no pass requested)".into()));
     }
-    let mut rng = Rng::seeded(dev);
-    let mut buffer = vec![0u8; RANDOM_CHUNK as usize];
-    let total = (passes * size) as f64;
-    for pass in 0..u64::from(opts.iterations) {
-        let mut offset = 0;
-        let mut last_percent = u64::MAX;
-        while offset < size {
-            let len = RANDOM_CHUNK.min(size - offset);
-            let chunk = &mut buffer[..len as usize];
-            rng.fill(chunk);
-            disk.write(offset, chunk)
-                .map_err(|e| describe_io("writing random data", offset, &e))?;
-            offset += len;
-            let percent = offset * 100 / size;
-            if percent != last_percent {
-                last_percent = percent;
-                report(
-                    (pass * size + offset) as f64 / total,
-                    &format!(
-                        "{dev}: random pass {}/{} {percent}%",
-                        pass + 1,
-                        opts.iterations
-                    ),
-                );
+    open(dev, Access::ReadWrite).map(Prepared::Overwrite)
+}
+
+/// The overwrite fallback, equivalent to `shred --force [--zero] --iterations N`,
+/// for every device in `overwrites` in one host call: N passes of
+/// pseudo-random data, then, with `agent_erase_devices_zeroize`, a final pass
+/// that makes the device read back zeroes. Returns the failures.
+///
+/// Only the final zero pass uses the cheapest zeroing primitive
+/// (BLKZEROOUT / fallocate ZERO_RANGE): its promise is "reads return
+/// zeroes", which that guarantees at a fraction of the cost. The random
+/// passes are real writes: the operator asked for the media to be
+/// overwritten, and a zeroing primitive may be a deallocation that leaves old
+/// data in flash or in a thin pool.
+fn overwrite_all(
+    devices: &[Device],
+    overwrites: &[(usize, Disk)],
+    opts: &EraseOptions,
+) -> Vec<(usize, String)> {
+    if overwrites.is_empty() {
+        return Vec::new();
+    }
+    let concurrency = opts.concurrency.clamp(1, overwrites.len() as u32);
+    log::log(
+        log::Level::Info,
+        &format!(
+            "overwriting {} device(s), {concurrency} at a time ({} random pass(es){})",
+            overwrites.len(),
+            opts.iterations,
+            if opts.zeroize { " and a zero pass" } else { "" }
+        ),
+    );
+    let zeroes = if opts.zeroize {
+        ZeroPass::Cheapest
+    } else {
+        ZeroPass::None
+    };
+    let jobs: Vec<EraseJob<'_>> = overwrites
+        .iter()
+        .map(|(_, disk)| EraseJob {
+            disk,
+            random_passes: opts.iterations,
+            zeroes,
+        })
+        .collect();
+    let results = disks::erase_many(&jobs, concurrency);
+    let mut errors = Vec::new();
+    for (i, (index, _)) in overwrites.iter().enumerate() {
+        let dev = devices[*index].name.as_str();
+        let result = results.get(i).cloned().unwrap_or_else(|| {
+            Err(DiskError::Io(format!(
+                "{dev}: the host returned no result for its erase job"
+            )))
+        });
+        match result {
+            Ok(()) => {
+                log::log(log::Level::Info, &format!("{dev} erased (overwrite)"));
+            }
+            Err(e) => {
+                let e = format!("Unable to erase block device {dev}: {}", disk_error(&e));
+                fail(dev, &e);
+                errors.push((*index, e));
             }
         }
     }
-    if opts.zeroize {
-        let base = u64::from(opts.iterations) * size;
-        let mut offset = 0;
-        while offset < size {
-            let len = ZERO_CHUNK.min(size - offset);
-            disk.write_zeroes(offset, len)
-                .map_err(|e| describe_io("zeroing", offset, &e))?;
-            offset += len;
-            report(
-                (base + offset) as f64 / total,
-                &format!("{dev}: zero pass {}%", offset * 100 / size),
-            );
-        }
-    }
-    disk.flush()
-        .map_err(|e| format!("flush failed: {}", disk_error(&e)))
-}
-
-fn describe_io(what: &str, offset: u64, e: &DiskError) -> String {
-    format!("{what} at offset {offset} failed: {}", disk_error(e))
-}
-
-/// xoshiro256++: fast enough that the random pass is bound by the disk, not
-/// by the guest. It only needs to be unpredictable enough to overwrite, like
-/// shred's ISAAC stream.
-struct Rng([u64; 4]);
-
-impl Rng {
-    fn seeded(salt: &str) -> Rng {
-        use std::hash::{BuildHasher, RandomState};
-        // RandomState draws its keys from the host's WASI random source.
-        let state = RandomState::new();
-        let mut seed = [0u64; 4];
-        for (i, word) in seed.iter_mut().enumerate() {
-            *word = state.hash_one((salt, i)) | 1;
-        }
-        Rng(seed)
-    }
-
-    fn next(s: &mut [u64; 4]) -> u64 {
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// The state lives in a local for the loop so that the guest's
-    /// size-optimised build keeps it in registers: 1.8x faster than going
-    /// through `&mut self` per word (2 GiB random pass on a loop device,
-    /// 9.9 s → 5.4 s).
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut s = self.0;
-        let mut chunks = buf.chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&Self::next(&mut s).to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        let last = Self::next(&mut s).to_le_bytes();
-        rest.copy_from_slice(&last[..rest.len()]);
-        self.0 = s;
-    }
+    errors
 }
 
 // ------------------------------------------------ metadata and express
@@ -473,7 +421,26 @@ fn guard_entries(
 fn wipe_entry(entry: &Entry, disk: &Result<Disk, String>) -> Result<(), String> {
     let disk = disk.as_ref().map_err(Clone::clone)?;
     match &entry.partition {
-        None => metadata::wipe(&whole_region(disk), &entry.inner),
+        None => {
+            metadata::wipe(&whole_region(disk), &entry.inner)?;
+            // The kernel still has the old partitions; tell it (what
+            // `partprobe` would do). Not fatal: a partition may be in use.
+            if let Err(e) = disk.reread_partitions() {
+                let level = match e {
+                    DiskError::Unsupported(_) => log::Level::Debug,
+                    _ => log::Level::Warn,
+                };
+                log::log(
+                    level,
+                    &format!(
+                        "{}: partition table not re-read: {}",
+                        entry.name,
+                        disk_error(&e)
+                    ),
+                );
+            }
+            Ok(())
+        }
         Some(part) => match Disk::open(&part.name, Access::ReadWrite) {
             Ok(own) => metadata::wipe(&whole_region(&own), &[]),
             Err(DiskError::NotFound(_)) => metadata::wipe(&partition_region(disk, part), &[]),

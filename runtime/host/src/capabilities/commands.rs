@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::bindings::ironic::hardware::commands::{self, CommandError, CommandOutput};
+use crate::bindings::latest::ironic::hardware::commands::{self, CommandError, CommandOutput};
 use crate::policy::Need;
 use crate::sandbox::CallState;
 

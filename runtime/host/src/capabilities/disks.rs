@@ -9,8 +9,9 @@ use cap_std::fs::OpenOptions;
 use rustix::fs::FallocateFlags;
 use wasmtime::component::Resource;
 
-use super::is_escape;
-use crate::bindings::ironic::hardware::disks::{self, Access, DiskError};
+use super::faults::{self, WriteFault};
+use super::{erase, is_escape};
+use crate::bindings::latest::ironic::hardware::disks::{self, Access, DiskError, EraseJob};
 use crate::policy::Need;
 use crate::sandbox::CallState;
 
@@ -27,11 +28,14 @@ pub struct DiskHandle {
     size: u64,
     logical: u32,
     physical: u32,
+    /// Injected by a simulated machine's faults file.
+    fault: Option<WriteFault>,
 }
 
 // Linux block-device ioctls (linux/fs.h).
 const BLKDISCARD: libc::c_ulong = 0x1277;
 const BLKZEROOUT: libc::c_ulong = 0x127f;
+const BLKRRPART: libc::c_ulong = 0x125f;
 
 /// Check a device name: `/dev/` + safe characters, no `..` or empty parts.
 pub fn validate_name(name: &str) -> Result<&str, String> {
@@ -54,7 +58,8 @@ fn ioctl_range(file: &File, request: libc::c_ulong, offset: u64, len: u64) -> st
     let range: [u64; 2] = [offset, len];
     // SAFETY: BLKDISCARD/BLKZEROOUT read a `u64[2]` (start, length) from the
     // pointer, which points at a live local array for the whole call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, range.as_ptr()) };
+    // `as _`: the request is a c_ulong on glibc and a c_int on musl.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, range.as_ptr()) };
     if rc == 0 {
         Ok(())
     } else {
@@ -125,7 +130,8 @@ impl CallState {
                 "{name}: not a block device or disk image"
             )));
         };
-        tracing::debug!(manager = %self.manager.name, disk = name, writable, size, "opened disk");
+        let fault = self.write_fault(name)?;
+        tracing::debug!(manager = %self.manager.name, disk = name, writable, size, ?fault, "opened disk");
         Ok(DiskHandle {
             name: name.to_string(),
             file,
@@ -134,7 +140,26 @@ impl CallState {
             size,
             logical,
             physical,
+            fault,
         })
+    }
+
+    /// The simulated machine's write fault for `name`, if any (never on a
+    /// real root).
+    fn write_fault(&self, name: &str) -> Result<Option<WriteFault>, DiskError> {
+        if !self.env.simulated {
+            return Ok(None);
+        }
+        match self.env.root.read_to_string(faults::FAULTS_FILE) {
+            Ok(text) => {
+                faults::write_fault(&text, name).map_err(|e| DiskError::Io(format!("{name}: {e}")))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DiskError::Io(format!(
+                "{name}: reading {}: {e}",
+                faults::FAULTS_FILE
+            ))),
+        }
     }
 }
 
@@ -149,7 +174,15 @@ impl DiskHandle {
         }
     }
 
-    fn check_writable(&self) -> Result<(), DiskError> {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), DiskError> {
         if self.writable {
             Ok(())
         } else {
@@ -171,7 +204,7 @@ impl DiskHandle {
         Ok(())
     }
 
-    fn io(&self, what: &str, e: impl std::fmt::Display) -> DiskError {
+    pub(crate) fn io(&self, what: &str, e: impl std::fmt::Display) -> DiskError {
         DiskError::Io(format!("{}: {what}: {e}", self.name))
     }
 
@@ -185,9 +218,119 @@ impl DiskHandle {
         }
         Ok(())
     }
+
+    /// `write_all_at`, failing past an injected fault (after writing what
+    /// comes before it, as a failing device would).
+    pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        if let Some(fault) = self.fault {
+            if let Some(allowed) = fault.allowed(offset, data.len() as u64) {
+                // What a failing device does: the part before the fault
+                // lands (or not: the fault is the error either way).
+                let _ = self.file.write_all_at(&data[..allowed as usize], offset);
+                return Err(fault.error());
+            }
+        }
+        self.file.write_all_at(data, offset)
+    }
+
+    /// Make `[offset, offset + len)` read back zeroes, cheapest first.
+    /// Range and alignment are the caller's to check.
+    pub(crate) fn zero_range(&self, offset: u64, len: u64) -> Result<(), DiskError> {
+        if let Some(fault) = self.fault {
+            if let Some(allowed) = fault.allowed(offset, len) {
+                if allowed > 0 {
+                    self.zero_range_unchecked(offset, allowed)?;
+                }
+                return Err(self.io("write zeroes", fault.error()));
+            }
+        }
+        self.zero_range_unchecked(offset, len)
+    }
+
+    fn zero_range_unchecked(&self, offset: u64, len: u64) -> Result<(), DiskError> {
+        if len == 0 {
+            return Ok(());
+        }
+        if self.block {
+            return ioctl_range(&self.file, BLKZEROOUT, offset, len)
+                .map_err(|e| self.io("BLKZEROOUT", e));
+        }
+        // Cheapest first: zero range, then punch a hole, then write zeroes.
+        if rustix::fs::fallocate(&self.file, FallocateFlags::ZERO_RANGE, offset, len).is_ok() {
+            return Ok(());
+        }
+        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        if rustix::fs::fallocate(&self.file, punch, offset, len).is_ok() {
+            return Ok(());
+        }
+        self.zero_fill(offset, len)
+            .map_err(|e| self.io("write zeroes", e))
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub(crate) fn sync(&self) -> Result<(), DiskError> {
+        self.file.sync_data().map_err(|e| self.io("flush", e))
+    }
 }
 
-impl disks::Host for CallState {}
+impl disks::Host for CallState {
+    fn erase_many(&mut self, jobs: Vec<EraseJob>, concurrency: u32) -> Vec<Result<(), DiskError>> {
+        let manager = self.manager.name.as_str();
+        let mut results: Vec<Option<Result<(), DiskError>>> = Vec::with_capacity(jobs.len());
+        let mut runnable = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (index, job) in jobs.iter().enumerate() {
+            let disk = match self.disk(&job.disk) {
+                Ok(d) => d,
+                Err(e) => {
+                    results.push(Some(Err(e)));
+                    continue;
+                }
+            };
+            if !names.insert(disk.name.clone()) {
+                results.push(Some(Err(DiskError::Io(format!(
+                    "{}: listed in more than one erase job",
+                    disk.name
+                )))));
+                continue;
+            }
+            results.push(None);
+            runnable.push((
+                index,
+                erase::Job {
+                    disk,
+                    random_passes: job.random_passes,
+                    zeroes: job.zeroes,
+                },
+            ));
+        }
+        let progress = self
+            .manager
+            .policy
+            .check(Need::Progress)
+            .is_ok()
+            .then_some(&self.progress);
+        let (indices, jobs): (Vec<usize>, Vec<erase::Job>) = runnable.into_iter().unzip();
+        tracing::info!(manager, disks = jobs.len(), concurrency, "erasing disks");
+        let outcome = erase::run(&jobs, concurrency, self.deadline, progress);
+        tracing::debug!(manager, peak = outcome.peak, "erase jobs finished");
+        for (index, result) in indices.into_iter().zip(outcome.results) {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DiskError::Io("erase job was not run".into()))))
+            .inspect(|r| {
+                if let Err(e) = r {
+                    tracing::warn!(manager, "erase job failed: {e:?}");
+                }
+            })
+            .collect()
+    }
+}
 
 impl disks::HostDisk for CallState {
     fn open(&mut self, name: String, access: Access) -> Result<Resource<DiskHandle>, DiskError> {
@@ -245,9 +388,7 @@ impl disks::HostDisk for CallState {
         let d = self.disk(&disk)?;
         d.check_writable()?;
         d.check_range(offset, data.len() as u64)?;
-        d.file
-            .write_all_at(&data, offset)
-            .map_err(|e| d.io("write", e))
+        d.write_at(&data, offset).map_err(|e| d.io("write", e))
     }
 
     fn write_zeroes(
@@ -260,23 +401,7 @@ impl disks::HostDisk for CallState {
         d.check_writable()?;
         d.check_range(offset, len)?;
         d.check_aligned(offset, len)?;
-        if len == 0 {
-            return Ok(());
-        }
-        if d.block {
-            return ioctl_range(&d.file, BLKZEROOUT, offset, len)
-                .map_err(|e| d.io("BLKZEROOUT", e));
-        }
-        // Cheapest first: zero range, then punch a hole, then write zeroes.
-        if rustix::fs::fallocate(&d.file, FallocateFlags::ZERO_RANGE, offset, len).is_ok() {
-            return Ok(());
-        }
-        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
-        if rustix::fs::fallocate(&d.file, punch, offset, len).is_ok() {
-            return Ok(());
-        }
-        d.zero_fill(offset, len)
-            .map_err(|e| d.io("write zeroes", e))
+        d.zero_range(offset, len)
     }
 
     fn discard(
@@ -312,8 +437,34 @@ impl disks::HostDisk for CallState {
     }
 
     fn flush(&mut self, disk: Resource<DiskHandle>) -> Result<(), DiskError> {
+        self.disk(&disk)?.sync()
+    }
+
+    fn reread_partitions(&mut self, disk: Resource<DiskHandle>) -> Result<(), DiskError> {
         let d = self.disk(&disk)?;
-        d.file.sync_data().map_err(|e| d.io("flush", e))
+        d.check_writable()?;
+        if !d.block {
+            return Ok(());
+        }
+        // SAFETY: BLKRRPART takes no argument; the descriptor is open for
+        // the whole call.
+        let rc = unsafe { libc::ioctl(d.file.as_raw_fd(), BLKRRPART, 0) };
+        if rc == 0 {
+            tracing::debug!(manager = %self.manager.name, disk = %d.name, "partition table re-read");
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOTTY) => Err(DiskError::Unsupported(format!(
+                "{}: the device has no partition table support",
+                d.name
+            ))),
+            Some(libc::EBUSY) => Err(DiskError::Io(format!(
+                "{}: re-reading the partition table: a partition is in use ({e})",
+                d.name
+            ))),
+            _ => Err(d.io("re-reading the partition table (BLKRRPART)", e)),
+        }
     }
 
     fn drop(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<()> {
@@ -325,7 +476,7 @@ impl disks::HostDisk for CallState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::ironic::hardware::disks::HostDisk;
+    use crate::bindings::latest::ironic::hardware::disks::HostDisk;
 
     fn state(root: &std::path::Path, caps: &str) -> CallState {
         CallState::for_test(
@@ -409,6 +560,188 @@ mod tests {
         ));
         assert!(
             matches!(s.open("/dev/sdz".into(), Access::ReadOnly), Err(DiskError::NotFound(m)) if m == "/dev/sdz")
+        );
+    }
+
+    fn image_root(names: &[&str], size: usize) -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("root");
+        std::fs::create_dir_all(root.path().join("dev")).expect("dev");
+        for name in names {
+            std::fs::write(root.path().join("dev").join(name), vec![0xa5u8; size]).expect("disk");
+        }
+        root
+    }
+
+    const RW: &str = "progress=true\n[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]";
+
+    #[test]
+    fn erase_many_erases_every_disk_and_a_failing_one_stops_only_itself() {
+        use crate::bindings::latest::ironic::hardware::disks::{Host as _, ZeroPass};
+        // Odd-sized: the tail cannot go through O_DIRECT.
+        let size = 3 * 1024 * 1024 + 1000;
+        let root = image_root(&["sda", "sdb", "sdc"], size);
+        std::fs::create_dir_all(root.path().join(".ironic-sim")).expect("sim dir");
+        std::fs::write(
+            root.path().join(faults::FAULTS_FILE),
+            "[[write-error]]\ndevice = \"/dev/sdb\"\nafter-bytes = 1048576\n",
+        )
+        .expect("faults");
+        let mut s = state(root.path(), RW);
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.progress = crate::capabilities::progress::ProgressSink::new(Some(tx));
+        let handles: Vec<_> = ["/dev/sda", "/dev/sdb", "/dev/sdc"]
+            .iter()
+            .map(|n| s.open((*n).into(), Access::ReadWrite).expect("open"))
+            .collect();
+        let jobs = handles
+            .iter()
+            .map(|h| EraseJob {
+                disk: Resource::new_borrow(h.rep()),
+                random_passes: 1,
+                zeroes: ZeroPass::Cheapest,
+            })
+            .collect();
+        let results = s.erase_many(jobs, 2);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[1], Err(DiskError::Io(m)) if m.contains("/dev/sdb") && m.contains("random pass 1/1") && m.contains("simulated")),
+            "{results:?}"
+        );
+        for name in ["sda", "sdc"] {
+            let data = std::fs::read(root.path().join("dev").join(name)).expect("read");
+            assert_eq!(data.len(), size);
+            assert!(data.iter().all(|b| *b == 0), "{name} zeroed");
+        }
+        let sdb = std::fs::read(root.path().join("dev/sdb")).expect("read");
+        assert!(
+            sdb[2 * 1024 * 1024..].iter().all(|b| *b == 0xa5),
+            "sdb untouched past the fault"
+        );
+        let messages: Vec<String> = rx.try_iter().map(|(_, m)| m).collect();
+        let last = messages.last().expect("progress reported");
+        assert!(
+            last.contains("/dev/sda: erased")
+                && last.contains("/dev/sdb: failed")
+                && last.contains("/dev/sdc: erased"),
+            "{last}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("/dev/sda: random pass 1/1")),
+            "{messages:?}"
+        );
+        // The same handle twice is refused for the second job only.
+        let twice = vec![
+            EraseJob {
+                disk: Resource::new_borrow(handles[0].rep()),
+                random_passes: 0,
+                zeroes: ZeroPass::Overwrite,
+            },
+            EraseJob {
+                disk: Resource::new_borrow(handles[0].rep()),
+                random_passes: 0,
+                zeroes: ZeroPass::Overwrite,
+            },
+        ];
+        let results = s.erase_many(twice, 4);
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[1], Err(DiskError::Io(m)) if m.contains("more than one")),
+            "{results:?}"
+        );
+    }
+
+    #[test]
+    fn erase_jobs_run_at_most_concurrency_at_a_time() {
+        use crate::bindings::latest::ironic::hardware::disks::ZeroPass;
+        let names = ["sda", "sdb", "sdc", "sdd", "sde"];
+        let root = image_root(&names, 2 * 1024 * 1024);
+        let mut s = state(root.path(), RW);
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| {
+                s.open(format!("/dev/{n}"), Access::ReadWrite)
+                    .expect("open")
+            })
+            .collect();
+        let disks: Vec<&DiskHandle> = handles.iter().map(|h| s.disk(h).expect("handle")).collect();
+        let jobs: Vec<erase::Job> = disks
+            .iter()
+            .map(|d| erase::Job {
+                disk: d,
+                random_passes: 1,
+                zeroes: ZeroPass::Overwrite,
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for concurrency in [0, 1, 2] {
+            let outcome = erase::run(&jobs, concurrency, deadline, None);
+            assert!(outcome.results.iter().all(Result::is_ok));
+            assert!(
+                (1..=concurrency.max(1) as usize).contains(&outcome.peak),
+                "concurrency {concurrency}: peak {}",
+                outcome.peak
+            );
+        }
+        // A passed deadline stops every job with an error naming the disk.
+        let outcome = erase::run(&jobs, 2, std::time::Instant::now(), None);
+        assert!(outcome.results.iter().zip(names).all(
+            |(r, n)| matches!(r, Err(DiskError::Io(m)) if m.contains(n) && m.contains("deadline"))
+        ));
+    }
+
+    #[test]
+    fn reread_partitions_is_a_no_op_on_an_image_and_needs_write_access() {
+        let root = disk_root();
+        let mut s = state(
+            root.path(),
+            "[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]",
+        );
+        let rw = s.open("/dev/sda".into(), Access::ReadWrite).expect("open");
+        s.reread_partitions(Resource::new_borrow(rw.rep()))
+            .expect("no-op");
+        let ro = s.open("/dev/sda".into(), Access::ReadOnly).expect("open");
+        assert!(matches!(
+            s.reread_partitions(Resource::new_borrow(ro.rep())),
+            Err(DiskError::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn write_faults_apply_to_write_and_write_zeroes_of_that_disk_only() {
+        let root = image_root(&["sda", "sdb"], 64 * 1024);
+        std::fs::create_dir_all(root.path().join(".ironic-sim")).expect("sim dir");
+        std::fs::write(
+            root.path().join(faults::FAULTS_FILE),
+            "[[write-error]]\ndevice = \"/dev/sda\"\nafter-bytes = 8192\n",
+        )
+        .expect("faults");
+        let mut s = state(root.path(), RW);
+        let a = s.open("/dev/sda".into(), Access::ReadWrite).expect("open");
+        let b = s.open("/dev/sdb".into(), Access::ReadWrite).expect("open");
+        s.write(Resource::new_borrow(a.rep()), 0, vec![1; 8192])
+            .expect("before the fault");
+        let err = s
+            .write(Resource::new_borrow(a.rep()), 4096, vec![2; 8192])
+            .expect_err("crosses it");
+        assert!(
+            matches!(&err, DiskError::Io(m) if m.contains("/dev/sda") && m.contains("simulated")),
+            "{err:?}"
+        );
+        assert!(s
+            .write_zeroes(Resource::new_borrow(a.rep()), 16384, 4096)
+            .is_err());
+        s.write_zeroes(Resource::new_borrow(b.rep()), 16384, 4096)
+            .expect("other disk fine");
+        let data = std::fs::read(root.path().join("dev/sda")).expect("read");
+        assert!(
+            data[4096..8192].iter().all(|x| *x == 2),
+            "written up to the fault"
+        );
+        assert!(
+            data[8192..12288].iter().all(|x| *x == 0xa5),
+            "nothing past it"
         );
     }
 

@@ -1,14 +1,13 @@
 //! `log` and `progress`: guest messages into tracing and the step's sink.
 
-use crate::bindings::ironic::hardware::log::{self, Level};
-use crate::bindings::ironic::hardware::progress;
+use crate::bindings::latest::ironic::hardware::log::{self, Level};
 use crate::policy::Need;
 use crate::sandbox::CallState;
 
 /// Longest message kept (bytes); longer ones are truncated.
 const MAX_MESSAGE: usize = 4096;
 
-fn truncate(message: &str) -> &str {
+pub(crate) fn truncate(message: &str) -> &str {
     if message.len() <= MAX_MESSAGE {
         return message;
     }
@@ -36,20 +35,5 @@ impl log::Host for CallState {
     }
 }
 
-impl progress::Host for CallState {
-    fn report(&mut self, percent: Option<u8>, message: String) {
-        if self.manager.policy.check(Need::Progress).is_err() {
-            return;
-        }
-        let percent = percent.map(|p| p.min(100));
-        let message = truncate(&message).to_string();
-        tracing::debug!(manager = %self.manager.name, ?percent, "progress: {message}");
-        if let Some(sink) = &self.progress {
-            // The receiver is gone only when the call is over.
-            let _ = sink.send((percent, message));
-        }
-    }
-}
-
 // `types` has no functions; the world imports it through `manager`.
-impl crate::bindings::ironic::hardware::types::Host for CallState {}
+impl crate::bindings::latest::ironic::hardware::types::Host for CallState {}

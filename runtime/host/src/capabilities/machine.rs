@@ -7,7 +7,7 @@ use cap_std::fs::FileType;
 use serde::Deserialize;
 
 use super::{is_escape, rooted, RootedPath};
-use crate::bindings::ironic::hardware::machine::{
+use crate::bindings::latest::ironic::hardware::machine::{
     self, AddressFamily, DirEntry, EntryKind, InterfaceAddress, MachineError,
 };
 use crate::policy::Need;

@@ -3,8 +3,11 @@
 
 pub mod commands;
 pub mod disks;
+pub(crate) mod erase;
+pub(crate) mod faults;
 pub mod log;
 pub mod machine;
+pub(crate) mod progress;
 
 use std::path::{Path, PathBuf};
 
