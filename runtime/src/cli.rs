@@ -38,6 +38,7 @@ pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
         println!("{} ({})", m.name, m.file.display());
         println!("  id:        {}", m.id);
         println!("  version:   {} {}", m.manager_name, m.version);
+        println!("  contract:  ironic:hardware@{}", m.contract);
         println!("  support:   {}", m.support);
         println!("  manifest:  {:?}", m.manifest);
         println!("  loaded:    {:?}", m.loaded_from);
@@ -52,6 +53,12 @@ pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
 }
 
 pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
+    if !ironic_host::COMPILER {
+        anyhow::bail!(
+            "this agent is built without a compiler (cargo feature `compiler`); \
+             run `managers compile` with an agent of the same version built with it"
+        );
+    }
     let config = flags.host_config()?;
     let cache_dir = config
         .cache_dir
@@ -100,6 +107,9 @@ pub fn managers_validate(flags: &HostFlags, file: &Path) -> anyhow::Result<()> {
     if let Some((id, name, version)) = &v.info {
         println!("  id:        {id}");
         println!("  version:   {name} {version}");
+    }
+    if let Some(contract) = v.contract {
+        println!("  contract:  ironic:hardware@{contract}");
     }
     if let Some(support) = v.support {
         println!("  support:   {support}");

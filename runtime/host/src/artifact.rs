@@ -1,7 +1,6 @@
 //! Compiled components: a cache of precompiled artifacts keyed by the
 //! component's bytes and the engine, written atomically.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,30 +9,38 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-/// Feeds `Hash` output into SHA-256 so the engine's compatibility hash is
-/// stable across processes (std's `DefaultHasher` is not guaranteed to be).
-struct ShaHasher(Sha256);
-
-impl Hasher for ShaHasher {
-    fn finish(&self) -> u64 {
-        0 // Unused: the digest is read with `finalize`.
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-}
-
 /// The wasmtime release the workspace pins (`=48.0.8`); part of the cache key.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
+/// A component that cannot be used as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// This agent cannot compile (built without the `compiler` feature) and
+    /// no usable precompiled artifact was found.
+    #[error(
+        "manager {manager}: {file} is not precompiled for this agent, which is built without \
+         a compiler ({why}); precompile it with `ironic-agent managers compile` (an agent of \
+         the same version built with the compiler) into this agent's cache directory"
+    )]
+    NotPrecompiled {
+        /// File stem of the component (the name grants know).
+        manager: String,
+        /// The component file.
+        file: PathBuf,
+        /// No cache directory, no artifact, or why the artifact was refused.
+        why: String,
+    },
+}
+
 /// Cache key: sha256 over the component bytes, the wasmtime version and the
-/// engine's precompile compatibility hash.
+/// engine configuration (`engine::profile`). The same with and
+/// without the compiler, so artifacts made by one build serve the other.
 pub fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
-    let mut hasher = ShaHasher(Sha256::new());
-    hasher.0.update(Sha256::digest(bytes));
-    hasher.0.update(WASMTIME_VERSION.as_bytes());
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hex::encode(hasher.0.finalize())
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(bytes));
+    hasher.update(WASMTIME_VERSION.as_bytes());
+    hasher.update(crate::engine::profile(engine).as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// How a component was obtained.
@@ -50,7 +57,7 @@ pub enum LoadedFrom {
 
 /// Load `bytes` (from `wasm_path`) as a component, through the cache when
 /// `cache_dir` is set.
-#[cfg(test)]
+#[cfg(all(test, feature = "compiler"))]
 pub fn load_component(
     engine: &Engine,
     wasm_path: &Path,
@@ -74,41 +81,80 @@ pub(crate) fn load_component_keyed(
     key: &str,
     cache_dir: Option<&Path>,
 ) -> anyhow::Result<(Component, LoadedFrom)> {
-    let Some(cache_dir) = cache_dir else {
-        return Ok((compile(engine, wasm_path, bytes)?, LoadedFrom::Compiled));
-    };
-    let artifact = artifact_path(cache_dir, key);
-    if artifact.exists() {
-        let start = Instant::now();
-        // SAFETY: the artifact was written by `store_artifact` from our own
-        // compilation (the key covers the bytes and the engine), in a cache
-        // directory the operator controls; wasmtime also checks the engine
-        // compatibility header before using it.
-        match unsafe { Component::deserialize_file(engine, &artifact) } {
-            Ok(component) => {
-                tracing::debug!(component = %wasm_path.display(), artifact = %artifact.display(), elapsed_us = start.elapsed().as_micros() as u64, "loaded precompiled component");
-                return Ok((component, LoadedFrom::Cache));
-            }
-            Err(e) => {
-                tracing::warn!(component = %wasm_path.display(), artifact = %artifact.display(), "precompiled artifact unusable, compiling: {e}")
+    load_with(
+        engine,
+        crate::engine::COMPILER,
+        wasm_path,
+        bytes,
+        key,
+        cache_dir,
+    )
+}
+
+/// The cache lookup, then compiling when `compile` allows it (the engine
+/// must have a compiler then).
+fn load_with(
+    engine: &Engine,
+    compile: bool,
+    wasm_path: &Path,
+    bytes: &[u8],
+    key: &str,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<(Component, LoadedFrom)> {
+    // Why no artifact was used, for the error of an agent that cannot compile.
+    let mut why = "no cache directory is configured".to_string();
+    if let Some(cache_dir) = cache_dir {
+        let artifact = artifact_path(cache_dir, key);
+        why = format!("no artifact {}", artifact.display());
+        if artifact.exists() {
+            let start = Instant::now();
+            // SAFETY: the artifact was written by `store_artifact` from our own
+            // compilation (the key covers the bytes and the engine), or by
+            // `managers compile`, in a cache directory the operator controls;
+            // wasmtime also checks the engine compatibility header before
+            // using it.
+            match unsafe { Component::deserialize_file(engine, &artifact) } {
+                Ok(component) => {
+                    tracing::debug!(component = %wasm_path.display(), artifact = %artifact.display(), elapsed_us = start.elapsed().as_micros() as u64, "loaded precompiled component");
+                    return Ok((component, LoadedFrom::Cache));
+                }
+                Err(e) => {
+                    tracing::warn!(component = %wasm_path.display(), artifact = %artifact.display(), "precompiled artifact unusable: {e}");
+                    why = format!("artifact {} unusable: {e}", artifact.display());
+                }
             }
         }
     }
-    let component = compile(engine, wasm_path, bytes)?;
-    match component.serialize() {
-        Ok(serialized) => {
-            if let Err(e) = store_artifact(cache_dir, &artifact, &serialized) {
-                tracing::warn!(artifact = %artifact.display(), "could not cache compiled component: {e:#}");
-            }
+    if !compile {
+        return Err(ArtifactError::NotPrecompiled {
+            manager: wasm_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            file: wasm_path.to_path_buf(),
+            why,
         }
-        Err(e) => {
-            tracing::warn!(component = %wasm_path.display(), "could not serialize compiled component: {e}")
+        .into());
+    }
+    let component = compile_component(engine, wasm_path, bytes)?;
+    if let Some(cache_dir) = cache_dir {
+        let artifact = artifact_path(cache_dir, key);
+        match component.serialize() {
+            Ok(serialized) => {
+                if let Err(e) = store_artifact(cache_dir, &artifact, &serialized) {
+                    tracing::warn!(artifact = %artifact.display(), "could not cache compiled component: {e:#}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(component = %wasm_path.display(), "could not serialize compiled component: {e}")
+            }
         }
     }
     Ok((component, LoadedFrom::Compiled))
 }
 
-fn compile(engine: &Engine, wasm_path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
+#[cfg(feature = "compiler")]
+fn compile_component(engine: &Engine, wasm_path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
     let start = Instant::now();
     let component = Component::from_binary(engine, bytes)
         .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -118,10 +164,24 @@ fn compile(engine: &Engine, wasm_path: &Path, bytes: &[u8]) -> anyhow::Result<Co
     Ok(component)
 }
 
+#[cfg(not(feature = "compiler"))]
+fn compile_component(
+    _engine: &Engine,
+    wasm_path: &Path,
+    _bytes: &[u8],
+) -> anyhow::Result<Component> {
+    // Unreachable: `load_with` is only asked to compile when the build can.
+    anyhow::bail!(
+        "compiling {}: this agent is built without a compiler",
+        wasm_path.display()
+    )
+}
+
 /// Compiling takes tens of MiB of short-lived allocations (Cranelift on
 /// several threads); glibc keeps that freed memory in its arenas, which
 /// kept the agent's resident size high for the rest of its life (measured
 /// after compiling the generic manager: 45 MiB without this, 39 MiB with it).
+#[cfg(feature = "compiler")]
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
@@ -184,12 +244,15 @@ mod tests {
         assert!(leftovers.is_empty(), "temp files left behind");
     }
 
+    /// The smallest valid component: preamble only.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[cfg(feature = "compiler")]
     #[test]
     fn corrupt_artifact_falls_back_to_compiling_and_cache_hits_after() {
         let engine = crate::engine::build_engine().expect("engine");
         let dir = tempfile::tempdir().expect("tempdir");
-        // The smallest valid component: preamble only.
-        let bytes = b"\0asm\x0d\0\x01\0";
+        let bytes = EMPTY_COMPONENT;
         let key = cache_key(&engine, bytes);
         std::fs::write(artifact_path(dir.path(), &key), b"garbage").expect("plant");
         let (_, from) =
@@ -198,5 +261,64 @@ mod tests {
         let (_, from) =
             load_component(&engine, Path::new("t.wasm"), bytes, Some(dir.path())).expect("load");
         assert_eq!(from, LoadedFrom::Cache);
+    }
+
+    /// Without a compiler, a component with no artifact is refused with an
+    /// error naming the manager and the way out; nothing is cached.
+    #[test]
+    fn without_a_compiler_a_plain_component_is_refused() {
+        #[cfg(feature = "compiler")]
+        let engine = crate::engine::build_precompiled_only_engine().expect("engine");
+        #[cfg(not(feature = "compiler"))]
+        let engine = crate::engine::build_engine().expect("engine");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = cache_key(&engine, EMPTY_COMPONENT);
+        for cache in [None, Some(dir.path())] {
+            let err = load_with(
+                &engine,
+                false,
+                Path::new("/managers/raid.wasm"),
+                EMPTY_COMPONENT,
+                &key,
+                cache,
+            )
+            .expect_err("refused");
+            let text = format!("{err:#}");
+            assert!(
+                matches!(
+                    err.downcast_ref::<ArtifactError>(),
+                    Some(ArtifactError::NotPrecompiled { manager, .. }) if manager == "raid"
+                ),
+                "{text}"
+            );
+            assert!(text.contains("manager raid:"), "{text}");
+            assert!(text.contains("ironic-agent managers compile"), "{text}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    /// An artifact compiled by the default engine is found (same key) and
+    /// accepted by an engine without a compiler: the agent built without
+    /// Cranelift runs what `managers compile` produced.
+    #[cfg(feature = "compiler")]
+    #[test]
+    fn an_artifact_from_the_compiler_loads_without_one() {
+        let full = crate::engine::build_engine().expect("engine");
+        let bare = crate::engine::build_precompiled_only_engine().expect("engine");
+        let key = cache_key(&full, EMPTY_COMPONENT);
+        assert_eq!(key, cache_key(&bare, EMPTY_COMPONENT), "same cache key");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wasm = Path::new("raid.wasm");
+        let (_, from) =
+            load_component(&full, wasm, EMPTY_COMPONENT, Some(dir.path())).expect("compile");
+        assert_eq!(from, LoadedFrom::Compiled);
+        let (_, from) = load_with(&bare, false, wasm, EMPTY_COMPONENT, &key, Some(dir.path()))
+            .expect("precompiled load");
+        assert_eq!(from, LoadedFrom::Cache);
+        // A damaged artifact is reported, with wasmtime's reason, not compiled.
+        std::fs::write(artifact_path(dir.path(), &key), b"garbage").expect("damage");
+        let err = load_with(&bare, false, wasm, EMPTY_COMPONENT, &key, Some(dir.path()))
+            .expect_err("refused");
+        assert!(format!("{err:#}").contains("unusable"), "{err:#}");
     }
 }

@@ -15,15 +15,60 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// tokio's blocking threads, which the call runs on.
 pub const MAX_WASM_STACK: usize = 512 * 1024;
 
+/// Whether this build compiles components itself (cargo feature `compiler`,
+/// Cranelift). Without it the agent only loads artifacts precompiled by
+/// `ironic-agent managers compile` on an agent built with it.
+pub const COMPILER: bool = cfg!(feature = "compiler");
+
 /// Build the engine every manager shares.
 pub fn build_engine() -> wasmtime::Result<Engine> {
+    Engine::new(&config(COMPILER))
+}
+
+/// An engine that never compiles, as in a build without the `compiler`
+/// feature, for testing that path in the default build.
+#[cfg(all(test, feature = "compiler"))]
+pub(crate) fn build_precompiled_only_engine() -> wasmtime::Result<Engine> {
+    Engine::new(&config(false))
+}
+
+/// Everything here except the compiler settings must be the same with and
+/// without the compiler: wasmtime refuses an artifact whose tunables or wasm
+/// features differ from the loading engine's.
+#[cfg_attr(not(feature = "compiler"), allow(unused_variables))]
+fn config(compiler: bool) -> Config {
     let mut config = Config::new();
+    #[cfg(feature = "compiler")]
+    {
+        config.enable_compiler(compiler);
+        if compiler {
+            config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        }
+    }
     config.wasm_component_model(true);
     // Deadlines: cheap checks in loops and function entries.
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
-    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    Engine::new(&config)
+    config
+}
+
+/// The engine configuration as the artifact cache key records it. Built
+/// from what both builds know (not from the compiler's flags, which only a
+/// build with the compiler has), so an artifact made with the compiler is
+/// found by an agent built without it. Whether the artifact really fits is
+/// still checked by wasmtime when loading it (target, code-generation
+/// flags, CPU features, tunables, wasm features).
+pub fn profile(engine: &Engine) -> String {
+    format!(
+        "{}-{};{};epoch-interruption;max-wasm-stack={MAX_WASM_STACK};opt=speed",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        if engine.is_pulley() {
+            "pulley"
+        } else {
+            "native"
+        },
+    )
 }
 
 /// Thread incrementing the engine's epoch every [`TICK`]; stops on drop.
