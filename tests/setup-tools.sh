@@ -8,6 +8,7 @@ need=()
 command -v sgdisk >/dev/null || need+=(gdisk)
 command -v wipefs >/dev/null || need+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
 # The ramdisk test: QEMU, and what ramdisk/build.sh packs the initramfs with.
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v cpio >/dev/null || need+=(cpio)

@@ -27,9 +27,6 @@ pub enum SystemAction {
     Reboot,
     /// Bring every network interface down (`system.lockdown`).
     NetworkDown,
-    /// Register a UEFI boot entry for the installed OS (`efibootmgr`,
-    /// `image.install_bootloader` on a UEFI-booted ramdisk).
-    RegisterUefiBootEntry,
 }
 
 impl SystemAction {
@@ -40,7 +37,6 @@ impl SystemAction {
             SystemAction::PowerOff => "power_off",
             SystemAction::Reboot => "reboot",
             SystemAction::NetworkDown => "network_down",
-            SystemAction::RegisterUefiBootEntry => "register_uefi_boot_entry",
         }
     }
 }
@@ -114,11 +110,6 @@ impl SystemActions for RealSystem {
                 }
                 Ok(())
             }
-            // ESP discovery, mounting and loader lookup (images.md §7.1) are
-            // not implemented natively: say so instead of pretending.
-            SystemAction::RegisterUefiBootEntry => Err(AgentError::command_execution(
-                "registering a UEFI boot entry (efibootmgr) is not implemented by the native agent",
-            )),
         }
     }
 

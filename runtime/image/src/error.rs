@@ -97,6 +97,18 @@ pub enum ImageError {
     #[error("Config drive: {message}")]
     ConfigDrive { message: String },
 
+    /// Partitioning the install disk failed (images.md §5.1, §5.3, §6.1).
+    #[error("Partitioning {device}: {message}")]
+    Partition { device: PathBuf, message: String },
+
+    /// A helper program (mkfs, mkswap) failed or could not be run.
+    #[error("{program} failed for {device}: {message}")]
+    Program {
+        program: String,
+        device: String,
+        message: String,
+    },
+
     /// A bug or an unexpected condition inside the pipeline.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -119,7 +131,10 @@ impl ImageError {
             ImageError::TooLarge { .. } | ImageError::Write { .. } | ImageError::Convert { .. } => {
                 "ImageWriteError"
             }
-            ImageError::ConfigDrive { .. } | ImageError::Internal(_) => "DeploymentError",
+            ImageError::ConfigDrive { .. }
+            | ImageError::Partition { .. }
+            | ImageError::Program { .. }
+            | ImageError::Internal(_) => "DeploymentError",
         }
     }
 

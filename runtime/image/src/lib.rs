@@ -15,19 +15,26 @@
 //! * The first MiB reaches the device only after the digest verified
 //!   (`target::GuardedTarget`).
 //!
-//! Partition images (images.md §5): [`PartitionPlan`] computes IPA's layout
-//! and `parted` command, [`write_configdrive`] decodes the config drive, and
-//! [`write_partition_image`] writes the image into the root partition; running
-//! parted/mkfs/mkswap and reading UUIDs is the caller's (command engine's) job.
+//! Partition images (images.md §5): [`deploy_partition_image`] plans IPA's
+//! layout ([`PartitionPlan`]), writes the table natively ([`disk`]), formats
+//! ESP/swap/ephemeral with the machine's programs ([`programs`]), writes the
+//! config drive and streams the image into the root partition
+//! ([`write_partition_image`]), and returns what `get_partition_uuids`
+//! answers. Whole-disk images get their config drive partition from
+//! [`write_whole_disk_configdrive`] and the GPT fix-up from [`fix_gpt_backup`].
 
 mod checksum;
 mod configdrive;
+mod deploy;
+pub mod disk;
+pub mod efi;
 mod error;
 mod format;
 mod http;
 mod info;
-mod partition;
+pub mod partition;
 mod pipeline;
+pub mod programs;
 mod qemu;
 mod target;
 
@@ -37,6 +44,12 @@ use std::time::{Duration, Instant};
 
 pub use checksum::{parse_checksum_file, Algorithm};
 pub use configdrive::write_configdrive;
+pub use deploy::{
+    deploy_partition_image, write_whole_disk_configdrive, PartitionDeployReport, PartitionRequest,
+};
+pub use disk::{
+    create_partition_table, fix_gpt_backup, reread_partition_table, CreatedPartition, Layout,
+};
 pub use error::ImageError;
 pub use format::{safety_check, sniff, Format, SNIFF_LEN};
 pub use http::default_tls_config;
@@ -159,26 +172,53 @@ pub async fn write_image(
                 .into(),
         });
     }
-    write_any(info, device, opts).await
+    let dest = Dest {
+        path: device.to_path_buf(),
+        window: None,
+    };
+    write_any(info, &dest, opts).await
 }
 
-/// Writes a partition image into `root_partition`, after the caller created
-/// the layout ([`PartitionPlan`]). Same pipeline and guarantees as
-/// [`write_image`]; on a block device an image larger than the partition is
-/// refused before its first MiB is written.
+/// Writes a partition image into the byte range `[offset, offset + len)`
+/// of `disk` (the root partition created by [`create_partition_table`]).
+/// Same pipeline and guarantees as [`write_image`], relative to the
+/// partition: its first MiB is held back until the digest verified, and an
+/// image larger than the partition is refused before that MiB is written.
 pub async fn write_partition_image(
     info: &ImageInfo,
-    root_partition: &Path,
+    disk: &Path,
+    offset: u64,
+    len: u64,
     opts: &WriteOptions,
 ) -> Result<WriteReport, ImageError> {
-    write_any(info, root_partition, opts).await
+    let dest = Dest {
+        path: disk.to_path_buf(),
+        window: Some((offset, len)),
+    };
+    write_any(info, &dest, opts).await
+}
+
+/// Where an image goes: a whole device, or one partition of it.
+struct Dest {
+    path: PathBuf,
+    window: Option<(u64, u64)>,
+}
+
+impl Dest {
+    fn open(&self, direct_io: bool) -> Result<Device, ImageError> {
+        match self.window {
+            None => Device::open(&self.path, direct_io),
+            Some((offset, len)) => Device::open_window(&self.path, direct_io, offset, len),
+        }
+    }
 }
 
 async fn write_any(
     info: &ImageInfo,
-    device: &Path,
+    dest: &Dest,
     opts: &WriteOptions,
 ) -> Result<WriteReport, ImageError> {
+    let device = dest.path.as_path();
     let started = Instant::now();
     info.check_id()?;
     if info.urls.is_empty() {
@@ -188,12 +228,12 @@ async fn write_any(
     }
     let http = http::Http::new(info, opts, started)?;
     let (algorithm, expected) = resolve_expected(&http, info, opts.md5_allowed).await?;
-    tracing::info!(image = %info.id, device = %device.display(), algorithm = algorithm.name(), streamed = info.streams(),
+    tracing::info!(image = %info.id, device = %device.display(), partition = ?dest.window, algorithm = algorithm.name(), streamed = info.streams(),
         "writing image");
     let report = if info.streams() {
-        stream_raw(&http, info, device, opts, algorithm, &expected, started).await?
+        stream_raw(&http, info, dest, opts, algorithm, &expected, started).await?
     } else {
-        download_then_write(&http, info, device, opts, algorithm, &expected, started).await?
+        download_then_write(&http, info, dest, opts, algorithm, &expected, started).await?
     };
     tracing::info!(image = %info.id, device = %device.display(), bytes = report.bytes, format = %report.format,
         elapsed_ms = report.elapsed.as_millis() as u64, zero_bytes = report.zero_bytes_skipped, "image written");
@@ -311,13 +351,13 @@ fn verify(
 async fn stream_raw(
     http: &http::Http,
     info: &ImageInfo,
-    device: &Path,
+    dest: &Dest,
     opts: &WriteOptions,
     algorithm: Algorithm,
     expected: &str,
     started: Instant,
 ) -> Result<WriteReport, ImageError> {
-    let dev = Device::open(device, opts.direct_io)?;
+    let dev = dest.open(opts.direct_io)?;
     let limit = block_capacity(&dev)?;
     let target = GuardedTarget::new(dev, true)?;
     let detected = Arc::new(std::sync::Mutex::new(Format::Raw));
@@ -372,7 +412,7 @@ async fn stream_raw(
 
 /// `(path, size)` of a block-device target, to refuse images that do not fit.
 fn block_capacity(dev: &Device) -> Result<Option<(PathBuf, u64)>, ImageError> {
-    if !dev.is_block() {
+    if !dev.is_block() && !dev.is_window() {
         return Ok(None);
     }
     let size = dev
@@ -397,7 +437,7 @@ impl Drop for WorkFile {
 async fn download_then_write(
     http: &http::Http,
     info: &ImageInfo,
-    device: &Path,
+    dest: &Dest,
     opts: &WriteOptions,
     algorithm: Algorithm,
     expected: &str,
@@ -427,21 +467,33 @@ async fn download_then_write(
     matches_declared(info.disk_format.as_deref(), fmt)?;
     tracing::info!(image = %info.id, format = fmt.name(), "image inspected");
 
+    let device = dest.path.as_path();
     let (data_bytes, zeroed) = if fmt.is_raw_like() {
-        let dev = Device::open(device, opts.direct_io)?;
-        let limit = block_capacity(&dev)?;
-        let mut pipe = Pipeline::start(GuardedTarget::new(dev, true)?, None, None, None);
-        pipe.limit = limit;
-        let src = tokio::fs::File::open(&work.0)
-            .await
-            .map_err(|e| ImageError::write(&work.0, "open work file", e))?;
-        if let Err(e) = pipe.push_reader(src).await {
-            pipe.abort().await;
-            return Err(e);
+        copy_raw(&work.0, dest, opts).await?
+    } else if dest.window.is_some() {
+        // A partition has no device node on a simulated disk and qemu-img
+        // cannot write at an offset: convert into a sparse raw work file
+        // (only data blocks take RAM), then copy it like a raw image.
+        let tool = qemu::QemuImg {
+            bin: &opts.qemu_img,
+            mem_limit_mib: opts.convert_memory_limit_mib,
+            attempts: opts.convert_attempts,
+        };
+        let qi = qemu::info(&tool, &work.0, fmt).await?;
+        if let Some((_, len)) = dest.window.filter(|(_, len)| qi.virtual_size > *len) {
+            return Err(ImageError::TooLarge {
+                device: device.to_path_buf(),
+                image_bytes: qi.virtual_size,
+                device_bytes: len,
+            });
         }
-        let (target, _, n, stats) = pipe.finish().await?;
-        let dev = target.commit(n)?;
-        (stats.data_bytes, dev.zeroed)
+        let raw = WorkFile(opts.work_dir.join(format!("{}.raw", info.id)));
+        // `convert -n` writes into an existing target of the right size.
+        std::fs::File::create(&raw.0)
+            .and_then(|f| f.set_len(qi.virtual_size))
+            .map_err(|e| ImageError::write(&raw.0, "create conversion file", e))?;
+        qemu::convert(&tool, &work.0, fmt, &raw.0, false, false).await?;
+        copy_raw(&raw.0, dest, opts).await?
     } else {
         let tool = qemu::QemuImg {
             bin: &opts.qemu_img,
@@ -491,6 +543,34 @@ async fn download_then_write(
         restarts,
         elapsed: started.elapsed(),
     })
+}
+
+/// Copies a verified raw work file onto the destination (first MiB last).
+async fn copy_raw(src: &Path, dest: &Dest, opts: &WriteOptions) -> Result<(u64, u64), ImageError> {
+    let dev = dest.open(opts.direct_io)?;
+    let limit = block_capacity(&dev)?;
+    let len = std::fs::metadata(src)
+        .map_err(|e| ImageError::write(src, "stat work file", e))?
+        .len();
+    if let Some((device, size)) = limit.as_ref().filter(|(_, size)| len > *size) {
+        return Err(ImageError::TooLarge {
+            device: device.clone(),
+            image_bytes: len,
+            device_bytes: *size,
+        });
+    }
+    let mut pipe = Pipeline::start(GuardedTarget::new(dev, true)?, None, None, None);
+    pipe.limit = limit;
+    let file = tokio::fs::File::open(src)
+        .await
+        .map_err(|e| ImageError::write(src, "open work file", e))?;
+    if let Err(e) = pipe.push_reader(file).await {
+        pipe.abort().await;
+        return Err(e);
+    }
+    let (target, _, n, stats) = pipe.finish().await?;
+    let dev = target.commit(n)?;
+    Ok((stats.data_bytes, dev.zeroed))
 }
 
 fn read_head_tail(path: &Path, len: u64) -> std::io::Result<(Vec<u8>, Option<Vec<u8>>)> {

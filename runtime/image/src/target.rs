@@ -90,6 +90,12 @@ pub(crate) struct Device {
     /// Bytes issued as write-zeroes instead of data.
     pub(crate) zeroed: u64,
     punch_unsupported: bool,
+    /// A partition of the disk (`(byte offset, length)`): every offset is
+    /// relative to it and nothing outside it is touched. Partitions are
+    /// written through the whole disk rather than `/dev/sdXN` so the same
+    /// code serves a simulated disk (a file without partition nodes) and a
+    /// real one, with no wait for udev to create the node.
+    window: Option<(u64, u64)>,
 }
 
 impl Device {
@@ -115,6 +121,32 @@ impl Device {
             .open(path)
             .map_err(|e| ImageError::write(path, "open", e))?;
         Ok(Device::with_file(path, buffered, is_block, allow_direct))
+    }
+
+    /// Opens the byte range `[offset, offset + len)` of `path` (a partition)
+    /// as the target; offsets given to the device are relative to it.
+    pub(crate) fn open_window(
+        path: &Path,
+        allow_direct: bool,
+        offset: u64,
+        len: u64,
+    ) -> Result<Device, ImageError> {
+        let mut dev = Device::open(path, allow_direct)?;
+        let size = dev
+            .size_of_file()
+            .map_err(|e| ImageError::write(path, "size", e))?;
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(ImageError::write(
+                path,
+                "open partition",
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("partition at byte {offset} (+{len}) lies beyond the end of the disk ({size} bytes)"),
+                ),
+            ));
+        }
+        dev.window = Some((offset, len));
+        Ok(dev)
     }
 
     /// Creates (truncating) a regular file, e.g. the download work file.
@@ -149,7 +181,31 @@ impl Device {
             is_block,
             zeroed: 0,
             punch_unsupported: false,
+            window: None,
         }
+    }
+
+    /// Checks that `[offset, offset+len)` stays inside the window and
+    /// returns the absolute offset.
+    fn absolute(&self, offset: u64, len: u64) -> io::Result<u64> {
+        match self.window {
+            None => Ok(offset),
+            Some((base, size)) => {
+                if offset.checked_add(len).is_none_or(|end| end > size) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("write at {offset} (+{len}) beyond the end of the partition ({size} bytes)"),
+                    ));
+                }
+                Ok(base + offset)
+            }
+        }
+    }
+
+    fn size_of_file(&self) -> io::Result<u64> {
+        use std::io::Seek;
+        let mut f = &self.buffered;
+        f.seek(io::SeekFrom::End(0))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -164,14 +220,26 @@ impl Device {
         self.direct.is_some()
     }
 
-    /// Size of a block device (or current length of a file).
+    /// Size of a block device (or current length of a file), or of the
+    /// partition for a window.
     pub(crate) fn size(&self) -> io::Result<u64> {
-        use std::io::Seek;
-        let mut f = &self.buffered;
-        f.seek(io::SeekFrom::End(0))
+        match self.window {
+            Some((_, len)) => Ok(len),
+            None => self.size_of_file(),
+        }
+    }
+
+    /// True for a partition window (its size is fixed, even on a file).
+    pub(crate) fn is_window(&self) -> bool {
+        self.window.is_some()
     }
 
     pub(crate) fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let offset = self.absolute(offset, data.len() as u64)?;
+        self.raw_write_at(offset, data)
+    }
+
+    fn raw_write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         let aligned = offset.is_multiple_of(ALIGN as u64)
             && data.len().is_multiple_of(ALIGN)
             && (data.as_ptr() as usize).is_multiple_of(ALIGN);
@@ -195,6 +263,7 @@ impl Device {
         if len == 0 {
             return Ok(());
         }
+        let offset = self.absolute(offset, len)?;
         let fd = self.buffered.as_raw_fd();
         let res = if self.is_block {
             if !offset.is_multiple_of(512) || !len.is_multiple_of(512) {
@@ -256,7 +325,7 @@ impl Device {
                 let mut done = 0u64;
                 while done < len {
                     let n = (len - done).min(HOLD_BYTES as u64) as usize;
-                    self.write_at(offset + done, &zeros.as_slice()[..n])?;
+                    self.raw_write_at(offset + done, &zeros.as_slice()[..n])?;
                     done += n as u64;
                 }
                 Ok(())
@@ -268,7 +337,7 @@ impl Device {
     /// Regular files: make sure the file is at least `len` long (a trailing
     /// zero run was punched, not written, and must still exist).
     pub(crate) fn ensure_len(&mut self, len: u64) -> io::Result<()> {
-        if !self.is_block && self.buffered.metadata()?.len() < len {
+        if !self.is_block && self.window.is_none() && self.buffered.metadata()?.len() < len {
             self.buffered.set_len(len)?;
         }
         Ok(())

@@ -640,27 +640,101 @@ async fn max_duration_times_out() {
 }
 
 /// Partition images never go onto the whole disk; into a root partition
-/// (a file here) they take the same verified pipeline.
+/// (a byte range of the disk) they take the same verified pipeline, and
+/// nothing outside the partition is touched.
 #[tokio::test]
 async fn partition_images_go_to_the_root_partition() {
     let fx = Fixture::new();
     let img = fx.path("root.img");
     make_raw_image(&img, 8 * MIB, &[(0, 8 * MIB)]);
     let sha = sha256_file(&img, None);
-    let url = fx.server.add("root.img", img, Mode::Normal);
+    let url = fx.server.add("root.img", img.clone(), Mode::Normal);
     let mut info = info(&url, "raw", true, &sha);
     info.image_type = Some("partition".into());
     let disk = fx.path("disk");
-    make_target(&disk, 16 * MIB);
+    std::fs::write(&disk, vec![0xAAu8; 32 * MIB as usize]).expect("disk");
     let err = write_image(&info, &disk, &fx.opts())
         .await
         .expect_err("whole disk refused");
     assert_eq!(err.ipa_type(), "InvalidCommandParamsError");
     assert_eq!(first_mib(&disk)[0], 0xAA, "disk untouched");
-    let part = fx.path("root-partition");
-    make_target(&part, 16 * MIB);
-    ironic_image::write_partition_image(&info, &part, &fx.opts())
+    ironic_image::write_partition_image(&info, &disk, 4 * MIB, 16 * MIB, &fx.opts())
         .await
         .expect("root partition");
-    assert_eq!(sha256_file(&part, Some(8 * MIB)), sha);
+    let all = std::fs::read(&disk).expect("disk");
+    assert_eq!(
+        &all[4 * MIB as usize..12 * MIB as usize],
+        &std::fs::read(&img).expect("img")[..]
+    );
+    assert!(
+        all[..4 * MIB as usize].iter().all(|&b| b == 0xAA),
+        "before the partition untouched"
+    );
+    assert!(
+        all[20 * MIB as usize..].iter().all(|&b| b == 0xAA),
+        "after the partition untouched"
+    );
+
+    // Larger than the partition: refused, the partition's first MiB zero.
+    let err = ironic_image::write_partition_image(&info, &disk, 4 * MIB, 4 * MIB, &fx.opts())
+        .await
+        .expect_err("too large");
+    assert!(matches!(err, ImageError::TooLarge { .. }), "{err:?}");
+
+    // Wrong checksum into a partition: its first MiB stays zero.
+    let bad = ironic_image::write_partition_image(
+        &{
+            let mut i = info.clone();
+            i.os_hash_value = Some("0".repeat(64));
+            i
+        },
+        &disk,
+        4 * MIB,
+        16 * MIB,
+        &fx.opts(),
+    )
+    .await
+    .expect_err("checksum");
+    assert_eq!(bad.ipa_type(), "ImageChecksumError");
+    let all = std::fs::read(&disk).expect("disk");
+    assert!(
+        all[4 * MIB as usize..5 * MIB as usize]
+            .iter()
+            .all(|&b| b == 0),
+        "held MiB zero"
+    );
+}
+
+/// A qcow2 partition image is converted and lands in the root partition.
+#[tokio::test]
+async fn qcow2_partition_image_is_converted_into_the_partition() {
+    let fx = Fixture::new();
+    let img = fx.path("root.raw");
+    make_raw_image(&img, 8 * MIB, &[(MIB, 2 * MIB)]);
+    let qcow = fx.path("root.qcow2");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        img.to_str().expect("utf-8"),
+        qcow.to_str().expect("utf-8"),
+    ]);
+    let sha = sha256_file(&qcow, None);
+    let url = fx.server.add("root.qcow2", qcow, Mode::Normal);
+    let mut info = info(&url, "qcow2", false, &sha);
+    info.image_type = Some("partition".into());
+    let disk = fx.path("disk");
+    std::fs::write(&disk, vec![0xAAu8; 32 * MIB as usize]).expect("disk");
+    let report = ironic_image::write_partition_image(&info, &disk, 8 * MIB, 16 * MIB, &fx.opts())
+        .await
+        .expect("converted");
+    assert_eq!(report.format, "qcow2");
+    let all = std::fs::read(&disk).expect("disk");
+    assert_eq!(
+        &all[8 * MIB as usize..16 * MIB as usize],
+        &std::fs::read(&img).expect("img")[..]
+    );
+    assert!(all[..8 * MIB as usize].iter().all(|&b| b == 0xAA));
 }

@@ -747,6 +747,14 @@ fn write_sim_files(t: &Tree, desc: &MachineDescription) -> Result<(), SimError> 
         serde_json::to_string_pretty(&addresses).map_err(|e| SimError::Serialize(e.to_string()))?;
     t.file(&format!("/{SIM_DIR}/addresses.json"), json + "\n")?;
     t.dir(&format!("/{SIM_DIR}/bin"))?;
+    // Deploy-path stand-ins (recorders): see `standins`.
+    for program in crate::standins::PROGRAMS {
+        let rel = format!("/{SIM_DIR}/bin/{program}");
+        t.file(&rel, crate::standins::script(program))?;
+        let path = t.path(&rel);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .map_err(|source| SimError::Io { path, source })?;
+    }
     if let Some(bmc) = &desc.bmc {
         // The IPMI character device; a regular empty file stands in for it.
         t.file("/dev/ipmi0", "")?;

@@ -12,7 +12,9 @@
 //! * `machine.toml`: the description (also the marker [`SimMachine::is_simulated`] checks);
 //! * `addresses.json`: the interfaces' IP addresses, which the host's
 //!   `network-addresses` capability reads on a simulated machine;
-//! * `bin/`: stand-in programs (`ipmitool`) the host runs instead of real ones.
+//! * `bin/`: stand-in programs (`ipmitool`; the recorders `mkfs`, `mkswap`,
+//!   `efibootmgr`, whose calls land in `calls/<program>`) the host runs
+//!   instead of real ones.
 //!
 //! Disks are sparse files `<root>/dev/<name>`: creating a 1 TiB machine costs
 //! no space, and nothing here ever opens a real device.
@@ -23,6 +25,7 @@ mod build;
 mod description;
 mod ipmitool;
 mod smbios;
+pub mod standins;
 
 pub use description::{
     partition_name, BmcDescription, BootDescription, BootMode, ByteSize, CpuDescription,
@@ -106,6 +109,16 @@ impl SimMachine {
     /// Directory of stand-in programs: the host's program dir list on this machine.
     pub fn bin_dir(&self) -> PathBuf {
         self.root.join(SIM_DIR).join("bin")
+    }
+
+    /// The argument vectors `program` (a recorder stand-in) was called
+    /// with, oldest first.
+    pub fn recorded_calls(&self, program: &str) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.root.join(SIM_DIR).join("calls").join(program))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('\t').map(String::from).collect())
+            .collect()
     }
 
     /// The JSON file the host's `network-addresses` capability reads.

@@ -1,10 +1,11 @@
-//! The `image` extension: `install_bootloader` (async), images.md §7,
-//! implemented minimally and honestly:
+//! The `image` extension: `install_bootloader` (async), images.md §7:
 //!
-//! 1. Ramdisk booted UEFI (`<root>/sys/firmware/efi`): register a boot entry
-//!    through the system backend. A simulated machine records the action;
-//!    on a real machine ESP discovery + `efibootmgr` are not implemented
-//!    natively, so that path fails (unless failures are ignored).
+//! 1. Ramdisk booted UEFI (`<root>/sys/firmware/efi`) and `efibootmgr`
+//!    available: `manage_uefi` (§7.1) — ESP found on the install disk, its
+//!    loaders read in place, one boot entry each (same-labelled entries
+//!    replaced) through the agent's program runner. On a simulated machine
+//!    that is its stand-in `efibootmgr`, which records its arguments.
+//!    No loader on the ESP → go on as IPA does.
 //! 2. `root_uuid` null or `0x00000000` (whole-disk image) → done.
 //! 3. Legacy GRUB: refused with `InvalidImage` unless
 //!    `enable_bios_bootloader_install`; when enabled it fails as not
@@ -15,7 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::engine::{opt, req, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
 use crate::errors::AgentError;
-use crate::system_actions::SystemAction;
+use crate::native_steps::device_in_root;
+use ironic_image::programs::ProgramRunner;
 
 const PARAMS: &[Param] = &[
     req("root_uuid"),
@@ -71,20 +73,24 @@ fn install_bootloader(ctx: Ctx, params: Map<String, Value>) -> CommandFuture {
                 "ramdisk boot mode differs from the target boot mode");
         }
 
-        if uefi {
-            let system = ctx.state.system();
-            match ctx
-                .blocking(move || system.perform(SystemAction::RegisterUefiBootEntry))
-                .await
-            {
-                Ok(()) => {
+        let runner = ProgramRunner::for_root(&root);
+        if uefi && runner.find("efibootmgr").is_none() {
+            tracing::warn!("efibootmgr is not available; UEFI boot entries not managed");
+        } else if uefi {
+            let esp_uuid = params
+                .get("efi_system_part_uuid")
+                .and_then(Value::as_str)
+                .map(String::from);
+            match manage_uefi(&ctx, runner, esp_uuid).await {
+                Ok(true) => {
                     tracing::info!(root_uuid = %root_uuid, "UEFI boot entry registered");
                     return Ok(Value::Null);
                 }
+                Ok(false) => {}
                 Err(e) if ignore => {
-                    tracing::warn!(error = %e, "UEFI boot entry failed; ignored (ignore_bootloader_failure)");
+                    tracing::warn!(error = %e.details, "UEFI boot entry failed; ignored (ignore_bootloader_failure)");
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
 
@@ -112,4 +118,30 @@ fn install_bootloader(ctx: Ctx, params: Map<String, Value>) -> CommandFuture {
         }
         Err(failure.into())
     })
+}
+
+/// §7.1 on the install device (chosen with the cached node's hints, like
+/// IPA's `get_os_install_device`).
+async fn manage_uefi(
+    ctx: &Ctx,
+    runner: ProgramRunner,
+    esp_uuid: Option<String>,
+) -> Result<bool, AgentError> {
+    let managers = ctx.state.managers();
+    let node = ctx.state.cached_node();
+    let device = ctx
+        .blocking(move || managers.os_install_device(node.as_ref()))
+        .await
+        .map_err(|e| match e {
+            crate::engine::CommandError::Agent(a) => a,
+            crate::engine::CommandError::Exception { class, text } => AgentError::new(class, text),
+        })?;
+    let root = ctx.state.config().hardware_root.clone();
+    let disk = device_in_root(&root, &device)?;
+    tokio::task::spawn_blocking(move || {
+        ironic_image::efi::manage_uefi(&runner, &device, &disk, esp_uuid.as_deref())
+    })
+    .await
+    .map_err(|e| AgentError::command_execution(format!("UEFI boot entry task failed: {e}")))?
+    .map_err(|e| AgentError::new("CommandExecutionError", format!("UEFI boot entry: {e}")))
 }

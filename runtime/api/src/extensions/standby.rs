@@ -6,14 +6,18 @@
 //!
 //! `prepare_image` drives the native pipeline (`ironic_image`): install
 //! device from the managers (root-device hints), mapped into the hardware
-//! root, stream/download + verify + write, partition-table check, MBR disk
-//! identifier as `root uuid`. `execute_bootc_install` is not registered
-//! ("Unknown command").
+//! root; whole-disk images: stream/download + verify + write, GPT fix-up,
+//! table re-read, config-drive partition, MBR disk identifier as `root
+//! uuid`; partition images: IPA's layout, ESP/swap/ephemeral formatting,
+//! config drive and the image in the root partition, with the UUIDs
+//! `get_partition_uuids` returns. Both get the partition-table check.
+//! `execute_bootc_install` is not registered ("Unknown command").
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ironic_image::programs::ProgramRunner;
 use ironic_image::{ImageError, ImageInfo};
 use serde_json::{json, Map, Value};
 
@@ -183,31 +187,15 @@ async fn run_prepare_image(
     };
     let info =
         ImageInfo::from_value(&image_info, settings.write.md5_allowed).map_err(image_error)?;
-    if info.is_partition_image() {
-        return Err(AgentError::new(
-            "DeploymentError",
-            format!(
-                "image {}: partition images are not supported by the native agent yet; use a whole-disk image",
-                info.id
-            ),
-        )
-        .into());
-    }
-    if configdrive.as_str().is_some_and(|s| !s.is_empty()) {
-        // Refusing beats silently deploying a node without its metadata.
-        return Err(AgentError::new(
-            "DeploymentError",
-            format!(
-                "image {}: a config drive for a whole-disk image is not supported by the native agent yet",
-                info.id
-            ),
-        )
-        .into());
-    }
+    let configdrive = configdrive
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from);
 
     let managers = ctx.state.managers();
+    let node_c = node.clone();
     let device = ctx
-        .blocking(move || managers.os_install_device(node.as_ref()))
+        .blocking(move || managers.os_install_device(node_c.as_ref()))
         .await?;
     let root = ctx.state.config().hardware_root.clone();
     let target = device_in_root(&root, &device)?;
@@ -216,31 +204,196 @@ async fn run_prepare_image(
         .state
         .written_image()
         .is_some_and(|(id, dev)| id == info.id && dev == target);
+    let mut opts = settings.write.clone();
+    opts.progress = Some(progress_reporter(ctx, &info.id, &device));
+    let partition = info.is_partition_image();
     if already {
         tracing::info!(image = %info.id, %device, "image already written by this agent; not writing it again");
-    } else {
+    } else if partition {
         // A failed or partial write must not be mistaken for this image later.
         ctx.state.set_written_image(None);
-        let mut opts = settings.write.clone();
-        opts.progress = Some(progress_reporter(ctx, &info.id, &device));
+        let req = partition_request(
+            ctx,
+            node.as_ref(),
+            &info,
+            &device,
+            &target,
+            configdrive.clone(),
+        )
+        .await;
+        let runner = ProgramRunner::for_root(&root);
+        let report = ironic_image::deploy_partition_image(&info, &req, &opts, &runner)
+            .await
+            .map_err(image_error)?;
+        tracing::info!(image = %info.id, %device, bytes = report.write.bytes, root_uuid = %report.root_uuid,
+            "partition image written");
+        ctx.state.set_partition_uuids(report.partition_uuids);
+    } else {
+        ctx.state.set_written_image(None);
         let report = ironic_image::write_image(&info, &target, &opts)
             .await
             .map_err(image_error)?;
         tracing::info!(image = %info.id, %device, bytes = report.bytes, streamed = report.streamed,
             elapsed_ms = report.elapsed.as_millis() as u64, "image written");
+        // §4.1/§4.2 step 4: GPT fix-up (errors ignored, as IPA), then the
+        // kernel re-reads the table.
+        let path = target.clone();
+        let dev_name = device.clone();
+        ctx.blocking(move || {
+            if let Err(e) = ironic_image::fix_gpt_backup(&path) {
+                tracing::warn!(device = %dev_name, error = %e, "GPT fix-up failed; ignored");
+            }
+            if let Err(e) = ironic_image::reread_partition_table(&path) {
+                tracing::warn!(device = %dev_name, error = %e, "re-reading the partition table failed");
+            }
+            Ok(Value::Null)
+        })
+        .await?;
     }
 
+    // §2.1 step 5: the partition-table sanity check, both image kinds.
     let (id, dev_name, path) = (info.id.clone(), device.clone(), target.clone());
-    let root_uuid = ctx
+    let disk_id = ctx
         .blocking(move || check_written_disk(&id, &dev_name, &path))
         .await?;
-    ctx.state
-        .set_partition_uuids(json!({"root uuid": root_uuid}));
+    if !partition && !already {
+        // §2.1 step 6: the whole-disk config drive partition. Skipped for an
+        // image this agent already wrote: it has its config drive, and a
+        // drive without a `config-2` label would get a second partition.
+        if let Some(cd) = configdrive.as_deref() {
+            let part = ironic_image::write_whole_disk_configdrive(&target, &device, cd, &opts)
+                .await
+                .map_err(image_error)?;
+            tracing::info!(%device, partition = part.number, "config drive written for the whole-disk image");
+        }
+        ctx.state.set_partition_uuids(json!({"root uuid": disk_id}));
+    }
     ctx.state.set_written_image(Some((info.id.clone(), target)));
-    Ok(format!(
+    let uuids = ctx.state.partition_uuids();
+    let root_uuid = uuids
+        .get("root uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut message = format!(
         "image ({}) written to device {device} root_uuid={root_uuid}",
         info.id
-    ))
+    );
+    if info.deploy_boot_mode.as_deref() == Some("uefi") {
+        if let Some(esp) = uuids
+            .get("efi system partition uuid")
+            .and_then(Value::as_str)
+        {
+            message.push_str(&format!(" efi_system_partition_uuid={esp}"));
+        }
+    }
+    Ok(message)
+}
+
+/// What the partition layout depends on (images.md §5.1 inputs): boot mode
+/// and table type from the node (hardware-managers.md §8), the CPU
+/// architecture from the inventory.
+async fn partition_request(
+    ctx: &Ctx,
+    node: Option<&Value>,
+    info: &ImageInfo,
+    device: &str,
+    target: &Path,
+    configdrive: Option<String>,
+) -> ironic_image::PartitionRequest {
+    let root = ctx.state.config().hardware_root.clone();
+    let boot_mode = node_boot_mode(node, &root);
+    let disk_label = capability(node, "disk_label");
+    let managers = ctx.state.managers();
+    let inventory_arch = ctx
+        .blocking(move || managers.inventory())
+        .await
+        .ok()
+        .and_then(|inv| {
+            inv.pointer("/cpu/architecture")
+                .and_then(Value::as_str)
+                .map(String::from)
+        });
+    let cpu_arch = inventory_arch
+        .or_else(|| {
+            node.and_then(|n| n.pointer("/properties/cpu_arch"))
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    tracing::info!(image = %info.id, %device, %boot_mode, ?disk_label, %cpu_arch, "partition image layout inputs");
+    ironic_image::PartitionRequest {
+        disk: target.to_path_buf(),
+        device: device.to_string(),
+        boot_mode,
+        disk_label,
+        cpu_arch,
+        configdrive,
+        // IPA's [disk_utils] defaults; not yet configurable in this agent.
+        esp_mb: 550,
+        bios_boot_mb: 1,
+    }
+}
+
+/// A node capability: `instance_info.capabilities` first, then
+/// `properties.capabilities`; each a dict, a JSON string or `k:v,k:v`.
+fn capability(node: Option<&Value>, key: &str) -> Option<String> {
+    let node = node?;
+    ["/instance_info/capabilities", "/properties/capabilities"]
+        .iter()
+        .find_map(|p| node.pointer(p).and_then(|caps| capability_in(caps, key)))
+}
+
+fn capability_in(caps: &Value, key: &str) -> Option<String> {
+    let as_text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    match caps {
+        Value::Object(m) => m.get(key).and_then(as_text),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => capability_in(&v, key),
+            _ => s.split(',').find_map(|kv| {
+                let (k, v) = kv.split_once(':')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            }),
+        },
+        _ => None,
+    }
+}
+
+/// IPA `get_node_boot_mode`: secure boot → uefi; else
+/// `instance_info.deploy_boot_mode`, `capabilities.boot_mode`,
+/// `driver_internal_info.deploy_boot_mode`; else (or when not uefi/bios)
+/// the ramdisk's own mode.
+fn node_boot_mode(node: Option<&Value>, root: &Path) -> String {
+    let ramdisk = if root.join("sys/firmware/efi").is_dir() {
+        "uefi"
+    } else {
+        "bios"
+    };
+    if capability(node, "secure_boot").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return "uefi".into();
+    }
+    let from_node = node.and_then(|n| {
+        n.pointer("/instance_info/deploy_boot_mode")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| {
+                n.pointer("/properties/capabilities")
+                    .and_then(|c| capability_in(c, "boot_mode"))
+            })
+            .or_else(|| {
+                n.pointer("/driver_internal_info/deploy_boot_mode")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+    });
+    match from_node.map(|m| m.to_ascii_lowercase()) {
+        Some(m) if m == "uefi" || m == "bios" => m,
+        _ => ramdisk.into(),
+    }
 }
 
 /// Command progress from the pipeline's byte counts, reported when the
@@ -312,6 +465,35 @@ mod tests {
         let mut gpt = [0u8; 1024];
         gpt[512..520].copy_from_slice(b"EFI PART");
         assert!(has_partition_table(&gpt));
+    }
+
+    #[test]
+    fn node_boot_mode_and_disk_label_follow_ipa() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bios_root = dir.path();
+        // Nothing on the node: the ramdisk's own mode.
+        assert_eq!(node_boot_mode(None, bios_root), "bios");
+        std::fs::create_dir_all(bios_root.join("sys/firmware/efi")).expect("efi");
+        assert_eq!(node_boot_mode(None, bios_root), "uefi");
+        let node = json!({
+            "instance_info": {"capabilities": "{\"disk_label\": \"gpt\"}"},
+            "properties": {"capabilities": "boot_mode:bios,disk_label:msdos"},
+        });
+        assert_eq!(node_boot_mode(Some(&node), bios_root), "bios");
+        assert_eq!(
+            capability(Some(&node), "disk_label").as_deref(),
+            Some("gpt")
+        );
+        let node = json!({
+            "instance_info": {"deploy_boot_mode": "UEFI"},
+            "properties": {"capabilities": {"boot_mode": "bios"}},
+        });
+        assert_eq!(node_boot_mode(Some(&node), bios_root), "uefi");
+        let secure = json!({"properties": {"capabilities": "secure_boot:True,boot_mode:bios"}});
+        assert_eq!(node_boot_mode(Some(&secure), bios_root), "uefi");
+        // An unknown value falls back to the ramdisk's mode.
+        let odd = json!({"instance_info": {"deploy_boot_mode": "legacy"}});
+        assert_eq!(node_boot_mode(Some(&odd), bios_root), "uefi");
     }
 
     #[test]

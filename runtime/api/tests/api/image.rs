@@ -428,12 +428,17 @@ async fn install_bootloader_whole_disk_bios_uefi() {
     assert_eq!(r["command_status"], "SUCCEEDED", "{r}");
     assert!(t.actions().is_empty());
 
-    // UEFI ramdisk: the boot entry is registered (recorded on a simulated machine).
+    // UEFI ramdisk without efibootmgr (this root has no stand-in): boot
+    // entries are not managed; a GPT whole-disk image needs nothing else,
+    // any other root uuid falls to the (disabled) GRUB path, as in IPA.
+    // The efibootmgr path itself: tests/tests/partition_image.rs and
+    // runtime/image/tests/efi.rs.
     std::fs::create_dir_all(t.root.path().join("sys/firmware/efi")).unwrap();
-    let r = run(json!({"root_uuid": "0x12345678", "efi_system_part_uuid": null, "prep_boot_part_uuid": null, "target_boot_mode": "uefi"})).await;
+    let r = run(json!({"root_uuid": "0x00000000", "efi_system_part_uuid": null, "prep_boot_part_uuid": null, "target_boot_mode": "uefi"})).await;
     assert_eq!(r["command_status"], "SUCCEEDED", "{r}");
-    let actions: Vec<Value> = t.actions().iter().map(|a| a["action"].clone()).collect();
-    assert_eq!(actions, [json!("register_uefi_boot_entry")]);
+    let r = run(json!({"root_uuid": "0x12345678", "efi_system_part_uuid": null, "prep_boot_part_uuid": null, "target_boot_mode": "uefi"})).await;
+    assert_eq!(r["command_error"]["type"], "InvalidImage", "{r}");
+    assert!(t.actions().is_empty());
 }
 
 #[tokio::test]
