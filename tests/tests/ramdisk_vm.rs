@@ -289,8 +289,15 @@ fn proxy_one(mut client: std::net::TcpStream) -> std::io::Result<()> {
     };
     let mut forwarded = format!("{method} {path} {version}\r\n");
     for line in lines.filter(|l| !l.is_empty()) {
-        let name = line.split(':').next().unwrap_or_default().to_ascii_lowercase();
-        if !matches!(name.as_str(), "connection" | "proxy-connection" | "keep-alive") {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !matches!(
+            name.as_str(),
+            "connection" | "proxy-connection" | "keep-alive"
+        ) {
             forwarded.push_str(line);
             forwarded.push_str("\r\n");
         }
@@ -557,7 +564,8 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
         .map(PathBuf::from)
         .unwrap_or_else(|| agent_tests::guest_component("test_manager_vendor_profile"));
     std::fs::create_dir_all(http_root.join("managers")).expect("managers dir");
-    std::fs::copy(&component, http_root.join("managers/vendor_profile.wasm")).expect("copy manager");
+    std::fs::copy(&component, http_root.join("managers/vendor_profile.wasm"))
+        .expect("copy manager");
     let digest = sha256_of(&component);
     ironic.provision(&uuid, "manage");
     ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(60));
