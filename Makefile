@@ -79,6 +79,10 @@ lint: managers
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p ironic-host -p ironic-agent --all-targets --no-default-features -- -D warnings
 	$(CARGO) clippy --locked --target $(GUEST_TARGET) $(addprefix -p ,$(GUEST_CRATES)) -- -D warnings
+	@# The ramdisk's agent is built for musl, whose libc types differ (ioctl requests).
+	@rustup target list --installed | grep -qx $(RAMDISK_TARGET) || rustup target add $(RAMDISK_TARGET)
+	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$(RAMDISK_CARGO_DIR) \
+		$(CARGO) clippy --locked --target $(RAMDISK_TARGET) -p ironic-agent -- -D warnings
 
 ## Benchmarks (release build); results go to docs/benchmarks.md by hand.
 bench: managers

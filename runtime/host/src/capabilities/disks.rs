@@ -448,7 +448,8 @@ impl disks::HostDisk for CallState {
         }
         // SAFETY: BLKRRPART takes no argument; the descriptor is open for
         // the whole call.
-        let rc = unsafe { libc::ioctl(d.file.as_raw_fd(), BLKRRPART, 0) };
+        // `as _`: the request is a c_ulong on glibc and a c_int on musl.
+        let rc = unsafe { libc::ioctl(d.file.as_raw_fd(), BLKRRPART as _, 0) };
         if rc == 0 {
             tracing::debug!(manager = %self.manager.name, disk = %d.name, "partition table re-read");
             return Ok(());
