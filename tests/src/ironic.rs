@@ -152,12 +152,30 @@ impl Ironic {
     }
 
     pub fn provision(&self, uuid: &str, target: &str) {
+        self.provision_with(uuid, target, json!({}));
+    }
+
+    /// A provision-state change with more request fields (`clean_steps`,
+    /// `configdrive`, ...) beside `target`.
+    pub fn provision_with(&self, uuid: &str, target: &str, fields: Value) {
+        let mut request = fields;
+        request["target"] = json!(target);
         let (s, body) = self.call(
             reqwest::Method::PUT,
             &format!("/v1/nodes/{uuid}/states/provision"),
-            Some(json!({"target": target})),
+            Some(request),
         );
         assert_eq!(s, 202, "{target}: {body}");
+    }
+
+    /// A JSON-patch of the node; panics unless Ironic accepts it.
+    pub fn patch(&self, uuid: &str, ops: Value) {
+        let (s, body) = self.call(
+            reqwest::Method::PATCH,
+            &format!("/v1/nodes/{uuid}"),
+            Some(ops),
+        );
+        assert_eq!(s, 200, "{body}");
     }
 
     pub fn node(&self, uuid: &str) -> Value {

@@ -87,3 +87,20 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 pub mod ironic;
+
+/// gzip + base64 of `data`, as Ironic carries a config drive; `wrap` is
+/// base64's line length (0: one line).
+pub fn gzip_base64(data: &[u8], scratch: &Path, wrap: u32) -> String {
+    let raw = scratch.join("configdrive.raw");
+    std::fs::write(&raw, data).expect("write config drive");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("gzip -c \"$1\" | base64 -w \"$2\"")
+        .arg("sh")
+        .arg(&raw)
+        .arg(wrap.to_string())
+        .output()
+        .expect("gzip | base64");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("base64 is ASCII")
+}

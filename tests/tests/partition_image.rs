@@ -130,21 +130,6 @@ fn root_image(path: &Path, mib: u64) {
     write_at(path, (mib - 2) * MIB, &pattern);
 }
 
-/// gzip + base64 of `data`, as Ironic sends a config drive.
-fn encode_configdrive(data: &[u8], dir: &Path) -> String {
-    let raw = dir.join("configdrive.raw");
-    std::fs::write(&raw, data).unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("gzip -c \"$1\" | base64 -w 76")
-        .arg("sh")
-        .arg(&raw)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `sgdisk -i <n>`: (first sector, last sector, unique GUID lower case, type GUID).
 fn sgdisk_info(disk: &Path, n: u32) -> (u64, u64, String, String) {
     let out = Command::new("sgdisk")
@@ -196,7 +181,7 @@ fn uefi_partition_image_with_config_drive_through_the_api() {
     let cd_bytes: Vec<u8> = (0..(3 * MIB + 12345))
         .map(|i| (i * 7 % 253) as u8)
         .collect();
-    let configdrive = encode_configdrive(&cd_bytes, dir.path());
+    let configdrive = agent_tests::gzip_base64(&cd_bytes, dir.path(), 76);
 
     let agent = Agent::start(dir.path(), BootMode::Uefi);
     let disk = agent.disk();
@@ -389,7 +374,7 @@ fn whole_disk_image_gets_gpt_fixup_and_config_drive_partition() {
     write_at(&image, 2 * MIB, &[0x5A; 8192]);
     let server = ImageServer::start(&images);
     let cd_bytes: Vec<u8> = (0..(MIB + 99)).map(|i| (i % 241) as u8).collect();
-    let configdrive = encode_configdrive(&cd_bytes, dir.path());
+    let configdrive = agent_tests::gzip_base64(&cd_bytes, dir.path(), 76);
 
     let agent = Agent::start(dir.path(), BootMode::Bios);
     let disk = agent.disk();

@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_tests::ironic::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The VM's NIC; Ironic finds the node by it at lookup.
 const VM_MAC: &str = "52:54:00:49:52:01";
@@ -336,24 +336,6 @@ fn wait_first_heartbeat(ironic: &Ironic, uuid: &str, vm: &Vm, timeout: Duration)
     }
 }
 
-fn patch(ironic: &Ironic, uuid: &str, ops: Value) {
-    let (s, body) = ironic.call(
-        reqwest::Method::PATCH,
-        &format!("/v1/nodes/{uuid}"),
-        Some(ops),
-    );
-    assert_eq!(s, 200, "{body}");
-}
-
-fn manual_clean(ironic: &Ironic, uuid: &str, steps: Value) {
-    let (s, body) = ironic.call(
-        reqwest::Method::PUT,
-        &format!("/v1/nodes/{uuid}/states/provision"),
-        Some(json!({"target": "clean", "clean_steps": steps})),
-    );
-    assert_eq!(s, 202, "manual clean: {body}");
-}
-
 /// Polls Ironic until the node is in one of `states`; fails early with the
 /// VM's console when the node fails, or when the VM stops and the phase does
 /// not end with the agent powering it off.
@@ -361,8 +343,7 @@ fn wait_state_vm(ironic: &Ironic, uuid: &str, states: &[&str], vm: &mut Vm, time
     let ends_powered_off = states == ["active"];
     let deadline = Instant::now() + timeout;
     loop {
-        if !ends_powered_off && matches!(vm.child.try_wait(), Ok(Some(_))) {
-            let status = vm.child.try_wait().ok().flatten().expect("exited");
+        if let (false, Ok(Some(status))) = (ends_powered_off, vm.child.try_wait()) {
             panic!(
                 "the VM stopped ({status}) while waiting for {states:?}\nVM console:\n{}",
                 vm.console_text()
@@ -423,8 +404,7 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     // The agent powers the VM off itself after the deploy (no out-of-band
     // reboot), so the suite can see the guest end; images come through the
     // proxy.
-    patch(
-        &ironic,
+    ironic.patch(
         &uuid,
         json!([
             {"op": "replace", "path": "/driver_info/deploy_forces_oob_reboot", "value": false},
@@ -506,8 +486,7 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     // (not the smallest disk, which is the default choice).
     let image = http_root.join("src/disk.raw");
     build_image(&image);
-    patch(
-        &ironic,
+    ironic.patch(
         &uuid,
         json!([
             {"op": "add", "path": "/properties/root_device", "value": {"serial": TARGET_SERIAL}},
@@ -570,19 +549,19 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     ironic.provision(&uuid, "manage");
     ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(60));
     let t = Instant::now();
-    manual_clean(
-        &ironic,
+    ironic.provision_with(
         &uuid,
-        json!([{"interface": "deploy", "step": "load_manager", "args": {
+        "clean",
+        json!({"clean_steps": [{"interface": "deploy", "step": "load_manager", "args": {
             "url": format!("{guest_http}/managers/vendor_profile.wasm"), "sha256": digest,
-        }}]),
+        }}]}),
     );
     let mut vm = boot();
     wait_state_vm(&ironic, &uuid, &["manageable"], &mut vm, timeout);
-    manual_clean(
-        &ironic,
+    ironic.provision_with(
         &uuid,
-        json!([{"interface": "deploy", "step": "apply_vendor_profile", "args": {"profile": "vm-test"}}]),
+        "clean",
+        json!({"clean_steps": [{"interface": "deploy", "step": "apply_vendor_profile", "args": {"profile": "vm-test"}}]}),
     );
     wait_state_vm(&ironic, &uuid, &["manageable"], &mut vm, timeout);
     let hot_load_s = t.elapsed().as_secs_f64();

@@ -39,12 +39,7 @@ const MANAGER: &str = "vendor_profile_hardware_manager";
 /// in `manageable` or in `clean failed`. Returns the node.
 fn manual_clean(ironic: &Ironic, uuid: &str, steps: Value) -> Value {
     let before = ironic.node(uuid)["provision_updated_at"].clone();
-    let (s, body) = ironic.call(
-        reqwest::Method::PUT,
-        &format!("/v1/nodes/{uuid}/states/provision"),
-        Some(json!({"target": "clean", "clean_steps": steps})),
-    );
-    assert_eq!(s, 202, "manual clean: {body}");
+    ironic.provision_with(uuid, "clean", json!({"clean_steps": steps}));
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let node = ironic.node(uuid);

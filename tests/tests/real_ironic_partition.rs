@@ -16,7 +16,6 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,33 +24,6 @@ use serde_json::json;
 
 const MIB: u64 = 1 << 20;
 const ROOT_FS_UUID: &str = "2f6c1e0a-93b4-4d5e-8a7b-6c5d4e3f2a10";
-
-/// gzip + base64 of `data` (what `openstack baremetal node deploy
-/// --config-drive <file>` sends for a prebuilt image).
-fn encode_configdrive(data: &[u8], dir: &Path) -> String {
-    let raw = dir.join("configdrive.raw");
-    std::fs::write(&raw, data).unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("gzip -c \"$1\" | base64 -w 0")
-        .arg("sh")
-        .arg(&raw)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `provision(uuid, "active")` with a config drive (private copy: the
-/// shared helper takes no body fields).
-fn deploy_with_configdrive(ironic: &Ironic, uuid: &str, configdrive: &str) {
-    let (s, body) = ironic.call(
-        reqwest::Method::PUT,
-        &format!("/v1/nodes/{uuid}/states/provision"),
-        Some(json!({"target": "active", "configdrive": configdrive})),
-    );
-    assert_eq!(s, 202, "{body}");
-}
 
 #[test]
 fn ironic_deploys_a_partition_image_with_a_config_drive() {
@@ -76,7 +48,7 @@ fn ironic_deploys_a_partition_image_with_a_config_drive() {
     assert!(st.success());
     let server = ImageServer::start(&images);
     let cd_bytes: Vec<u8> = (0..(2 * MIB + 777)).map(|i| (i * 13 % 251) as u8).collect();
-    let configdrive = encode_configdrive(&cd_bytes, dir.path());
+    let configdrive = agent_tests::gzip_base64(&cd_bytes, dir.path(), 0);
 
     let ironic = Ironic::start(false);
     let uuid = ironic.enroll(&mac);
@@ -89,10 +61,9 @@ fn ironic_deploys_a_partition_image_with_a_config_drive() {
     ironic.wait_state(&uuid, &["available"], Duration::from_secs(240));
     drop(agent);
 
-    let (s, body) = ironic.call(
-        reqwest::Method::PATCH,
-        &format!("/v1/nodes/{uuid}"),
-        Some(json!([
+    ironic.patch(
+        &uuid,
+        json!([
             {"op": "add", "path": "/instance_info", "value": {
                 "image_source": server.url("root.img"),
                 "image_os_hash_algo": "sha256",
@@ -101,11 +72,10 @@ fn ironic_deploys_a_partition_image_with_a_config_drive() {
                 "image_type": "partition",
                 "root_gb": 1,
             }},
-        ])),
+        ]),
     );
-    assert_eq!(s, 200, "{body}");
     let t = Instant::now();
-    deploy_with_configdrive(&ironic, &uuid, &configdrive);
+    ironic.provision_with(&uuid, "active", json!({"configdrive": configdrive}));
     ironic.wait_state(&uuid, &["wait call-back"], Duration::from_secs(60));
     let agent = start_agent(&root, &ironic, port, extra);
     let node = ironic.wait_state(&uuid, &["active"], Duration::from_secs(240));
