@@ -2,7 +2,7 @@
 //! lookup, heartbeats) and the API server.
 //!
 //! `run_agent` starts the manager host (and its directory watcher), adapts it
-//! to the API's [`ironic_api::Managers`] trait, picks the system-actions
+//! to the API's [`agent_api::Managers`] trait, picks the system-actions
 //! backend (real only when the hardware root is `/`, a recorder otherwise),
 //! looks the node up unless standalone, and serves the API beside the
 //! heartbeats until a signal, `system.lockdown` or `rescue.finalize_rescue`.
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use ironic_api::{
+use agent_api::{
     AgentError, AgentState, ApiConfig, ManagerSteps, Managers, RealSystem, Recorder, StepKind,
     StopReason, SystemActions,
 };
@@ -34,12 +34,12 @@ pub struct RunOptions {
 /// Runs the agent until it is told to stop: managers, then (unless
 /// standalone) inspection and lookup, then the API and the heartbeats.
 pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
-    let started_at = ironic_api::unix_now();
+    let started_at = agent_api::unix_now();
     let root = opts.host.hardware_root.clone();
 
     // A rescued machine belongs to its user: never serve the API again.
     if root
-        .join(ironic_api::extensions::rescue::RESCUED_MARKER)
+        .join(agent_api::extensions::rescue::RESCUED_MARKER)
         .exists()
     {
         tracing::warn!(root = %root.display(), "rescue marker present; not serving the API");
@@ -144,7 +144,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let served = match ironic {
         None => {
             tracing::info!(%listen, standalone = opts.standalone, "agent API listening");
-            ironic_api::serve(listener, state, shutdown_signal()).await?
+            agent_api::serve(listener, state, shutdown_signal()).await?
         }
         Some((ironic, startup)) => {
             state.cache_node(&startup.lookup.node);
@@ -160,11 +160,11 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
                     tracing::info!(%listen, "agent API listening (TLS)");
                     let listener = ironic_client::tls::TlsListener::new(listener, tls)
                         .context("starting the TLS listener")?;
-                    ironic_api::serve(listener, state, shutdown_signal()).await?
+                    agent_api::serve(listener, state, shutdown_signal()).await?
                 }
                 None => {
                     tracing::info!(%listen, "agent API listening");
-                    ironic_api::serve(listener, state, shutdown_signal()).await?
+                    agent_api::serve(listener, state, shutdown_signal()).await?
                 }
             }
         }
@@ -242,8 +242,8 @@ impl ironic_client::Machine for HostMachine {
 /// The native image pipeline's settings from the effective configuration
 /// (after Ironic's lookup layer: `md5_enabled`, `permitted_image_formats`
 /// and `enable_bios_bootloader_install` come from there).
-fn image_settings(cfg: &ironic_config::Config) -> anyhow::Result<ironic_api::ImageSettings> {
-    use ironic_api::ironic_image::WriteOptions;
+fn image_settings(cfg: &ironic_config::Config) -> anyhow::Result<agent_api::ImageSettings> {
+    use agent_api::ironic_image::WriteOptions;
     use std::time::Duration;
     let secs = |name: &str, default: i64| cfg.int(name).unwrap_or(default).max(0) as u64;
     // Some [disk_utils] options are untyped in IPA: parse their text.
@@ -277,7 +277,7 @@ fn image_settings(cfg: &ironic_config::Config) -> anyhow::Result<ironic_api::Ima
         convert_attempts: u32::try_from(disk_utils("image_convert_attempts", 3)).unwrap_or(3),
         ..defaults
     };
-    Ok(ironic_api::ImageSettings {
+    Ok(agent_api::ImageSettings {
         write,
         enable_bios_bootloader_install: cfg.bool("enable_bios_bootloader_install"),
         ignore_bootloader_failure: cfg.bool("ignore_bootloader_failure"),
@@ -344,7 +344,7 @@ async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<HostM
     if specs.is_empty() {
         return;
     }
-    let mut fetch = ironic_api::load_manager::FetchOptions::default();
+    let mut fetch = agent_api::load_manager::FetchOptions::default();
     match image_settings(config) {
         Ok(s) => {
             fetch.tls = s.write.tls;
@@ -355,14 +355,14 @@ async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<HostM
         }
     }
     for spec in specs {
-        let source = match ironic_api::load_manager::ComponentSource::parse_pinned(&spec) {
+        let source = match agent_api::load_manager::ComponentSource::parse_pinned(&spec) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(entry = %spec, error = %e.details, "manager_urls: entry skipped");
                 continue;
             }
         };
-        let bytes = match ironic_api::load_manager::fetch(&source, &fetch).await {
+        let bytes = match agent_api::load_manager::fetch(&source, &fetch).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped");
@@ -404,7 +404,7 @@ impl HostManagers {
         name: &str,
         bytes: &[u8],
         staging: &std::path::Path,
-    ) -> Result<ironic_api::LoadedManagerInfo, AgentError> {
+    ) -> Result<agent_api::LoadedManagerInfo, AgentError> {
         use std::io::Write;
         let dir = self.host.managers_dir().to_path_buf();
         let io = |what: &str, e: std::io::Error| {
@@ -444,7 +444,7 @@ impl HostManagers {
         };
         std::fs::rename(&staged, &target).map_err(|e| io("installing", e))?;
         match self.host.add_component(&target) {
-            Ok(m) => Ok(ironic_api::LoadedManagerInfo {
+            Ok(m) => Ok(agent_api::LoadedManagerInfo {
                 name: m.name,
                 id: m.id,
                 manager_name: m.manager_name,
@@ -580,8 +580,8 @@ impl Managers for HostManagers {
         &self,
         name: &str,
         bytes: &[u8],
-    ) -> Result<ironic_api::LoadedManagerInfo, AgentError> {
-        if !ironic_api::load_manager::valid_name(name) {
+    ) -> Result<agent_api::LoadedManagerInfo, AgentError> {
+        if !agent_api::load_manager::valid_name(name) {
             return Err(AgentError::invalid_params(format!(
                 "invalid hardware manager name {name:?}"
             )));

@@ -372,7 +372,7 @@ pub fn normalize_bootif(raw: &str) -> String {
     mac.replace('-', ":").to_ascii_lowercase()
 }
 
-struct Loader {
+struct LayerLoader {
     values: BTreeMap<(String, String), Entry>,
     warnings: Vec<Warning>,
     files_read: Vec<PathBuf>,
@@ -382,7 +382,7 @@ struct Loader {
     set_by_cli: std::collections::BTreeSet<(String, String)>,
 }
 
-impl Loader {
+impl LayerLoader {
     fn set(
         &mut self,
         spec: &OptSpec,
@@ -491,7 +491,7 @@ impl Loader {
 /// Builds the configuration from all layers. Warnings are kept in the result
 /// ([`Config::warnings`]) because logging is configured from it.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let mut l = Loader {
+    let mut l = LayerLoader {
         values: BTreeMap::new(),
         warnings: Vec::new(),
         files_read: Vec::new(),

@@ -334,10 +334,10 @@ pub static OPTIONS: &[OptSpec] = &[
     ),
     o!(
         "DEFAULT",
-        "ironic_api_version",
+        "agent_api_version",
         OptType::Str,
         None,
-        Some("ipa-ironic-api-version")
+        Some("ipa-agent-api-version")
     ),
     o!(
         "DEFAULT",

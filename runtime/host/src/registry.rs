@@ -136,7 +136,7 @@ pub struct Validation {
 
 /// Engine, linker and configuration: everything needed to turn bytes into
 /// a validated [`LoadedManager`].
-pub(crate) struct Loader {
+pub(crate) struct ComponentLoader {
     engine: Engine,
     linker: Linker<CallState>,
     pub config: HostConfig,
@@ -144,8 +144,8 @@ pub(crate) struct Loader {
     compiled: Mutex<HashMap<String, Component>>,
 }
 
-impl Loader {
-    pub fn new(config: HostConfig) -> Result<Loader, HostError> {
+impl ComponentLoader {
+    pub fn new(config: HostConfig) -> Result<ComponentLoader, HostError> {
         let engine = build_engine().map_err(|e| HostError::Engine(format!("{e:?}")))?;
         let root =
             cap_std::fs::Dir::open_ambient_dir(&config.hardware_root, cap_std::ambient_authority())
@@ -163,7 +163,7 @@ impl Loader {
         let mut linker: Linker<CallState> = Linker::new(&engine);
         crate::bindings::add_to_linker(&mut linker)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        Ok(Loader {
+        Ok(ComponentLoader {
             engine,
             linker,
             config,
@@ -305,7 +305,7 @@ pub struct Host {
     /// Serialises writers (reload, add, remove, the watcher) so that two
     /// changes never build on the same snapshot and lose one another.
     update: Mutex<()>,
-    pub(crate) loader: Loader,
+    pub(crate) loader: ComponentLoader,
     // Declared last: stops ticking after the managers are gone.
     _ticker: EpochTicker,
 }
@@ -385,7 +385,7 @@ impl Host {
     /// A manager that fails to load is recorded in [`Host::rejected`]; none
     /// usable is [`HostError::HardwareManagerNotFound`].
     pub fn start(config: HostConfig) -> Result<Host, HostError> {
-        let loader = Loader::new(config)?;
+        let loader = ComponentLoader::new(config)?;
         let ticker = EpochTicker::start(loader.engine())
             .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
         let dir = loader.config.managers_dir.clone();
@@ -685,7 +685,7 @@ impl Host {
 /// linker, call `info` and `evaluate-hardware-support`) and the grants,
 /// without starting a host.
 pub fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostError> {
-    let loader = Loader::new(config.clone())?;
+    let loader = ComponentLoader::new(config.clone())?;
     // Deadlines need the epoch to advance.
     let _ticker = EpochTicker::start(loader.engine())
         .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
@@ -736,7 +736,7 @@ pub fn precompile(
 ) -> Result<Vec<Result<Precompiled, RejectedManager>>, HostError> {
     let mut config = config.clone();
     config.cache_dir = Some(cache_dir.to_path_buf());
-    let loader = Loader::new(config)?;
+    let loader = ComponentLoader::new(config)?;
     let mut out = Vec::new();
     for file in wasm_files(&loader.config.managers_dir)? {
         let started = Instant::now();

@@ -36,7 +36,7 @@ const LOADERS: &[&str] = &[
 /// A boot loader found on the ESP: its `\`-separated path and the label
 /// of its boot entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loader {
+pub struct EfiLoader {
     pub path: String,
     pub label: String,
 }
@@ -149,7 +149,7 @@ impl Seek for Window {
 /// met wins alone; otherwise every known `.efi` loader, labelled
 /// `ironic1`, `ironic2`, … . An ESP that is not a FAT file system (e.g.
 /// freshly formatted by a stand-in) has no loaders.
-pub fn find_loaders(disk: &Path, esp: &ExistingPartition) -> Result<Vec<Loader>, ImageError> {
+pub fn find_loaders(disk: &Path, esp: &ExistingPartition) -> Result<Vec<EfiLoader>, ImageError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -211,7 +211,7 @@ pub fn find_loaders(disk: &Path, esp: &ExistingPartition) -> Result<Vec<Loader>,
                 } else {
                     format!("{rel}/{}", file.trim())
                 };
-                return Ok(vec![Loader {
+                return Ok(vec![EfiLoader {
                     path: efi_path(&loader),
                     label: label.trim().to_string(),
                 }]);
@@ -224,7 +224,7 @@ pub fn find_loaders(disk: &Path, esp: &ExistingPartition) -> Result<Vec<Loader>,
     Ok(found
         .iter()
         .enumerate()
-        .map(|(i, p)| Loader {
+        .map(|(i, p)| EfiLoader {
             path: efi_path(p),
             label: format!("ironic{}", i + 1),
         })

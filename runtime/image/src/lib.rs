@@ -55,7 +55,7 @@ pub use format::{safety_check, sniff, Format, SNIFF_LEN};
 pub use http::default_tls_config;
 pub use info::{validate, ImageInfo};
 pub use partition::{partition_path, LayoutRequest, PartitionPlan, PlannedPartition};
-pub use pipeline::ProgressFn;
+pub use pipeline::ByteProgressFn;
 pub use target::HOLD_BYTES;
 
 use checksum::{Expected, Selection};
@@ -92,7 +92,7 @@ pub struct WriteOptions {
     /// `[disk_utils]image_convert_attempts`.
     pub convert_attempts: u32,
     /// Called with (bytes received, total) after every buffer.
-    pub progress: Option<ProgressFn>,
+    pub progress: Option<ByteProgressFn>,
 }
 
 impl Default for WriteOptions {

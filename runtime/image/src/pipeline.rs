@@ -29,7 +29,7 @@ pub(crate) const POOL: usize = 6;
 pub(crate) const ZERO_GRANULE: usize = 256 << 10;
 
 /// Progress callback: (bytes received, total if known).
-pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+pub type ByteProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 
 /// Called with the first buffer (offset 0) before anything of it is written.
 pub(crate) type InspectFn = Box<dyn FnMut(&[u8]) -> Result<(), ImageError> + Send>;
@@ -59,7 +59,7 @@ pub(crate) struct Pipeline {
     hasher: JoinHandle<Option<String>>,
     writer: JoinHandle<Result<(GuardedTarget, WriteStats), ImageError>>,
     inspect: Option<InspectFn>,
-    progress: Option<ProgressFn>,
+    progress: Option<ByteProgressFn>,
     pub(crate) total: Option<u64>,
     pub(crate) restarts: u32,
     /// Time the producer waited for a free buffer (backpressure).
@@ -75,7 +75,7 @@ impl Pipeline {
         target: GuardedTarget,
         algorithm: Option<Algorithm>,
         inspect: Option<InspectFn>,
-        progress: Option<ProgressFn>,
+        progress: Option<ByteProgressFn>,
     ) -> Pipeline {
         let (pool_tx, pool_rx) = mpsc::channel(POOL);
         for _ in 0..POOL {

@@ -5,14 +5,14 @@
 //! median/p99 latency over 10,000 sequential keep-alive requests, and
 //! throughput with 16 concurrent connections.
 //!
-//! Run: `cargo run --release -p ironic-api --example load`
+//! Run: `cargo run --release -p agent-api --example load`
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironic_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
+use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -195,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
             .map_err(|f| anyhow::anyhow!("{f}"))?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ironic_api::serve(listener, state, async move {
+    let server = tokio::spawn(agent_api::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
 

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::watch;
 
-pub use engine::{CommandRecord, CommandStatus, Engine};
+pub use engine::{CommandRecord, CommandStatus, CommandEngine};
 pub use errors::{AgentError, HttpFault};
 /// The image pipeline, re-exported so the agent binary configures
 /// [`ImageSettings`] without its own dependency on it.
@@ -128,7 +128,7 @@ pub enum StopReason {
 
 struct Inner {
     config: ApiConfig,
-    engine: Engine,
+    engine: CommandEngine,
     token: token::TokenHolder,
     managers: Arc<dyn Managers>,
     system: Arc<dyn SystemActions>,
@@ -171,7 +171,7 @@ impl AgentState {
         Self {
             inner: Arc::new(Inner {
                 config,
-                engine: Engine::new(extensions::all()),
+                engine: CommandEngine::new(extensions::all()),
                 token: token::TokenHolder::default(),
                 managers,
                 system,
@@ -191,7 +191,7 @@ impl AgentState {
     }
 
     /// The command engine.
-    pub fn engine(&self) -> &Engine {
+    pub fn engine(&self) -> &CommandEngine {
         &self.inner.engine
     }
 

@@ -293,7 +293,7 @@ impl Ctx {
 }
 
 /// The command engine.
-pub struct Engine {
+pub struct CommandEngine {
     extensions: HashMap<&'static str, Extension>,
     results: RwLock<Vec<Arc<CommandRecord>>>,
     // Held for a whole sync command, and until an async one is spawned.
@@ -302,15 +302,15 @@ pub struct Engine {
     finished_notify: Arc<Notify>,
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for CommandEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
+        f.debug_struct("CommandEngine")
             .field("extensions", &self.extensions.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
-impl Engine {
+impl CommandEngine {
     /// An engine serving the given extensions.
     pub fn new(extensions: Vec<Extension>) -> Self {
         Self {

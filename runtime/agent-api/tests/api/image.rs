@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironic_api::ironic_image::WriteOptions;
-use ironic_api::ImageSettings;
+use agent_api::ironic_image::WriteOptions;
+use agent_api::ImageSettings;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use ironic_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
+use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -213,7 +213,7 @@ pub fn agent_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestAgent {
         Arc::new(Recorder::new(root.path())),
     );
     state.set_token(Some(TOKEN.into()));
-    let router = ironic_api::router(state.clone());
+    let router = agent_api::router(state.clone());
     TestAgent {
         state,
         router,

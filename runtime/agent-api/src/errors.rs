@@ -26,7 +26,7 @@ const CATALOGUE: &[(&str, u16, &str)] = &[
     ("CommandExecutionError", 500, "Command execution failed"),
     ("AgentIsBusy", 409, "Agent is busy"),
     ("ContainerNotPermittedError", 500, "Container image not permitted"),
-    ("IronicAPIError", 500, "Error in call to ironic-api"),
+    ("IronicAPIError", 500, "Error in call to agent-api"),
     ("HeartbeatError", 500, "Error heartbeating to agent API"),
     ("HeartbeatConflictError", 500, "ConflictError heartbeating to agent API"),
     (

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ironic_api::StopReason;
+use agent_api::StopReason;
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -18,7 +18,7 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = a.state.clone();
-    let task = tokio::spawn(ironic_api::serve(listener, state, std::future::pending()));
+    let task = tokio::spawn(agent_api::serve(listener, state, std::future::pending()));
     (addr, task)
 }
 
@@ -131,7 +131,7 @@ async fn external_shutdown_stops_without_reason() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(ironic_api::serve(listener, a.state.clone(), async move {
+    let task = tokio::spawn(agent_api::serve(listener, a.state.clone(), async move {
         let _ = rx.await;
     }));
     let (status, _) = raw_http(

@@ -68,7 +68,7 @@ pub trait Machine: Send + Sync + 'static {
 }
 
 /// What the Ironic loop needs from the agent's API (implemented by the lead
-/// over `ironic_api::AgentState`).
+/// over `agent_api::AgentState`).
 pub trait AgentHandle: Send + Sync + 'static {
     /// Ironic issued a token: from now on, commands must carry it.
     fn set_token(&self, token: &str);

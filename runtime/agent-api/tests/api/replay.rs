@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use axum::http::{Method, StatusCode};
-use ironic_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
+use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
 use serde_json::{json, Value};
 
 use crate::common::{FakeManagers, TestAgent, TOKEN};
@@ -94,7 +94,7 @@ fn lab_agent() -> TestAgent {
     let state = AgentState::new(config, lab.clone(), Arc::new(Recorder::new(root.path())));
     let _ = lab.state.set(state.clone());
     state.set_token(Some(TOKEN.into()));
-    let router = ironic_api::router(state.clone());
+    let router = agent_api::router(state.clone());
     TestAgent {
         state,
         router,

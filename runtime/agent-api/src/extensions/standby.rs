@@ -398,7 +398,7 @@ fn node_boot_mode(node: Option<&Value>, root: &Path) -> String {
 
 /// Command progress from the pipeline's byte counts, reported when the
 /// percentage changes (or every 64 MiB when the size is unknown).
-fn progress_reporter(ctx: &Ctx, id: &str, device: &str) -> ironic_image::ProgressFn {
+fn progress_reporter(ctx: &Ctx, id: &str, device: &str) -> ironic_image::ByteProgressFn {
     let sink = ctx.progress_sink();
     let last = AtomicU64::new(u64::MAX);
     let (id, device) = (id.to_string(), device.to_string());

@@ -65,7 +65,7 @@ pub struct ManagerSteps {
 }
 
 /// Progress callback handed to a running step: `(percent, message)`.
-pub type ProgressFn<'a> = &'a (dyn Fn(Option<u8>, &str) + Send + Sync);
+pub type StepProgressFn<'a> = &'a (dyn Fn(Option<u8>, &str) + Send + Sync);
 
 /// Hardware managers as the command engine sees them.
 ///
@@ -90,7 +90,7 @@ pub trait Managers: Send + Sync + 'static {
         node: &Value,
         ports: &Value,
         args: &Value,
-        progress: ProgressFn<'_>,
+        progress: StepProgressFn<'_>,
     ) -> Result<Value, AgentError>;
 
     /// Manager name → version (`hardware_manager_version`).
