@@ -22,16 +22,16 @@ pub fn init_logging(debug: bool, json: bool) {
 }
 
 pub fn inventory(flags: &HostFlags, skip_bmc_detect: bool) -> anyhow::Result<()> {
-    let host =
-        ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
+    let host = ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
+        .context("loading hardware managers")?;
     let inventory = host.inventory(skip_bmc_detect)?;
     println!("{}", serde_json::to_string_pretty(&inventory)?);
     Ok(())
 }
 
 pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
-    let host =
-        ironic_host::Host::start(flags.host_config()?).context("loading hardware managers")?;
+    let host = ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
+        .context("loading hardware managers")?;
     println!("managers directory: {}", flags.managers_dir.display());
     for m in host.managers() {
         println!();
@@ -59,7 +59,7 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
              run `managers compile` with an agent of the same version built with it"
         );
     }
-    let config = flags.host_config()?;
+    let config = flags.host_config(&flags.machine()?)?;
     let cache_dir = config
         .cache_dir
         .clone()
@@ -96,7 +96,7 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
 /// Prints the report; exits 1 (through the error) when the component would
 /// be rejected.
 pub fn managers_validate(flags: &HostFlags, file: &Path) -> anyhow::Result<()> {
-    let config = flags.host_config()?;
+    let config = flags.host_config(&flags.machine()?)?;
     let v = ironic_host::validate(&config, file)?;
     println!("component: {}", v.file.display());
     println!("  name:      {}", v.name);

@@ -1,12 +1,13 @@
-//! Turning command-line flags into an `ironic_host::HostConfig`: the one
-//! place that knows where managers, grants, programs and addresses come from
-//! on a real machine and on a simulated one.
+//! Turning command-line flags and the machine into an
+//! `ironic_host::HostConfig`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ironic_host::{Grants, HostConfig, Limits, NetworkSource};
+use ironic_host::{Grants, HostConfig, Limits};
+
+use crate::machine::Machine;
 
 /// Where the managers live and what they may touch.
 #[derive(Args, Debug, Clone)]
@@ -57,35 +58,14 @@ pub fn watch_managers(
     }
 }
 
-/// Marker a simulated machine carries (see the `ironic-sim` crate).
-pub fn is_simulated(root: &Path) -> bool {
-    ironic_sim::is_simulated(root)
-}
-
-/// Programs managers may run are looked up here: the system's directories
-/// on the real machine only. Programs take device paths as arguments that
-/// the host does not map (`nvme format /dev/nvme0n1`), so under any other
-/// hardware root they must be that root's stand-ins, never the host's tools.
-fn program_dirs(root: &Path) -> Vec<PathBuf> {
-    if root != Path::new("/") {
-        vec![root.join(".ironic-sim/bin")]
-    } else {
-        [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect()
-    }
-}
-
 impl HostFlags {
-    pub fn host_config(&self) -> anyhow::Result<HostConfig> {
+    /// The machine these flags name (see [`Machine::at`]).
+    pub fn machine(&self) -> anyhow::Result<Machine> {
+        Machine::at(&self.hardware_root)
+    }
+
+    /// The host's configuration on `machine`.
+    pub fn host_config(&self, machine: &Machine) -> anyhow::Result<HostConfig> {
         let grants = match &self.grants {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -94,25 +74,18 @@ impl HostFlags {
             }
             None => Grants::builtin(),
         };
-        let root = &self.hardware_root;
-        let network = if is_simulated(root) {
-            NetworkSource::File(root.join(".ironic-sim/addresses.json"))
-        } else {
-            NetworkSource::Live
-        };
-        let cache_dir = self.cache_dir.clone().or_else(|| {
-            // A simulated machine keeps its cache beside it, so `make run`
-            // and the tests never write outside their own directories.
-            is_simulated(root).then(|| root.join(".ironic-sim/cache"))
-        });
         Ok(HostConfig {
             managers_dir: self.managers_dir.clone(),
-            cache_dir,
-            hardware_root: root.clone(),
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .or_else(|| machine.default_cache_dir()),
+            hardware_root: machine.root().to_path_buf(),
             grants,
             limits: Limits::default(),
-            program_dirs: program_dirs(root),
-            network,
+            program_dirs: machine.program_dirs(),
+            network: machine.network(),
+            faults_file: machine.faults_file(),
         })
     }
 }

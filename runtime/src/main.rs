@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 mod cli;
 mod host_setup;
+mod machine;
+mod managers;
 mod run;
+mod settings;
 
 /// Ironic's deploy agent; hardware managers run as sandboxed WebAssembly
 /// components. Without a subcommand it runs the agent.
@@ -127,26 +130,29 @@ fn start() -> anyhow::Result<()> {
         cli::init_logging(false, false);
         return dispatch(cli, None);
     };
+    let machine = machine::Machine::at(&root)?;
     let mut load = ironic_config::LoadOptions {
-        hardware_root: root.clone(),
+        hardware_root: machine.root().to_path_buf(),
         cli: ipa_flags,
         ..Default::default()
     }
     .with_process_env();
-    // A simulated machine must not pick up this host's /etc configuration.
-    if !host_setup::is_simulated(&root) {
+    if machine.reads_etc() {
         load = load.ipa_default_paths();
     }
     let config = ironic_config::load(&load)?;
     cli::init_logging(config.bool("debug"), config.bool("use_json"));
     config.log_warnings();
-    dispatch(cli, Some(config))
+    dispatch(cli, Some((machine, config)))
 }
 
-fn dispatch(cli: Cli, config: Option<ironic_config::Config>) -> anyhow::Result<()> {
+fn dispatch(
+    cli: Cli,
+    config: Option<(machine::Machine, ironic_config::Config)>,
+) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Config { .. }) => {
-            let config = config.context("configuration not loaded")?;
+            let (_, config) = config.context("configuration not loaded")?;
             print!("{}", ironic_config::render(&config));
             Ok(())
         }
@@ -168,12 +174,13 @@ fn dispatch(cli: Cli, config: Option<ironic_config::Config>) -> anyhow::Result<(
         }) => cli::sim_create(&dir, machine.as_deref()),
         None => {
             let flags = cli.agent;
-            let config = config.context("configuration not loaded")?;
+            let (machine, config) = config.context("configuration not loaded")?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(run::run_agent(run::RunOptions {
+                machine,
                 host: flags.host,
                 standalone: flags.standalone,
                 config,

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use ironic_host::{HostConfig, NetworkSource};
+use ironic_sim::SimMachine;
+
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,4 +106,17 @@ pub fn gzip_base64(data: &[u8], scratch: &Path, wrap: u32) -> String {
         .expect("gzip | base64");
     assert!(out.status.success());
     String::from_utf8(out.stdout).expect("base64 is ASCII")
+}
+
+/// What the agent binary configures for the managers in `managers_dir` on
+/// the simulated machine `sim` (its stand-ins, addresses and faults), with
+/// the compile cache the test processes share.
+pub fn sim_host_config(managers_dir: &Path, sim: &SimMachine) -> HostConfig {
+    HostConfig {
+        cache_dir: Some(shared_cwasm_cache()),
+        program_dirs: vec![sim.bin_dir()],
+        network: NetworkSource::File(sim.addresses_file()),
+        faults_file: Some(sim.faults_file()),
+        ..HostConfig::new(managers_dir, &sim.root)
+    }
 }

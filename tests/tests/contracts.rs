@@ -8,10 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use agent_tests::{guest_component, shared_cwasm_cache, workspace_root};
-use ironic_host::{
-    Capabilities, ContractVersion, Grants, Host, HostConfig, Limits, NetworkSource, StepKind,
-};
+use agent_tests::sim_host_config;
+use agent_tests::{guest_component, workspace_root};
+use ironic_host::{Capabilities, ContractVersion, Grants, Host, HostConfig, StepKind};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -74,13 +73,8 @@ fn rig() -> Rig {
         );
     }
     let config = HostConfig {
-        managers_dir: managers.clone(),
-        cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: sim.root.clone(),
         grants,
-        limits: Limits::default(),
-        program_dirs: vec![sim.bin_dir()],
-        network: NetworkSource::File(sim.addresses_file()),
+        ..sim_host_config(&managers, &sim)
     };
     Rig {
         _tmp: tmp,

@@ -2,11 +2,11 @@
 //! overrides `get-system-vendor-info`; the generic manager (support 1)
 //! answers the rest of the inventory. Every-manager calls merge both.
 
-use std::path::Path;
 use std::sync::Mutex;
 
+use agent_tests::sim_host_config;
 use agent_tests::{managers_dir, shared_cwasm_cache, workspace_root};
-use ironic_host::{DispatchError, Grants, Host, HostConfig, Limits, NetworkSource, StepKind};
+use ironic_host::{DispatchError, Host, HostConfig, StepKind};
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -24,16 +24,7 @@ fn fixture() -> Fixture {
     let desc_path = workspace_root().join("tests/machines/nvme-uefi.toml");
     let desc = ironic_sim::MachineDescription::from_file(&desc_path).expect("machine description");
     let sim = ironic_sim::create(&desc, machine.path()).expect("simulated machine");
-    let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
-        cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: sim.root.clone(),
-        grants: Grants::builtin(),
-        limits: Limits::default(),
-        program_dirs: vec![sim.bin_dir()],
-        network: NetworkSource::File(sim.addresses_file()),
-    })
-    .expect("host starts");
+    let host = Host::start(sim_host_config(managers.path(), &sim)).expect("host starts");
     Fixture {
         host,
         _machine: machine,
@@ -232,13 +223,8 @@ fn a_call_nobody_answers_is_named_in_the_error() {
     let managers = managers_dir(&[("test_manager_override", "override")]);
     let root = tempfile::tempdir().expect("root");
     let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
         cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: root.path().to_path_buf(),
-        grants: Grants::builtin(),
-        limits: Limits::default(),
-        program_dirs: vec![],
-        network: NetworkSource::File(Path::new("/nonexistent").to_path_buf()),
+        ..HostConfig::new(managers.path(), root.path())
     })
     .expect("host");
     let err = host

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use ironic_host::{Capabilities, Grants, Host, HostConfig, Limits, NetworkSource, StepKind};
+use ironic_host::{Capabilities, Grants, Host, HostConfig, StepKind};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -68,13 +68,10 @@ impl Rig {
             Capabilities::parse(&manifest, "manifest.toml").expect("manifest parses"),
         );
         let host = Host::start(HostConfig {
-            managers_dir: managers,
             cache_dir: Some(agent_tests::target_dir().join("erase-test-cache")),
-            hardware_root: sim.root.clone(),
             grants,
-            limits: Limits::default(),
             program_dirs: vec![bin.clone(), sim.bin_dir()],
-            network: NetworkSource::File(sim.addresses_file()),
+            ..agent_tests::sim_host_config(&managers, &sim)
         })
         .expect("host starts");
         Rig {

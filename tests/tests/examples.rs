@@ -22,10 +22,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use agent_tests::sim_host_config;
 use agent_tests::{managers_dir, shared_cwasm_cache, target_dir, workspace_root};
 use ironic_host::{
-    Capabilities, DispatchError, Grants, Host, HostConfig, Limits, ManifestSource, NetworkSource,
-    StepKind,
+    Capabilities, DispatchError, Grants, Host, HostConfig, Limits, ManifestSource, StepKind,
 };
 use serde_json::{json, Value};
 
@@ -116,13 +116,8 @@ fn warm_cache(dir: &Path) {
     let machine = tempfile::tempdir().unwrap();
     let sim = ironic_sim::create(&default_machine(None), machine.path()).unwrap();
     let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
-        cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: sim.root.clone(),
         grants: grants_with_examples(),
-        limits: Limits::default(),
-        program_dirs: vec![sim.bin_dir()],
-        network: NetworkSource::File(sim.addresses_file()),
+        ..sim_host_config(managers.path(), &sim)
     })
     .expect("host starts with both examples");
     assert_eq!(host.managers().len(), 3, "{:?}", host.rejected());
@@ -231,17 +226,14 @@ fn try_fixture(
         .unwrap();
     }
     let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
         cache_dir: opts.cache.then(shared_cwasm_cache),
-        hardware_root: sim.root.clone(),
         grants: if opts.grants {
             grants_with_examples()
         } else {
             Grants::builtin()
         },
         limits: opts.limits,
-        program_dirs: vec![sim.bin_dir()],
-        network: NetworkSource::File(sim.addresses_file()),
+        ..sim_host_config(managers.path(), &sim)
     });
     (
         host,

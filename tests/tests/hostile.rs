@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use agent_tests::{managers_dir, shared_cwasm_cache, stand_in_program};
 use ironic_host::{
-    DispatchError, Grants, Host, HostConfig, HostError, Limits, NetworkSource, SandboxFailure,
-    StepKind,
+    DispatchError, Grants, Host, HostConfig, HostError, Limits, SandboxFailure, StepKind,
 };
 use serde_json::{json, Value};
 
@@ -30,9 +29,7 @@ fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &Path)
     text.push_str(grants);
     let grants = Grants::from_toml(&text, Path::new("hostile-grants.toml")).expect("grants");
     let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
         cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: root.path().to_path_buf(),
         grants,
         limits: Limits {
             memory_bytes: 64 * 1024 * 1024,
@@ -41,7 +38,7 @@ fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &Path)
             output_cap: 1024 * 1024,
         },
         program_dirs: vec![programs.path().to_path_buf()],
-        network: NetworkSource::File(root.path().join(".ironic-sim/addresses.json")),
+        ..HostConfig::new(managers.path(), root.path())
     })
     .expect("host starts");
     assert_eq!(
@@ -344,15 +341,7 @@ fn unusable_components_are_rejected_and_the_rest_load() {
     let managers = managers_dir(&[("test_manager_override", "override")]);
     std::fs::write(managers.path().join("garbage.wasm"), b"not a component").expect("write");
     let root = tempfile::tempdir().expect("root");
-    let config = HostConfig {
-        managers_dir: managers.path().to_path_buf(),
-        cache_dir: None,
-        hardware_root: root.path().to_path_buf(),
-        grants: Grants::builtin(),
-        limits: Limits::default(),
-        program_dirs: vec![],
-        network: NetworkSource::File(root.path().join("none.json")),
-    };
+    let config = HostConfig::new(managers.path(), root.path());
     let host = Host::start(config.clone()).expect("override loads");
     assert_eq!(host.managers().len(), 1);
     let rejected = host.rejected();

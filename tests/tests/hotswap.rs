@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use agent_tests::{guest_component, managers_dir, shared_cwasm_cache};
 use ironic_host::{
-    DispatchError, Grants, Host, HostConfig, HostError, Limits, LoadedFrom, NetworkSource,
-    StepKind, WatchOptions,
+    DispatchError, Grants, Host, HostConfig, HostError, Limits, LoadedFrom, StepKind, WatchOptions,
 };
 use serde_json::{json, Value};
 
@@ -35,17 +34,14 @@ fn config(dir: &Path, root: &Path, cache: Option<PathBuf>) -> HostConfig {
     // `generic` gets more.
     let grants = Grants::builtin();
     HostConfig {
-        managers_dir: dir.to_path_buf(),
         cache_dir: cache,
-        hardware_root: root.to_path_buf(),
         grants,
         limits: Limits {
             call_timeout: Duration::from_secs(10),
             step_timeout: Duration::from_secs(30),
             ..Limits::default()
         },
-        program_dirs: vec![],
-        network: NetworkSource::File(root.join("none.json")),
+        ..HostConfig::new(dir, root)
     }
 }
 

@@ -5,8 +5,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use agent_tests::{managers_dir, shared_cwasm_cache, workspace_root};
-use ironic_host::{Grants, Host, HostConfig, Limits, NetworkSource};
+use agent_tests::sim_host_config;
+use agent_tests::{managers_dir, workspace_root};
+use ironic_host::Host;
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 
@@ -23,16 +24,7 @@ fn fixture(desc: &MachineDescription) -> Fixture {
     let managers = managers_dir(&[("generic_manager", "generic")]);
     let root = tempfile::tempdir().expect("machine dir");
     let sim = ironic_sim::create(desc, root.path()).expect("simulated machine");
-    let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
-        cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: sim.root.clone(),
-        grants: Grants::builtin(),
-        limits: Limits::default(),
-        program_dirs: vec![sim.bin_dir()],
-        network: NetworkSource::File(sim.addresses_file()),
-    })
-    .expect("host starts");
+    let host = Host::start(sim_host_config(managers.path(), &sim)).expect("host starts");
     Fixture {
         host,
         sim,

@@ -11,8 +11,9 @@
 //!
 //! The default rule picks sda; every hint below picks another disk.
 
-use agent_tests::{managers_dir, shared_cwasm_cache, workspace_root};
-use ironic_host::{DispatchError, Grants, Host, HostConfig, Limits, NetworkSource};
+use agent_tests::sim_host_config;
+use agent_tests::{managers_dir, workspace_root};
+use ironic_host::{DispatchError, Host};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 
@@ -30,16 +31,7 @@ fn fixture() -> Fixture {
     let managers = managers_dir(&[("generic_manager", "generic")]);
     let root = tempfile::tempdir().expect("machine dir");
     let sim = ironic_sim::create(&desc, root.path()).expect("simulated machine");
-    let host = Host::start(HostConfig {
-        managers_dir: managers.path().to_path_buf(),
-        cache_dir: Some(shared_cwasm_cache()),
-        hardware_root: sim.root.clone(),
-        grants: Grants::builtin(),
-        limits: Limits::default(),
-        program_dirs: vec![sim.bin_dir()],
-        network: NetworkSource::File(sim.addresses_file()),
-    })
-    .expect("host starts");
+    let host = Host::start(sim_host_config(managers.path(), &sim)).expect("host starts");
     Fixture {
         host,
         _sim: sim,

@@ -179,7 +179,10 @@ async fn main() -> anyhow::Result<()> {
     let state = AgentState::new(
         ApiConfig::new(addr, root.path()),
         Arc::new(Idle),
-        Arc::new(Recorder::new(root.path())),
+        Arc::new(Recorder::new(
+            root.path(),
+            root.path().join("actions.jsonl"),
+        )),
     );
     state.set_token(Some(TOKEN.into()));
     for _ in 0..50 {

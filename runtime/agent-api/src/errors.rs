@@ -9,75 +9,133 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ironic_steps::StepKind;
 use serde::{Deserialize, Serialize};
 
 /// Default `details` of the RESTError family when none is given.
 pub const DEFAULT_DETAILS: &str = "An unexpected error occurred. Please try back later.";
 
-/// IPA's error catalogue: class name → (code, message). agent-api.md §8.
-const CATALOGUE: &[(&str, u16, &str)] = &[
-    ("RESTError", 500, "An error occurred"),
-    ("InvalidContentError", 400, "Invalid request body"),
-    ("InvalidCommandError", 400, "Invalid command"),
-    ("InvalidCommandParamsError", 400, "Invalid command parameters"),
-    ("NotFound", 404, "Not found"),
-    ("RequestedObjectNotFoundError", 404, "Not found"),
-    ("DeviceNotFound", 404, "Error finding the disk or partition device to deploy the image onto"),
-    ("CommandExecutionError", 500, "Command execution failed"),
-    ("AgentIsBusy", 409, "Agent is busy"),
-    ("ContainerNotPermittedError", 500, "Container image not permitted"),
-    ("IronicAPIError", 500, "Error in call to agent-api"),
-    ("HeartbeatError", 500, "Error heartbeating to agent API"),
-    ("HeartbeatConflictError", 500, "ConflictError heartbeating to agent API"),
-    (
-        "HeartbeatConnectionError",
-        500,
-        "Error attempting to heartbeat - Possible transitory network failure or blocking port may be present.",
-    ),
-    ("LookupNodeError", 500, "Error getting configuration from Ironic"),
-    ("LookupAgentIPError", 500, "Error finding IP for Ironic Agent"),
-    ("ImageDownloadError", 500, "Error downloading image"),
-    ("ImageDownloadOutofSpaceError", 500, "Error downloading image"),
-    ("ImageDownloadFatalError", 500, "Error downloading image"),
-    ("ImageDownloadTimeoutError", 408, "Image download timeout"),
-    ("ImageChecksumError", 500, "Error verifying image checksum"),
-    ("ImageWriteError", 500, "Error writing image to device"),
-    ("SystemRebootError", 500, "Error rebooting system"),
-    ("BlockDeviceEraseError", 500, "Error erasing block device"),
-    ("BlockDeviceError", 500, "Block device caused unknown error"),
-    ("SoftwareRAIDError", 500, "Software RAID caused unknown error"),
-    ("VirtualMediaBootError", 500, "Configuring agent from virtual media failed"),
-    ("ExtensionError", 500, "An error occurred"),
-    ("UnknownNodeError", 500, "Agent is not associated with an Ironic node"),
-    ("HardwareManagerNotFound", 500, "No valid HardwareManager found"),
-    ("HardwareManagerMethodNotFound", 500, "No HardwareManager found to handle method"),
-    ("HardwareManagerConfigurationError", 500, "Hardware manager configuration error"),
-    ("IncompatibleHardwareMethodError", 500, "HardwareManager method is not compatible with hardware"),
-    (
-        "VersionMismatch",
-        409,
-        "Hardware managers version mismatch, reload agent with correct version",
-    ),
-    ("CleaningError", 500, "Clean step failed"),
-    ("DeploymentError", 500, "Deploy step failed"),
-    ("ServicingError", 500, "Service step failed"),
-    ("InvalidImage", 500, "The provided image is not valid for use"),
-    ("ClockSyncError", 500, "Error syncing system clock"),
-    ("IncompatibleNumaFormatError", 500, "Error in NUMA node data format"),
-    ("InvalidMetricConfig", 500, "Invalid value for metrics config option."),
-    (
-        "MetricsNotSupported",
-        500,
-        "Metrics action is not supported. You may need to adjust the [metrics] section in ironic.conf.",
-    ),
-];
+/// Declares [`ErrorClass`] from IPA's catalogue: variant = (class name,
+/// code, fixed message).
+macro_rules! error_classes {
+    ($($variant:ident = ($name:literal, $code:literal, $message:literal),)*) => {
+        /// An IPA error class (`ironic_python_agent/errors.py`): each has a
+        /// fixed code and message. [`ErrorClass::Other`] is any other class
+        /// name: a Python exception class (`TypeError`), or one a hardware
+        /// manager chose.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum ErrorClass {
+            $(
+                #[doc = concat!("`", $name, "`: ", $message)]
+                $variant,
+            )*
+            /// A class outside IPA's catalogue.
+            Other(String),
+        }
 
-/// Looks a class name up in IPA's catalogue: `(code, message)`.
-pub fn catalogue(error_type: &str) -> Option<(u16, &'static str)> {
-    CATALOGUE
-        .iter()
-        .find(|(name, _, _)| *name == error_type)
-        .map(|(_, code, message)| (*code, *message))
+        impl ErrorClass {
+            /// The class name on the wire (`command_error.type`).
+            pub fn name(&self) -> &str {
+                match self {
+                    $(ErrorClass::$variant => $name,)*
+                    ErrorClass::Other(name) => name,
+                }
+            }
+
+            /// `(code, message)` of a catalogue class.
+            pub fn catalogue(&self) -> Option<(u16, &'static str)> {
+                match self {
+                    $(ErrorClass::$variant => Some(($code, $message)),)*
+                    ErrorClass::Other(_) => None,
+                }
+            }
+
+            /// The class named `name` (a catalogue class when it is one).
+            pub fn from_name(name: &str) -> ErrorClass {
+                match name {
+                    $($name => ErrorClass::$variant,)*
+                    other => ErrorClass::Other(other.to_string()),
+                }
+            }
+        }
+    };
+}
+
+// IPA's catalogue (`ironic_python_agent/errors.py`): class, code, message.
+error_classes! {
+    RestError = ("RESTError", 500, "An error occurred"),
+    InvalidContentError = ("InvalidContentError", 400, "Invalid request body"),
+    InvalidCommandError = ("InvalidCommandError", 400, "Invalid command"),
+    InvalidCommandParamsError = ("InvalidCommandParamsError", 400, "Invalid command parameters"),
+    NotFound = ("NotFound", 404, "Not found"),
+    RequestedObjectNotFoundError = ("RequestedObjectNotFoundError", 404, "Not found"),
+    DeviceNotFound = ("DeviceNotFound", 404, "Error finding the disk or partition device to deploy the image onto"),
+    CommandExecutionError = ("CommandExecutionError", 500, "Command execution failed"),
+    AgentIsBusy = ("AgentIsBusy", 409, "Agent is busy"),
+    ContainerNotPermittedError = ("ContainerNotPermittedError", 500, "Container image not permitted"),
+    IronicAPIError = ("IronicAPIError", 500, "Error in call to agent-api"),
+    HeartbeatError = ("HeartbeatError", 500, "Error heartbeating to agent API"),
+    HeartbeatConflictError = ("HeartbeatConflictError", 500, "ConflictError heartbeating to agent API"),
+    HeartbeatConnectionError = ("HeartbeatConnectionError", 500, "Error attempting to heartbeat - Possible transitory network failure or blocking port may be present."),
+    LookupNodeError = ("LookupNodeError", 500, "Error getting configuration from Ironic"),
+    LookupAgentIPError = ("LookupAgentIPError", 500, "Error finding IP for Ironic Agent"),
+    ImageDownloadError = ("ImageDownloadError", 500, "Error downloading image"),
+    ImageDownloadOutofSpaceError = ("ImageDownloadOutofSpaceError", 500, "Error downloading image"),
+    ImageDownloadFatalError = ("ImageDownloadFatalError", 500, "Error downloading image"),
+    ImageDownloadTimeoutError = ("ImageDownloadTimeoutError", 408, "Image download timeout"),
+    ImageChecksumError = ("ImageChecksumError", 500, "Error verifying image checksum"),
+    ImageWriteError = ("ImageWriteError", 500, "Error writing image to device"),
+    SystemRebootError = ("SystemRebootError", 500, "Error rebooting system"),
+    BlockDeviceEraseError = ("BlockDeviceEraseError", 500, "Error erasing block device"),
+    BlockDeviceError = ("BlockDeviceError", 500, "Block device caused unknown error"),
+    SoftwareRAIDError = ("SoftwareRAIDError", 500, "Software RAID caused unknown error"),
+    VirtualMediaBootError = ("VirtualMediaBootError", 500, "Configuring agent from virtual media failed"),
+    ExtensionError = ("ExtensionError", 500, "An error occurred"),
+    UnknownNodeError = ("UnknownNodeError", 500, "Agent is not associated with an Ironic node"),
+    HardwareManagerNotFound = ("HardwareManagerNotFound", 500, "No valid HardwareManager found"),
+    HardwareManagerMethodNotFound = ("HardwareManagerMethodNotFound", 500, "No HardwareManager found to handle method"),
+    HardwareManagerConfigurationError = ("HardwareManagerConfigurationError", 500, "Hardware manager configuration error"),
+    IncompatibleHardwareMethodError = ("IncompatibleHardwareMethodError", 500, "HardwareManager method is not compatible with hardware"),
+    VersionMismatch = ("VersionMismatch", 409, "Hardware managers version mismatch, reload agent with correct version"),
+    CleaningError = ("CleaningError", 500, "Clean step failed"),
+    DeploymentError = ("DeploymentError", 500, "Deploy step failed"),
+    ServicingError = ("ServicingError", 500, "Service step failed"),
+    InvalidImage = ("InvalidImage", 500, "The provided image is not valid for use"),
+    ClockSyncError = ("ClockSyncError", 500, "Error syncing system clock"),
+    IncompatibleNumaFormatError = ("IncompatibleNumaFormatError", 500, "Error in NUMA node data format"),
+    InvalidMetricConfig = ("InvalidMetricConfig", 500, "Invalid value for metrics config option."),
+    MetricsNotSupported = ("MetricsNotSupported", 500, "Metrics action is not supported. You may need to adjust the [metrics] section in ironic.conf."),
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<&str> for ErrorClass {
+    fn from(name: &str) -> Self {
+        ErrorClass::from_name(name)
+    }
+}
+
+impl PartialEq<&str> for ErrorClass {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl Serialize for ErrorClass {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorClass {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(ErrorClass::from_name(&name))
+    }
 }
 
 /// The IPA error object carried in `command_error` (agent-api.md §8).
@@ -86,9 +144,9 @@ pub fn catalogue(error_type: &str) -> Option<(u16, &'static str)> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{error_type}: {message}: {details}")]
 pub struct AgentError {
-    /// IPA's error class name (`CleaningError`, `TypeError`, ...).
+    /// IPA's error class (`CleaningError`, `TypeError`, ...).
     #[serde(rename = "type")]
-    pub error_type: String,
+    pub error_type: ErrorClass,
     /// The class's HTTP-like code (informational; the HTTP status stays 200).
     pub code: u16,
     /// The class's fixed message.
@@ -101,10 +159,11 @@ impl AgentError {
     /// An error of a catalogue class with its standard code and message.
     /// Unknown class names (a manager's own error type) get code 500 and the
     /// RESTError message, as an IPA RESTError subclass without overrides would.
-    pub fn new(error_type: &str, details: impl Into<String>) -> Self {
-        let (code, message) = catalogue(error_type).unwrap_or((500, "An error occurred"));
+    pub fn new(error_type: impl Into<ErrorClass>, details: impl Into<String>) -> Self {
+        let error_type = error_type.into();
+        let (code, message) = error_type.catalogue().unwrap_or((500, "An error occurred"));
         Self {
-            error_type: error_type.to_string(),
+            error_type,
             code,
             message: message.to_string(),
             details: details.into(),
@@ -116,7 +175,7 @@ impl AgentError {
     /// serialise these (agent-api.md §9); we record them cleanly instead.
     pub fn exception(class: &str, details: impl Into<String>) -> Self {
         Self {
-            error_type: class.to_string(),
+            error_type: ErrorClass::from_name(class),
             code: 500,
             message: "Command execution failed".to_string(),
             details: details.into(),
@@ -125,23 +184,23 @@ impl AgentError {
 
     /// `CommandExecutionError` with the given details.
     pub fn command_execution(details: impl Into<String>) -> Self {
-        Self::new("CommandExecutionError", details)
+        Self::new(ErrorClass::CommandExecutionError, details)
     }
 
     /// `InvalidCommandParamsError` with the given details.
     pub fn invalid_params(details: impl Into<String>) -> Self {
-        Self::new("InvalidCommandParamsError", details)
+        Self::new(ErrorClass::InvalidCommandParamsError, details)
     }
 
     /// `InvalidCommandError` with the given details.
     pub fn invalid_command(details: impl Into<String>) -> Self {
-        Self::new("InvalidCommandError", details)
+        Self::new(ErrorClass::InvalidCommandError, details)
     }
 
     /// `HardwareManagerMethodNotFound`: no manager implements `method`.
     pub fn method_not_found(method: &str) -> Self {
         Self::new(
-            "HardwareManagerMethodNotFound",
+            ErrorClass::HardwareManagerMethodNotFound,
             format!("Could not find method: {method}"),
         )
     }
@@ -150,8 +209,10 @@ impl AgentError {
     /// with HTTP 400 instead of recording a result.
     pub fn is_invalid_content(&self) -> bool {
         matches!(
-            self.error_type.as_str(),
-            "InvalidContentError" | "InvalidCommandError" | "InvalidCommandParamsError"
+            self.error_type,
+            ErrorClass::InvalidContentError
+                | ErrorClass::InvalidCommandError
+                | ErrorClass::InvalidCommandParamsError
         )
     }
 
@@ -239,7 +300,7 @@ impl HttpFault {
     /// 409 while an async command runs.
     pub fn busy(command_name: &str) -> Self {
         Self::from_agent_error(&AgentError::new(
-            "AgentIsBusy",
+            ErrorClass::AgentIsBusy,
             format!("executing command {command_name}"),
         ))
     }
@@ -247,7 +308,7 @@ impl HttpFault {
     /// 404 for an unknown command id.
     pub fn result_not_found(id: &str) -> Self {
         Self::from_agent_error(&AgentError::new(
-            "RequestedObjectNotFoundError",
+            ErrorClass::RequestedObjectNotFoundError,
             format!("Command Result with id {id} not found."),
         ))
     }
@@ -255,7 +316,7 @@ impl HttpFault {
     /// 404 for an unknown extension.
     pub fn extension_not_found(ext: &str) -> Self {
         Self::from_agent_error(&AgentError::new(
-            "RequestedObjectNotFoundError",
+            ErrorClass::RequestedObjectNotFoundError,
             format!("Extension with id {ext} not found."),
         ))
     }
@@ -280,13 +341,60 @@ impl IntoResponse for HttpFault {
             "Client"
         };
         let body = serde_json::json!({"faultcode": faultcode, "faultstring": self.faultstring});
-        let mut response = crate::server::json_response(self.status, &body);
+        let mut response = json_response(self.status, &body);
         if let Some(allow) = self.allow {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
+    }
+}
+
+/// IPA's wrapper error class for unexpected failures of `kind` steps.
+pub fn step_wrapper_class(kind: StepKind) -> ErrorClass {
+    match kind {
+        StepKind::Clean => ErrorClass::CleaningError,
+        StepKind::Deploy => ErrorClass::DeploymentError,
+        StepKind::Service => ErrorClass::ServicingError,
+    }
+}
+
+/// The wrapper error for a non-IPA failure of step `name`, worded as IPA
+/// does: `Unexpected exception performing clean step <name>. <Class>: <text>`.
+pub fn step_failure(kind: StepKind, name: &str, exc_class: &str, text: &str) -> AgentError {
+    AgentError::new(
+        step_wrapper_class(kind),
+        format!(
+            "Unexpected exception performing {} step {name}. {exc_class}: {text}",
+            kind.as_str()
+        ),
+    )
+}
+
+/// A JSON response with `Content-Type: application/json` (no charset, as IPA).
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => {
+            let text = format!(
+                "{{\"faultcode\": \"Server\", \"faultstring\": {}}}",
+                serde_json::Value::String(e.to_string())
+            );
+            let mut r = (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
     }
 }
 

@@ -9,7 +9,10 @@
 //! * [`managers::Managers`]: the only way the engine reaches hardware managers.
 //! * [`system_actions::SystemActions`]: power, network and logs, real or recorded.
 //! * [`native_steps`]: steps the agent runs itself (the image pipeline's
-//!   `write_image`), listed beside the managers' steps.
+//!   `write_image`, `load_manager`), listed beside the managers' steps;
+//!   each extension registers its own.
+//! * [`device`]: the only way a device the managers name becomes a path
+//!   the agent writes to.
 //!
 //! Extra wire behaviour beyond IPA (documented deliberately):
 //! * a running async command shows manager-reported progress as
@@ -21,10 +24,10 @@
 // Tests may unwrap: a panic is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod device;
 pub mod engine;
 pub mod errors;
 pub mod extensions;
-pub mod load_manager;
 pub mod managers;
 pub mod native_steps;
 pub mod server;
@@ -38,13 +41,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::watch;
 
-pub use engine::{CommandRecord, CommandStatus, CommandEngine};
-pub use errors::{AgentError, HttpFault};
+pub use engine::{CommandEngine, CommandRecord, CommandStatus};
+pub use errors::{AgentError, ErrorClass, HttpFault};
 /// The image pipeline, re-exported so the agent binary configures
 /// [`ImageSettings`] without its own dependency on it.
 pub use ironic_image;
-pub use load_manager::LoadedManagerInfo;
-pub use managers::{deduplicate_steps, ManagerSteps, Managers, StepKind};
+pub use managers::{deduplicate_steps, LoadedManagerInfo, ManagerSteps, Managers, StepKind};
 pub use server::{router, serve};
 pub use system_actions::{RealSystem, Recorder, SystemAction, SystemActions};
 
@@ -72,6 +74,10 @@ pub struct ApiConfig {
     /// Root of the hardware view: `/` on a real machine, the fixture tree of
     /// a simulated one. Rescue files are written under it.
     pub hardware_root: PathBuf,
+    /// How the deploy runs the machine's programs (`mkfs`, `efibootmgr`):
+    /// chosen by whoever decided what machine this is (the agent binary).
+    /// Default: none at all.
+    pub programs: ironic_image::programs::ProgramRunner,
     /// Agent version reported by `/v1/status` (and in heartbeats).
     pub version: String,
     /// When the agent's run sequence began (UNIX seconds).
@@ -107,6 +113,7 @@ impl ApiConfig {
             listen,
             standalone: false,
             hardware_root: hardware_root.into(),
+            programs: ironic_image::programs::ProgramRunner::none(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: unix_now(),
             tls: false,
@@ -163,15 +170,23 @@ impl AgentState {
         managers: Arc<dyn Managers>,
         system: Arc<dyn SystemActions>,
     ) -> Self {
+        let extensions = extensions::all();
+        // Without the image pipeline the managers own `write_image` (what
+        // the API's tests with fake managers rely on).
         let native = if config.image.is_some() {
-            native_steps::NativeSteps::builtin()
+            native_steps::NativeSteps::new(
+                extensions
+                    .iter()
+                    .flat_map(|e| e.native_steps.iter().cloned())
+                    .collect(),
+            )
         } else {
             native_steps::NativeSteps::default()
         };
         Self {
             inner: Arc::new(Inner {
                 config,
-                engine: CommandEngine::new(extensions::all()),
+                engine: CommandEngine::new(extensions),
                 token: token::TokenHolder::default(),
                 managers,
                 system,

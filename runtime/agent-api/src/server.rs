@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::errors::HttpFault;
+use crate::errors::{json_response, HttpFault};
 use crate::system_actions::SystemAction;
 use crate::token::query_param;
 use crate::{AgentState, StopReason};
@@ -25,32 +25,6 @@ const GET_HEAD_POST: &str = "HEAD, GET, POST";
 
 /// How long in-flight requests may take to finish once a stop was requested.
 const STOP_GRACE: Duration = Duration::from_secs(2);
-
-/// A JSON response with `Content-Type: application/json` (no charset, as IPA).
-pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut r = (status, bytes).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        Err(e) => {
-            let text = format!(
-                "{{\"faultcode\": \"Server\", \"faultstring\": {}}}",
-                Value::String(e.to_string())
-            );
-            let mut r = (StatusCode::INTERNAL_SERVER_ERROR, text).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-    }
-}
 
 /// The agent's router (no listener attached).
 pub fn router(state: AgentState) -> Router {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::errors::AgentError;
+use crate::errors::{AgentError, ErrorClass};
 
 /// A machine-level action requested by a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +96,13 @@ impl SystemActions for RealSystem {
             SystemAction::Sync => run("sync", &[]),
             SystemAction::PowerOff => {
                 let _ = run("sync", &[]);
-                run("poweroff", &[]).map_err(|e| AgentError::new("SystemRebootError", e.details))
+                run("poweroff", &[])
+                    .map_err(|e| AgentError::new(ErrorClass::SystemRebootError, e.details))
             }
             SystemAction::Reboot => {
                 let _ = run("sync", &[]);
-                run("reboot", &[]).map_err(|e| AgentError::new("SystemRebootError", e.details))
+                run("reboot", &[])
+                    .map_err(|e| AgentError::new(ErrorClass::SystemRebootError, e.details))
             }
             SystemAction::NetworkDown => {
                 for iface in interfaces(&self.root) {
@@ -166,23 +168,26 @@ impl SystemActions for RealSystem {
 /// Records actions for a simulated machine instead of performing them.
 #[derive(Debug, Clone)]
 pub struct Recorder {
+    /// The simulated machine's hardware root (logs and interfaces are read
+    /// under it).
     root: PathBuf,
+    /// One JSON object per recorded action.
+    actions_file: PathBuf,
 }
 
 impl Recorder {
-    /// A recorder for the simulated machine whose hardware root is `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+    /// A recorder for the simulated machine whose hardware root is `root`,
+    /// appending to `actions_file`.
+    pub fn new(root: impl Into<PathBuf>, actions_file: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            actions_file: actions_file.into(),
+        }
     }
 
-    /// `<root>/.ironic-sim/actions.jsonl`.
-    pub fn actions_file(root: &Path) -> PathBuf {
-        root.join(".ironic-sim").join("actions.jsonl")
-    }
-
-    /// Reads back every recorded action (tests use this).
-    pub fn read_actions(root: &Path) -> Vec<Value> {
-        std::fs::read_to_string(Self::actions_file(root))
+    /// Reads back every action recorded in `actions_file` (tests use this).
+    pub fn read_actions(actions_file: &Path) -> Vec<Value> {
+        std::fs::read_to_string(actions_file)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -190,7 +195,7 @@ impl Recorder {
     }
 
     fn append(&self, line: &Value) -> std::io::Result<()> {
-        let path = Self::actions_file(&self.root);
+        let path = &self.actions_file;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -369,10 +374,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("sys/class/net/eth0")).unwrap();
         std::fs::create_dir_all(dir.path().join("sys/class/net/lo")).unwrap();
-        let r = Recorder::new(dir.path());
+        let actions = dir.path().join("actions.jsonl");
+        let r = Recorder::new(dir.path(), &actions);
         r.perform(SystemAction::Sync).unwrap();
         r.perform(SystemAction::NetworkDown).unwrap();
-        let actions = Recorder::read_actions(dir.path());
+        let actions = Recorder::read_actions(&actions);
         assert_eq!(actions.len(), 2);
         assert_eq!(actions[0]["action"], "sync");
         assert_eq!(actions[1]["action"], "network_down");
@@ -387,7 +393,8 @@ mod tests {
         std::fs::write(dir.path().join("proc/cmdline"), "ipa-debug=1\n").unwrap();
         std::fs::write(dir.path().join("var/log/big"), vec![b'x'; 5000]).unwrap();
         std::fs::write(dir.path().join("var/log/sub/small"), "hello").unwrap();
-        let members = Recorder::new(dir.path()).collect_logs(1000);
+        let members =
+            Recorder::new(dir.path(), dir.path().join("actions.jsonl")).collect_logs(1000);
         let total: usize = members.iter().map(|m| m.data.len()).sum();
         assert!(total <= 1000);
         assert_eq!(members[0].name, "proc/cmdline");

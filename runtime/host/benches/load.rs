@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ironic_host::{Grants, Host, HostConfig, Limits, NetworkSource, StepKind};
+use ironic_host::{Host, HostConfig, NetworkSource, StepKind};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -49,13 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = ironic_sim::create(&desc, machine.path())?;
     let cache = tempfile::tempdir()?;
     let config = |cache_dir: Option<PathBuf>| HostConfig {
-        managers_dir: managers.path().to_path_buf(),
         cache_dir,
-        hardware_root: sim.root.clone(),
-        grants: Grants::builtin(),
-        limits: Limits::default(),
         program_dirs: vec![sim.bin_dir()],
         network: NetworkSource::File(sim.addresses_file()),
+        ..HostConfig::new(managers.path(), &sim.root)
     };
 
     let cold = time(3, || Host::start(config(None)).map(drop));

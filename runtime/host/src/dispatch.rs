@@ -119,7 +119,7 @@ impl Host {
         let (node, ports) = (node.to_string(), ports.to_string());
         let call = format!("get-steps {}", kind.as_str());
         let answers = self.every_manager(&call, self.env.limits.call_timeout, |i, s| {
-            i.call_get_steps(s, kind.to_wit(), &node, &ports)
+            i.call_get_steps(s, crate::bindings::step_kind_to_wit(kind), &node, &ports)
         })?;
         Ok(answers
             .into_iter()
@@ -148,7 +148,14 @@ impl Host {
         let (tx, rx) = std::sync::mpsc::channel::<(Option<u8>, String)>();
         let run_step = |tx: ProgressSender| {
             self.first_answer(&call, timeout, Some(&tx), |i, s| {
-                i.call_execute_step(s, kind.to_wit(), name, &node, &ports, &args)
+                i.call_execute_step(
+                    s,
+                    crate::bindings::step_kind_to_wit(kind),
+                    name,
+                    &node,
+                    &ports,
+                    &args,
+                )
             })
         };
         let run = &run_step;

@@ -11,6 +11,7 @@ pub mod capabilities;
 mod dispatch;
 mod engine;
 mod error;
+mod install;
 mod inventory;
 pub mod manifest;
 mod policy;
@@ -25,9 +26,13 @@ pub use artifact::{cache_key, ArtifactError, LoadedFrom};
 pub use bindings::ContractVersion;
 pub use engine::COMPILER;
 pub use error::{DispatchError, HostError, SandboxFailure};
+pub use install::Installed;
+pub use ironic_steps::{ManagerSteps, StepKind};
 pub use manifest::{Capabilities, CommandCaps, DiskCaps, MachineCaps, ManifestSource};
 pub use policy::{normalise_path, Grants};
-pub use registry::{precompile, validate, Host, Precompiled, ReloadReport, Validation};
+pub use registry::{
+    manager_name_is_valid, precompile, validate, Host, Precompiled, ReloadReport, Validation,
+};
 pub use watch::{WatchHandle, WatchOptions};
 
 /// Per-call resource limits.
@@ -60,9 +65,11 @@ pub enum NetworkSource {
     /// The machine's real interfaces (getifaddrs).
     Live,
     /// A JSON list `[{"interface":"eth0","family":"ipv4","address":"192.0.2.10"}]`
-    /// (the simulated machine writes `<root>/.ironic-sim/addresses.json`);
-    /// a missing file means no addresses.
+    /// (a simulated machine's addresses file); a missing file means no
+    /// addresses.
     File(PathBuf),
+    /// No addresses at all.
+    None,
 }
 
 /// How the host is set up.
@@ -83,35 +90,26 @@ pub struct HostConfig {
     pub program_dirs: Vec<PathBuf>,
     /// Source of interface addresses.
     pub network: NetworkSource,
+    /// A simulated machine's fault-injection file
+    /// ([`capabilities::faults`]); `None` on the real machine.
+    pub faults_file: Option<PathBuf>,
 }
 
-/// Ironic's step families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StepKind {
-    /// Cleaning.
-    Clean,
-    /// Deployment.
-    Deploy,
-    /// Servicing.
-    Service,
-}
-
-impl StepKind {
-    fn to_wit(self) -> bindings::latest::ironic::hardware::types::StepKind {
-        use bindings::latest::ironic::hardware::types::StepKind as W;
-        match self {
-            StepKind::Clean => W::Clean,
-            StepKind::Deploy => W::Deploy,
-            StepKind::Service => W::Service,
-        }
-    }
-
-    /// `clean`, `deploy` or `service`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepKind::Clean => "clean",
-            StepKind::Deploy => "deploy",
-            StepKind::Service => "service",
+impl HostConfig {
+    /// A host for the managers in `managers_dir` on the machine at
+    /// `hardware_root`, with the built-in grants, default limits, no compile
+    /// cache, no programs, no network addresses and no faults: callers set
+    /// what their machine has.
+    pub fn new(managers_dir: impl Into<PathBuf>, hardware_root: impl Into<PathBuf>) -> Self {
+        HostConfig {
+            managers_dir: managers_dir.into(),
+            cache_dir: None,
+            hardware_root: hardware_root.into(),
+            grants: Grants::builtin(),
+            limits: Limits::default(),
+            program_dirs: Vec::new(),
+            network: NetworkSource::None,
+            faults_file: None,
         }
     }
 }
@@ -150,15 +148,4 @@ pub struct RejectedManager {
     pub file: PathBuf,
     /// Why it was rejected (or not used, for support 0).
     pub reason: String,
-}
-
-/// One manager's answer to `get-steps`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ManagerSteps {
-    /// The manager's id (keys Ironic's step map).
-    pub id: String,
-    /// Its support level (dedup tie-break).
-    pub support: u32,
-    /// Steps as Ironic's JSON dicts.
-    pub steps: Vec<serde_json::Value>,
 }

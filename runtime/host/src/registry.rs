@@ -155,7 +155,7 @@ impl ComponentLoader {
                 })?;
         let env = Arc::new(Environment {
             root,
-            simulated: !crate::capabilities::faults::is_real_root(&config.hardware_root),
+            faults_file: config.faults_file.clone(),
             program_dirs: config.program_dirs.clone(),
             network: config.network.clone(),
             limits: config.limits.clone(),
@@ -305,6 +305,9 @@ pub struct Host {
     /// Serialises writers (reload, add, remove, the watcher) so that two
     /// changes never build on the same snapshot and lose one another.
     update: Mutex<()>,
+    /// Serialises [`Host::install_component`] (one staging and rename at a
+    /// time).
+    pub(crate) installing: Mutex<()>,
     pub(crate) loader: ComponentLoader,
     // Declared last: stops ticking after the managers are gone.
     _ticker: EpochTicker,
@@ -338,6 +341,17 @@ fn manager_error_text(e: &ManagerError) -> String {
             None => f.details.clone(),
         },
     }
+}
+
+/// A manager name that is safe as a file stem: letters, digits, `_`, `-`
+/// (not first), at most 64 characters.
+pub fn manager_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn manager_name(file: &Path) -> anyhow::Result<String> {
@@ -408,6 +422,7 @@ impl Host {
             env: loader.env.clone(),
             current: RwLock::new(Arc::new(Registry::default())),
             update: Mutex::new(()),
+            installing: Mutex::new(()),
             loader,
             _ticker: ticker,
         };

@@ -27,8 +27,8 @@ const GUEST_OUTPUT_CAP: usize = 64 * 1024;
 pub(crate) struct Environment {
     /// The hardware root, opened once; capabilities resolve inside it.
     pub root: Dir,
-    /// The root is not `/`: a simulated machine, whose fault file applies.
-    pub simulated: bool,
+    /// A simulated machine's faults file (never set for the real machine).
+    pub faults_file: Option<PathBuf>,
     pub program_dirs: Vec<PathBuf>,
     pub network: NetworkSource,
     pub limits: Limits,
@@ -280,7 +280,7 @@ impl CallState {
             .expect("policy");
         let env = Environment {
             root: Dir::open_ambient_dir(root, cap_std::ambient_authority()).expect("root"),
-            simulated: !crate::capabilities::faults::is_real_root(root),
+            faults_file: Some(root.join("faults.toml")),
             program_dirs: vec![],
             network: NetworkSource::File(root.join("addresses.json")),
             limits: Limits::default(),

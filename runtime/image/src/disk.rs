@@ -11,7 +11,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
@@ -19,10 +18,6 @@ use crate::error::ImageError;
 use crate::partition::PartitionPlan;
 
 const MIB: u64 = 1 << 20;
-/// `BLKSSZGET` = `_IO(0x12, 104)`: logical sector size.
-const BLKSSZGET: libc::c_ulong = 0x1268;
-/// `BLKRRPART` = `_IO(0x12, 95)`: re-read the partition table.
-const BLKRRPART: libc::c_ulong = 0x125f;
 
 /// One partition as created on the disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,15 +84,7 @@ impl Disk {
         }
         let size = file.seek(SeekFrom::End(0)).map_err(io_fail(path, "size"))?;
         let sector = if is_block {
-            let mut ss: libc::c_int = 0;
-            // SAFETY: BLKSSZGET writes one int through the pointer, which
-            // is valid for the duration of the call.
-            let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKSSZGET as _, &mut ss) };
-            if rc == 0 && ss > 0 {
-                ss as u64
-            } else {
-                512
-            }
+            blockdev::logical_sector_size(&file).map_or(512, u64::from)
         } else {
             512
         };
@@ -295,33 +282,14 @@ fn write_msdos(path: &Path, d: Disk, plan: &PartitionPlan) -> Result<Layout, Ima
 /// (`BLKRRPART`, what `partprobe` does). Nothing to do for a regular file.
 /// Retried a few times: udev may briefly hold the device after a write.
 pub fn reread_partition_table(disk: &Path) -> Result<(), ImageError> {
-    let meta = std::fs::metadata(disk).map_err(io_fail(disk, "stat"))?;
-    if !meta.file_type().is_block_device() {
+    if !blockdev::is_block_device(disk) {
         return Ok(());
     }
     let file = File::open(disk).map_err(io_fail(disk, "open"))?;
-    let mut last = None;
-    for attempt in 0..10 {
-        // SAFETY: BLKRRPART takes no argument; the descriptor is open.
-        let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKRRPART as _, 0) };
-        if rc == 0 {
-            tracing::debug!(disk = %disk.display(), attempt, "partition table re-read");
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EBUSY) {
-            return Err(fail(disk, format!("re-reading the partition table: {e}")));
-        }
-        last = Some(e);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    Err(fail(
-        disk,
-        format!(
-            "re-reading the partition table: {}",
-            last.map(|e| e.to_string()).unwrap_or_default()
-        ),
-    ))
+    blockdev::reread_partitions_retrying(&file, 10)
+        .map_err(|e| fail(disk, format!("re-reading the partition table: {e}")))?;
+    tracing::debug!(disk = %disk.display(), "partition table re-read");
+    Ok(())
 }
 
 /// `sgdisk -e` (images.md §6.1): when the disk holds a GPT whose backup
@@ -678,11 +646,6 @@ pub fn copy_into(disk: &Path, offset: u64, limit: u64, src: &Path) -> Result<u64
     }
     out.sync_data().map_err(io_fail(disk, "sync"))?;
     Ok(done)
-}
-
-/// True when `path` is a block device (a real disk, not a simulated one).
-pub fn is_block_device(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 #[cfg(test)]

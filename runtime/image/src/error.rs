@@ -101,6 +101,11 @@ pub enum ImageError {
     #[error("Partitioning {device}: {message}")]
     Partition { device: PathBuf, message: String },
 
+    /// The disk shows no partition table after the image was written
+    /// (IPA's wording, from `standby.py` `_write_image`).
+    #[error("No partitions found on the device {device} after writing the image {image_id}.")]
+    NoPartitions { device: String, image_id: String },
+
     /// A helper program (mkfs, mkswap) failed or could not be run.
     #[error("{program} failed for {device}: {message}")]
     Program {
@@ -132,6 +137,7 @@ impl ImageError {
                 "ImageWriteError"
             }
             ImageError::ConfigDrive { .. }
+            | ImageError::NoPartitions { .. }
             | ImageError::Partition { .. }
             | ImageError::Program { .. }
             | ImageError::Internal(_) => "DeploymentError",

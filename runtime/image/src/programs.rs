@@ -3,12 +3,13 @@
 //! directories, no shell, a clean environment (`LC_ALL=C`), a deadline,
 //! capped output.
 //!
-//! On the real machine (hardware root `/`) the system directories are
-//! searched. Under any other root (a simulated machine) only its stand-ins
-//! in `<root>/.ironic-sim/bin` are: the arguments are the machine's device
-//! paths (`/dev/sda1`), which the host's tools must never see. A program a
-//! simulated machine does not provide is skipped and the skip recorded in
-//! `<root>/.ironic-sim/actions.jsonl`, so a test sees exactly what would
+//! Which runner a machine gets is the agent binary's decision, made once
+//! with the machine itself: the real machine searches the system's
+//! directories ([`ProgramRunner::system`]); a simulated one only its
+//! stand-ins ([`ProgramRunner::stand_ins`]), because the arguments are the
+//! machine's device paths (`/dev/sda1`), which the host's tools must never
+//! see. A program a simulated machine does not provide is skipped and the
+//! skip recorded in its actions file, so a test sees exactly what would
 //! have run.
 
 use std::io::{Read, Write};
@@ -57,44 +58,63 @@ pub enum ProgramError {
     TimedOut { program: String, timeout: Duration },
 }
 
+/// The system's program directories, searched in this order on the real
+/// machine.
+pub const SYSTEM_PROGRAM_DIRS: [&str; 6] = [
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// How long one program may run.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Resolves and runs programs for one machine.
 #[derive(Debug, Clone)]
 pub struct ProgramRunner {
     dirs: Vec<PathBuf>,
-    /// Simulated machine: its root (skips are recorded there).
-    sim_root: Option<PathBuf>,
+    /// Simulated machine: the file skipped programs are recorded in.
+    skips_recorded_in: Option<PathBuf>,
     timeout: Duration,
 }
 
 impl ProgramRunner {
-    /// The runner for the machine whose hardware root is `root`.
-    pub fn for_root(root: &Path) -> ProgramRunner {
-        if root == Path::new("/") {
-            let dirs = [
-                "/usr/local/sbin",
-                "/usr/local/bin",
-                "/usr/sbin",
-                "/usr/bin",
-                "/sbin",
-                "/bin",
-            ];
-            ProgramRunner {
-                dirs: dirs.iter().map(PathBuf::from).collect(),
-                sim_root: None,
-                timeout: Duration::from_secs(600),
-            }
-        } else {
-            ProgramRunner {
-                dirs: vec![root.join(".ironic-sim/bin")],
-                sim_root: Some(root.to_path_buf()),
-                timeout: Duration::from_secs(600),
-            }
+    /// The real machine's runner: the system's directories; a missing
+    /// program is an error.
+    pub fn system() -> ProgramRunner {
+        ProgramRunner {
+            dirs: SYSTEM_PROGRAM_DIRS.iter().map(PathBuf::from).collect(),
+            skips_recorded_in: None,
+            timeout: PROGRAM_TIMEOUT,
+        }
+    }
+
+    /// A simulated machine's runner: only the stand-ins in `bin_dir`; a
+    /// program without one is skipped and recorded in `actions_file`.
+    pub fn stand_ins(bin_dir: PathBuf, actions_file: PathBuf) -> ProgramRunner {
+        ProgramRunner {
+            dirs: vec![bin_dir],
+            skips_recorded_in: Some(actions_file),
+            timeout: PROGRAM_TIMEOUT,
+        }
+    }
+
+    /// A runner that finds no program at all (every run fails): for
+    /// configurations that never run programs.
+    pub fn none() -> ProgramRunner {
+        ProgramRunner {
+            dirs: Vec::new(),
+            skips_recorded_in: None,
+            timeout: PROGRAM_TIMEOUT,
         }
     }
 
     /// True on a simulated machine.
     pub fn is_simulated(&self) -> bool {
-        self.sim_root.is_some()
+        self.skips_recorded_in.is_some()
     }
 
     /// The executable `program` resolves to, if any.
@@ -112,9 +132,9 @@ impl ProgramRunner {
     /// real machine and a recorded skip on a simulated one.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<Outcome, ProgramError> {
         let Some(path) = self.find(program) else {
-            if let Some(root) = &self.sim_root {
+            if let Some(actions) = &self.skips_recorded_in {
                 tracing::warn!(program, ?args, "simulated machine has no stand-in; not run");
-                record_skip(root, program, args);
+                record_skip(actions, program, args);
                 return Ok(Outcome::Skipped);
             }
             let searched: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
@@ -209,18 +229,17 @@ impl ProgramRunner {
     }
 }
 
-fn record_skip(root: &Path, program: &str, args: &[&str]) {
-    let path = root.join(".ironic-sim/actions.jsonl");
+fn record_skip(path: &Path, program: &str, args: &[&str]) {
     let line = serde_json::json!({
         "action": "program_skipped",
         "program": program,
         "args": args,
-        "reason": "no stand-in in .ironic-sim/bin",
+        "reason": "no stand-in on the simulated machine",
     });
     let res = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
     if let Err(e) = res {
         tracing::warn!(path = %path.display(), error = %e, "could not record a skipped program");
@@ -236,7 +255,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let root = dir.path();
         std::fs::create_dir_all(root.join(".ironic-sim/bin")).expect("bin");
-        let r = ProgramRunner::for_root(root);
+        let r = ProgramRunner::stand_ins(
+            root.join(".ironic-sim/bin"),
+            root.join(".ironic-sim/actions.jsonl"),
+        );
         // `sh` exists on the host but is not a stand-in: skipped, recorded.
         assert!(matches!(
             r.run("sh", &["-c", "exit 3"]),

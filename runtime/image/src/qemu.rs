@@ -18,6 +18,17 @@ pub(crate) struct QemuImg<'a> {
     pub(crate) attempts: u32,
 }
 
+impl<'a> QemuImg<'a> {
+    /// The converter as the write options configure it.
+    pub(crate) fn new(opts: &'a crate::WriteOptions) -> QemuImg<'a> {
+        QemuImg {
+            bin: &opts.qemu_img,
+            mem_limit_mib: opts.convert_memory_limit_mib,
+            attempts: opts.convert_attempts,
+        }
+    }
+}
+
 /// What `qemu-img info --output=json` says about the work file.
 #[derive(Debug, Clone)]
 pub(crate) struct QemuInfo {

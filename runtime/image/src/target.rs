@@ -76,10 +76,6 @@ impl AlignedBuf {
     }
 }
 
-/// `BLKZEROOUT` = `_IO(0x12, 127)`: zero a byte range of a block device,
-/// letting the device use WRITE ZEROES / UNMAP when it can.
-const BLKZEROOUT: libc::c_ulong = 0x127f;
-
 /// An open deploy target: a block device or a regular file standing in for one.
 pub(crate) struct Device {
     path: PathBuf,
@@ -269,15 +265,7 @@ impl Device {
             if !offset.is_multiple_of(512) || !len.is_multiple_of(512) {
                 Err(io::Error::from_raw_os_error(libc::EINVAL))
             } else {
-                let range: [u64; 2] = [offset, len];
-                // SAFETY: BLKZEROOUT reads a `[u64; 2]` (start, length) from
-                // the pointer, which is valid for the duration of the call.
-                let rc = unsafe { libc::ioctl(fd, BLKZEROOUT as _, range.as_ptr()) };
-                if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
+                blockdev::zero_out(&self.buffered, offset, len)
             }
         } else if self.punch_unsupported {
             Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))

@@ -65,7 +65,7 @@ fn efibootmgr_gets_the_exact_arguments_and_duplicates_are_replaced() {
     .expect("plan");
     let layout = ironic_image::create_partition_table(&disk, &plan).expect("table");
     let esp = layout.get("efi system partition").expect("esp");
-    let runner = ProgramRunner::for_root(&sim.root);
+    let runner = ProgramRunner::stand_ins(sim.bin_dir(), sim.actions_file());
 
     // Freshly made ESP without a FAT: nothing to register.
     assert!(!ironic_image::efi::manage_uefi(&runner, "/dev/sda", &disk, None).expect("manage"));
@@ -141,7 +141,7 @@ fn a_boot_csv_names_the_loader_and_the_label() {
             ("EFI/centos/shimx64.efi", b"MZ"),
         ],
     );
-    let runner = ProgramRunner::for_root(&sim.root);
+    let runner = ProgramRunner::stand_ins(sim.bin_dir(), sim.actions_file());
     // Found through the ESP's PARTUUID as Ironic passes it.
     assert!(
         ironic_image::efi::manage_uefi(&runner, "/dev/sda", &disk, Some(&esp.part_uuid))

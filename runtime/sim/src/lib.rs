@@ -125,6 +125,33 @@ impl SimMachine {
     pub fn addresses_file(&self) -> PathBuf {
         self.root.join(SIM_DIR).join("addresses.json")
     }
+
+    /// Where power, network and skipped-program actions are recorded
+    /// instead of performed: one JSON object per line.
+    pub fn actions_file(&self) -> PathBuf {
+        self.root.join(SIM_DIR).join("actions.jsonl")
+    }
+
+    /// Faults injected into the disks capability (see the host's
+    /// `capabilities::faults`); may be absent.
+    pub fn faults_file(&self) -> PathBuf {
+        self.root.join(SIM_DIR).join("faults.toml")
+    }
+
+    /// The compile cache of managers run on this machine, beside it, so
+    /// nothing a simulated machine does writes outside its directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join(SIM_DIR).join("cache")
+    }
+
+    /// Every action recorded in [`SimMachine::actions_file`], oldest first.
+    pub fn recorded_actions(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.actions_file())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
 }
 
 /// `true` when `root` holds a simulated machine (same as

@@ -14,9 +14,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::{opt, req, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
-use crate::errors::AgentError;
-use crate::native_steps::device_in_root;
+use crate::device::device_in_root;
+use crate::engine::{handler, opt, req, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
+use crate::errors::{AgentError, ErrorClass};
 use ironic_image::programs::ProgramRunner;
 
 const PARAMS: &[Param] = &[
@@ -38,8 +38,9 @@ pub fn extension() -> Extension {
             params: PARAMS,
             extra_kwargs: false,
             validator: None,
-            handler: install_bootloader,
+            handler: handler(install_bootloader),
         }],
+        native_steps: Vec::new(),
     }
 }
 
@@ -73,7 +74,7 @@ fn install_bootloader(ctx: Ctx, params: Map<String, Value>) -> CommandFuture {
                 "ramdisk boot mode differs from the target boot mode");
         }
 
-        let runner = ProgramRunner::for_root(&root);
+        let runner = ctx.state.config().programs.clone();
         if uefi && runner.find("efibootmgr").is_none() {
             tracing::warn!("efibootmgr is not available; UEFI boot entries not managed");
         } else if uefi {
@@ -104,7 +105,7 @@ fn install_bootloader(ctx: Ctx, params: Map<String, Value>) -> CommandFuture {
             ))
         } else {
             AgentError::new(
-                "InvalidImage",
+                ErrorClass::InvalidImage,
                 format!(
                     "Legacy bootloader installation is disabled (CVE-2026-43003 mitigation); \
                      cannot install a boot loader for root uuid {root_uuid}. \
@@ -143,5 +144,10 @@ async fn manage_uefi(
     })
     .await
     .map_err(|e| AgentError::command_execution(format!("UEFI boot entry task failed: {e}")))?
-    .map_err(|e| AgentError::new("CommandExecutionError", format!("UEFI boot entry: {e}")))
+    .map_err(|e| {
+        AgentError::new(
+            ErrorClass::CommandExecutionError,
+            format!("UEFI boot entry: {e}"),
+        )
+    })
 }

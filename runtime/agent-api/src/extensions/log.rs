@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use crate::engine::{CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
+use crate::engine::{handler, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
 use crate::errors::AgentError;
 use crate::system_actions::LogMember;
 
@@ -23,8 +23,9 @@ pub fn extension() -> Extension {
             params: NO_PARAMS,
             extra_kwargs: false,
             validator: None,
-            handler: collect_system_logs,
+            handler: handler(collect_system_logs),
         }],
+        native_steps: Vec::new(),
     }
 }
 

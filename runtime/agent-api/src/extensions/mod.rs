@@ -1,24 +1,32 @@
-//! The command extensions (commands.md §2), one module each.
+//! The command extensions, one module each (IPA
+//! `ironic_python_agent/extensions/`), plus the native `load_manager` step.
 
-pub mod clean;
-pub mod deploy;
 pub mod image;
+pub mod load_manager;
 pub mod log;
 pub mod poll;
 pub mod rescue;
-pub mod service;
 pub mod standby;
 mod steps;
 pub mod system;
 
 use crate::engine::Extension;
+use crate::managers::StepKind;
 
-/// Every built-in extension.
+/// Every built-in extension, with the native steps each owns.
 pub fn all() -> Vec<Extension> {
+    let mut clean = steps::extension(StepKind::Clean);
+    clean
+        .native_steps
+        .push(load_manager::native_step(StepKind::Clean));
+    let mut service = steps::extension(StepKind::Service);
+    service
+        .native_steps
+        .push(load_manager::native_step(StepKind::Service));
     vec![
-        clean::extension(),
-        deploy::extension(),
-        service::extension(),
+        clean,
+        steps::extension(StepKind::Deploy),
+        service,
         poll::extension(),
         log::extension(),
         system::extension(),

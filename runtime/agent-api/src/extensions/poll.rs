@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::{opt, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
+use crate::engine::{handler, opt, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
 use crate::errors::AgentError;
 
 const NO_PARAMS: &[Param] = &[];
@@ -21,7 +21,7 @@ pub fn extension() -> Extension {
                 params: NO_PARAMS,
                 extra_kwargs: false,
                 validator: None,
-                handler: get_hardware_info,
+                handler: handler(get_hardware_info),
             },
             CommandDef {
                 name: "set_node_info",
@@ -29,9 +29,10 @@ pub fn extension() -> Extension {
                 params: SET_PARAMS,
                 extra_kwargs: false,
                 validator: None,
-                handler: set_node_info,
+                handler: handler(set_node_info),
             },
         ],
+        native_steps: Vec::new(),
     }
 }
 

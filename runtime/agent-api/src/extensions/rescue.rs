@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
-use crate::engine::{opt, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
+use crate::engine::{handler, opt, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
 use crate::errors::AgentError;
 use crate::StopReason;
 
@@ -33,8 +33,9 @@ pub fn extension() -> Extension {
             params: PARAMS,
             extra_kwargs: false,
             validator: None,
-            handler: finalize_rescue,
+            handler: handler(finalize_rescue),
         }],
+        native_steps: Vec::new(),
     }
 }
 

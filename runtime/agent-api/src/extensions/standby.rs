@@ -17,15 +17,16 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ironic_image::programs::ProgramRunner;
 use ironic_image::{ImageError, ImageInfo};
 use serde_json::{json, Map, Value};
 
+use crate::device::device_in_root;
 use crate::engine::{
-    opt, req, CommandDef, CommandError, CommandFuture, Ctx, Extension, Mode, Param,
+    handler, opt, req, CommandDef, CommandError, CommandFuture, Ctx, Extension, Mode, Param,
 };
 use crate::errors::AgentError;
-use crate::native_steps::{device_in_root, StepCall};
+use crate::managers::StepKind;
+use crate::native_steps::{NativeStep, StepCall};
 use crate::system_actions::SystemAction;
 use crate::{AgentState, ImageSettings};
 
@@ -34,17 +35,26 @@ const PREPARE_PARAMS: &[Param] = &[req("image_info"), opt("configdrive")];
 
 /// The extension's commands.
 pub fn extension() -> Extension {
-    let cmd = |name, mode, handler| CommandDef {
+    let cmd = |name, mode, handler_fn: fn(Ctx, Map<String, Value>) -> CommandFuture| CommandDef {
         name,
         mode,
         params: NO_PARAMS,
         extra_kwargs: false,
         validator: None,
-        handler,
+        handler: handler(handler_fn),
     };
     Extension {
         name: "standby",
         class: "StandbyExtension",
+        native_steps: vec![NativeStep {
+            kind: StepKind::Deploy,
+            name: "write_image",
+            priority: 0,
+            interface: "deploy",
+            handler: write_image_step,
+            abortable: false,
+            argsinfo: &[],
+        }],
         commands: vec![
             CommandDef {
                 name: "prepare_image",
@@ -52,7 +62,7 @@ pub fn extension() -> Extension {
                 params: PREPARE_PARAMS,
                 extra_kwargs: false,
                 validator: Some(validate_prepare_image),
-                handler: prepare_image,
+                handler: handler(prepare_image),
             },
             cmd("sync", Mode::Sync, sync),
             cmd("get_partition_uuids", Mode::Sync, get_partition_uuids),
@@ -142,7 +152,7 @@ fn prepare_image(ctx: Ctx, mut params: Map<String, Value>) -> CommandFuture {
 /// The native `write_image` deploy step: `write_image(node, ports,
 /// image_info, configdrive=None)` runs `prepare_image` and returns its
 /// command result, `{"result": "prepare_image: <message>"}`.
-pub(crate) fn write_image_step(ctx: Ctx, mut call: StepCall) -> CommandFuture {
+fn write_image_step(ctx: Ctx, mut call: StepCall) -> CommandFuture {
     Box::pin(async move {
         let Some(info) = call.kwargs.remove("image_info") else {
             return Err(CommandError::Exception {
@@ -204,69 +214,28 @@ async fn run_prepare_image(
         .state
         .written_image()
         .is_some_and(|(id, dev)| id == info.id && dev == target);
-    let mut opts = settings.write.clone();
-    opts.progress = Some(progress_reporter(ctx, &info.id, &device));
-    let partition = info.is_partition_image();
     if already {
+        // The image and its config drive are on the disk: writing again
+        // would only add a second config drive partition. Still checked.
         tracing::info!(image = %info.id, %device, "image already written by this agent; not writing it again");
-    } else if partition {
+        let (id, dev_name, path) = (info.id.clone(), device.clone(), target.clone());
+        ctx.blocking(move || {
+            ironic_image::check_partition_table(&id, &dev_name, &path).map_err(image_error)
+        })
+        .await?;
+    } else {
         // A failed or partial write must not be mistaken for this image later.
         ctx.state.set_written_image(None);
-        let req = partition_request(
-            ctx,
-            node.as_ref(),
-            &info,
-            &device,
-            &target,
-            configdrive.clone(),
-        )
-        .await;
-        let runner = ProgramRunner::for_root(&root);
-        let report = ironic_image::deploy_partition_image(&info, &req, &opts, &runner)
+        let req = deploy_request(ctx, node.as_ref(), &info, &device, &target, configdrive).await;
+        let mut opts = settings.write.clone();
+        opts.progress = Some(progress_reporter(ctx, &info.id, &device));
+        let runner = ctx.state.config().programs.clone();
+        let report = ironic_image::deploy_image(&info, &req, &opts, &runner)
             .await
             .map_err(image_error)?;
         tracing::info!(image = %info.id, %device, bytes = report.write.bytes, root_uuid = %report.root_uuid,
-            "partition image written");
+            partition = info.is_partition_image(), "image deployed");
         ctx.state.set_partition_uuids(report.partition_uuids);
-    } else {
-        ctx.state.set_written_image(None);
-        let report = ironic_image::write_image(&info, &target, &opts)
-            .await
-            .map_err(image_error)?;
-        tracing::info!(image = %info.id, %device, bytes = report.bytes, streamed = report.streamed,
-            elapsed_ms = report.elapsed.as_millis() as u64, "image written");
-        // §4.1/§4.2 step 4: GPT fix-up (errors ignored, as IPA), then the
-        // kernel re-reads the table.
-        let path = target.clone();
-        let dev_name = device.clone();
-        ctx.blocking(move || {
-            if let Err(e) = ironic_image::fix_gpt_backup(&path) {
-                tracing::warn!(device = %dev_name, error = %e, "GPT fix-up failed; ignored");
-            }
-            if let Err(e) = ironic_image::reread_partition_table(&path) {
-                tracing::warn!(device = %dev_name, error = %e, "re-reading the partition table failed");
-            }
-            Ok(Value::Null)
-        })
-        .await?;
-    }
-
-    // §2.1 step 5: the partition-table sanity check, both image kinds.
-    let (id, dev_name, path) = (info.id.clone(), device.clone(), target.clone());
-    let disk_id = ctx
-        .blocking(move || check_written_disk(&id, &dev_name, &path))
-        .await?;
-    if !partition && !already {
-        // §2.1 step 6: the whole-disk config drive partition. Skipped for an
-        // image this agent already wrote: it has its config drive, and a
-        // drive without a `config-2` label would get a second partition.
-        if let Some(cd) = configdrive.as_deref() {
-            let part = ironic_image::write_whole_disk_configdrive(&target, &device, cd, &opts)
-                .await
-                .map_err(image_error)?;
-            tracing::info!(%device, partition = part.number, "config drive written for the whole-disk image");
-        }
-        ctx.state.set_partition_uuids(json!({"root uuid": disk_id}));
     }
     ctx.state.set_written_image(Some((info.id.clone(), target)));
     let uuids = ctx.state.partition_uuids();
@@ -290,30 +259,35 @@ async fn run_prepare_image(
     Ok(message)
 }
 
-/// What the partition layout depends on (images.md §5.1 inputs): boot mode
-/// and table type from the node (hardware-managers.md §8), the CPU
-/// architecture from the inventory.
-async fn partition_request(
+/// The deploy request for `info` (IPA `_write_image` inputs): the install
+/// device, the config drive, and what a partition layout depends on: boot
+/// mode and table type from the node (IPA `get_node_boot_mode`,
+/// `get_disk_label`), the CPU architecture from the inventory (asked only
+/// for partition images).
+async fn deploy_request(
     ctx: &Ctx,
     node: Option<&Value>,
     info: &ImageInfo,
     device: &str,
     target: &Path,
     configdrive: Option<String>,
-) -> ironic_image::PartitionRequest {
+) -> ironic_image::DeployRequest {
     let root = ctx.state.config().hardware_root.clone();
     let boot_mode = node_boot_mode(node, &root);
     let disk_label = capability(node, "disk_label");
-    let managers = ctx.state.managers();
-    let inventory_arch = ctx
-        .blocking(move || managers.inventory())
-        .await
-        .ok()
-        .and_then(|inv| {
-            inv.pointer("/cpu/architecture")
-                .and_then(Value::as_str)
-                .map(String::from)
-        });
+    let inventory_arch = if info.is_partition_image() {
+        let managers = ctx.state.managers();
+        ctx.blocking(move || managers.inventory())
+            .await
+            .ok()
+            .and_then(|inv| {
+                inv.pointer("/cpu/architecture")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+    } else {
+        None
+    };
     let cpu_arch = inventory_arch
         .or_else(|| {
             node.and_then(|n| n.pointer("/properties/cpu_arch"))
@@ -321,14 +295,14 @@ async fn partition_request(
                 .map(String::from)
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    tracing::info!(image = %info.id, %device, %boot_mode, ?disk_label, %cpu_arch, "partition image layout inputs");
-    ironic_image::PartitionRequest {
+    tracing::info!(image = %info.id, %device, %boot_mode, ?disk_label, %cpu_arch, "deploy inputs");
+    ironic_image::DeployRequest {
         disk: target.to_path_buf(),
         device: device.to_string(),
+        configdrive,
         boot_mode,
         disk_label,
         cpu_arch,
-        configdrive,
         // IPA's [disk_utils] defaults; not yet configurable in this agent.
         esp_mb: 550,
         bios_boot_mb: 1,
@@ -416,56 +390,9 @@ fn progress_reporter(ctx: &Ctx, id: &str, device: &str) -> ironic_image::BytePro
     })
 }
 
-/// IPA's partition-table sanity check (a whole-disk image without one is
-/// refused) and the `root uuid` (MBR disk identifier, images.md §6.2).
-fn check_written_disk(id: &str, device: &str, path: &Path) -> Result<String, AgentError> {
-    use std::os::unix::fs::FileExt;
-    let io = |what: &str, e: std::io::Error| {
-        AgentError::new(
-            "ImageWriteError",
-            format!("image {id}: {what} {device} ({}): {e}", path.display()),
-        )
-    };
-    let f = std::fs::File::open(path).map_err(|e| io("opening", e))?;
-    let mut head = [0u8; 1024];
-    f.read_exact_at(&mut head, 0)
-        .map_err(|e| io("reading the partition table of", e))?;
-    if !has_partition_table(&head) {
-        return Err(AgentError::new(
-            "DeploymentError",
-            format!("No partitions found on the device {device} after writing the image {id}."),
-        ));
-    }
-    ironic_image::mbr_disk_identifier(path).map_err(|e| io("reading the disk identifier of", e))
-}
-
-/// True when the first sectors hold an MBR with at least one partition, or
-/// a GPT header (what `parted` would list partitions from).
-fn has_partition_table(head: &[u8; 1024]) -> bool {
-    if &head[512..520] == b"EFI PART" {
-        return true;
-    }
-    head[510] == 0x55 && head[511] == 0xAA && (0..4).any(|i| head[446 + i * 16 + 4] != 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_table_detection() {
-        let mut head = [0u8; 1024];
-        assert!(!has_partition_table(&head));
-        head[510] = 0x55;
-        head[511] = 0xAA;
-        // Signature but no entry: parted lists no partition.
-        assert!(!has_partition_table(&head));
-        head[446 + 4] = 0x83;
-        assert!(has_partition_table(&head));
-        let mut gpt = [0u8; 1024];
-        gpt[512..520].copy_from_slice(b"EFI PART");
-        assert!(has_partition_table(&gpt));
-    }
 
     #[test]
     fn node_boot_mode_and_disk_label_follow_ipa() {

@@ -1,16 +1,84 @@
-//! Shared bodies of the step extensions (`clean`, `deploy`, `service`):
-//! listing with deduplication and execution with the version check
-//! (hardware-managers.md §6-§7, commands.md §2.1).
+//! The step extensions `clean`, `deploy` and `service`, one definition
+//! for the three kinds: `get_<kind>_steps` (sync: every manager's steps,
+//! de-duplicated, with the agent's native steps) and `execute_<kind>_step`
+//! (async: the hardware-manager version check, then the native step or the
+//! first manager that handles it). IPA: `extensions/clean.py`,
+//! `deploy.py`, `service.py`.
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::{CommandError, Ctx};
-use crate::errors::{py_repr, AgentError};
+use crate::engine::{handler, opt, req, CommandDef, CommandError, Ctx, Extension, Mode, Param};
+use crate::errors::{py_repr, AgentError, ErrorClass};
 use crate::managers::{deduplicate_steps, StepKind};
 use crate::native_steps::{self, StepCall};
 
+const GET_PARAMS: &[Param] = &[req("node"), req("ports")];
+const CLEAN_PARAMS: &[Param] = &[req("step"), req("node"), req("ports"), opt("clean_version")];
+const DEPLOY_PARAMS: &[Param] = &[
+    req("step"),
+    req("node"),
+    req("ports"),
+    opt("deploy_version"),
+];
+const SERVICE_PARAMS: &[Param] = &[
+    req("step"),
+    req("node"),
+    req("ports"),
+    opt("service_version"),
+];
+
+/// The extension serving steps of `kind`.
+pub fn extension(kind: StepKind) -> Extension {
+    let (name, class, get, execute, exec_params) = match kind {
+        StepKind::Clean => (
+            "clean",
+            "CleanExtension",
+            "get_clean_steps",
+            "execute_clean_step",
+            CLEAN_PARAMS,
+        ),
+        StepKind::Deploy => (
+            "deploy",
+            "DeployExtension",
+            "get_deploy_steps",
+            "execute_deploy_step",
+            DEPLOY_PARAMS,
+        ),
+        StepKind::Service => (
+            "service",
+            "ServiceExtension",
+            "get_service_steps",
+            "execute_service_step",
+            SERVICE_PARAMS,
+        ),
+    };
+    Extension {
+        name,
+        class,
+        commands: vec![
+            CommandDef {
+                name: get,
+                mode: Mode::Sync,
+                params: GET_PARAMS,
+                extra_kwargs: false,
+                validator: None,
+                handler: handler(move |ctx, params| Box::pin(get_steps(ctx, kind, params))),
+            },
+            CommandDef {
+                name: execute,
+                mode: Mode::Async,
+                params: exec_params,
+                extra_kwargs: true,
+                validator: None,
+                handler: handler(move |ctx, params| Box::pin(execute_step(ctx, kind, params))),
+            },
+        ],
+        native_steps: Vec::new(),
+    }
+}
+
 /// `get_<kind>_steps(node, ports)`.
-pub(crate) async fn get_steps(
+async fn get_steps(
     ctx: Ctx,
     kind: StepKind,
     params: Map<String, Value>,
@@ -35,7 +103,7 @@ pub(crate) async fn get_steps(
 }
 
 /// `execute_<kind>_step(step, node, ports, <kind>_version=None, **kwargs)`.
-pub(crate) async fn execute_step(
+async fn execute_step(
     ctx: Ctx,
     kind: StepKind,
     mut params: Map<String, Value>,
@@ -56,7 +124,7 @@ pub(crate) async fn execute_step(
         let current = json!(current);
         if current != provided {
             return Err(AgentError::new(
-                "VersionMismatch",
+                ErrorClass::VersionMismatch,
                 format!(
                     "Current versions: {}, versions used by ironic: {}",
                     py_repr(&current),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::{CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
+use crate::engine::{handler, CommandDef, CommandFuture, Ctx, Extension, Mode, Param};
 use crate::StopReason;
 
 const NO_PARAMS: &[Param] = &[];
@@ -19,8 +19,9 @@ pub fn extension() -> Extension {
             params: NO_PARAMS,
             extra_kwargs: false,
             validator: None,
-            handler: lockdown,
+            handler: handler(lockdown),
         }],
+        native_steps: Vec::new(),
     }
 }
 

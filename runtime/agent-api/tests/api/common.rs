@@ -8,11 +8,12 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use agent_api::ironic_image::programs::ProgramRunner;
+use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -203,6 +204,11 @@ pub fn agent_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestAgent {
     std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 2048 kB\n").unwrap();
     std::fs::write(root.path().join("var/log/messages"), "agent booted\n").unwrap();
     let mut config = ApiConfig::new("127.0.0.1:9999".parse().unwrap(), root.path());
+    // A simulated machine: its stand-ins only, skips recorded with its actions.
+    config.programs = ProgramRunner::stand_ins(
+        root.path().join(".ironic-sim/bin"),
+        actions_file(root.path()),
+    );
     config.version = "13.0.0".into();
     config.started_at = 1700000000.123;
     tweak(&mut config);
@@ -210,7 +216,7 @@ pub fn agent_with(tweak: impl FnOnce(&mut ApiConfig)) -> TestAgent {
     let state = AgentState::new(
         config,
         managers.clone(),
-        Arc::new(Recorder::new(root.path())),
+        Arc::new(Recorder::new(root.path(), actions_file(root.path()))),
     );
     state.set_token(Some(TOKEN.into()));
     let router = agent_api::router(state.clone());
@@ -316,8 +322,13 @@ impl TestAgent {
     }
 
     pub fn actions(&self) -> Vec<Value> {
-        Recorder::read_actions(self.root.path())
+        Recorder::read_actions(&actions_file(self.root.path()))
     }
+}
+
+/// Where the test machine's recorder writes.
+pub fn actions_file(root: &std::path::Path) -> std::path::PathBuf {
+    root.join(".ironic-sim/actions.jsonl")
 }
 
 pub fn node() -> Value {

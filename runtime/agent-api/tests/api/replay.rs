@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use axum::http::{Method, StatusCode};
 use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::common::{FakeManagers, TestAgent, TOKEN};
@@ -91,7 +91,14 @@ fn lab_agent() -> TestAgent {
     let root = tempfile::tempdir().unwrap();
     let config = ApiConfig::new("127.0.0.1:9998".parse().unwrap(), root.path());
     let lab = Arc::new(LabManagers::default());
-    let state = AgentState::new(config, lab.clone(), Arc::new(Recorder::new(root.path())));
+    let state = AgentState::new(
+        config,
+        lab.clone(),
+        Arc::new(Recorder::new(
+            root.path(),
+            root.path().join("actions.jsonl"),
+        )),
+    );
     let _ = lab.state.set(state.clone());
     state.set_token(Some(TOKEN.into()));
     let router = agent_api::router(state.clone());

@@ -28,6 +28,15 @@ use latest::ironic::hardware::types::{
     StepKind, SystemVendor,
 };
 
+/// Ironic's step kind as the contract spells it.
+pub(crate) fn step_kind_to_wit(kind: ironic_steps::StepKind) -> StepKind {
+    match kind {
+        ironic_steps::StepKind::Clean => StepKind::Clean,
+        ironic_steps::StepKind::Deploy => StepKind::Deploy,
+        ironic_steps::StepKind::Service => StepKind::Service,
+    }
+}
+
 /// A version of the `ironic:hardware` contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ContractVersion {

@@ -147,17 +147,17 @@ impl CallState {
     /// The simulated machine's write fault for `name`, if any (never on a
     /// real root).
     fn write_fault(&self, name: &str) -> Result<Option<WriteFault>, DiskError> {
-        if !self.env.simulated {
+        let Some(file) = &self.env.faults_file else {
             return Ok(None);
-        }
-        match self.env.root.read_to_string(faults::FAULTS_FILE) {
+        };
+        match std::fs::read_to_string(file) {
             Ok(text) => {
                 faults::write_fault(&text, name).map_err(|e| DiskError::Io(format!("{name}: {e}")))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(DiskError::Io(format!(
                 "{name}: reading {}: {e}",
-                faults::FAULTS_FILE
+                file.display()
             ))),
         }
     }
@@ -479,6 +479,9 @@ mod tests {
     use super::*;
     use crate::bindings::latest::ironic::hardware::disks::HostDisk;
 
+    /// Where [`CallState::for_test`] looks for faults.
+    const FAULTS: &str = "faults.toml";
+
     fn state(root: &std::path::Path, caps: &str) -> CallState {
         CallState::for_test(
             root,
@@ -583,7 +586,7 @@ mod tests {
         let root = image_root(&["sda", "sdb", "sdc"], size);
         std::fs::create_dir_all(root.path().join(".ironic-sim")).expect("sim dir");
         std::fs::write(
-            root.path().join(faults::FAULTS_FILE),
+            root.path().join(FAULTS),
             "[[write-error]]\ndevice = \"/dev/sdb\"\nafter-bytes = 1048576\n",
         )
         .expect("faults");
@@ -714,7 +717,7 @@ mod tests {
         let root = image_root(&["sda", "sdb"], 64 * 1024);
         std::fs::create_dir_all(root.path().join(".ironic-sim")).expect("sim dir");
         std::fs::write(
-            root.path().join(faults::FAULTS_FILE),
+            root.path().join(FAULTS),
             "[[write-error]]\ndevice = \"/dev/sda\"\nafter-bytes = 8192\n",
         )
         .expect("faults");

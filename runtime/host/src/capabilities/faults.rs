@@ -1,7 +1,8 @@
-//! Fault injection for simulated machines: `<root>/.ironic-sim/faults.toml`
-//! makes chosen disks fail, so the failure paths of managers can be tested
-//! without root, tmpfs or failing hardware. Never read when the hardware
-//! root is `/`.
+//! Fault injection for simulated machines: a faults file (the simulated
+//! machine's `faults.toml`, handed to the host as
+//! [`crate::HostConfig::faults_file`] only for a simulated machine) makes
+//! chosen disks fail, so the failure paths of managers can be tested without
+//! root, tmpfs or failing hardware.
 //!
 //! ```toml
 //! [[write-error]]
@@ -9,12 +10,7 @@
 //! after-bytes = 1048576   # writes reaching past this offset fail with EIO
 //! ```
 
-use std::path::Path;
-
 use serde::Deserialize;
-
-/// Where the faults live, relative to the hardware root.
-pub const FAULTS_FILE: &str = ".ironic-sim/faults.toml";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -37,6 +33,9 @@ pub struct WriteFault {
     pub after_bytes: u64,
 }
 
+/// Named in error messages so a test log says where a failure came from.
+const SOURCE: &str = "the simulated machine's faults file";
+
 impl WriteFault {
     /// How many bytes of a write of `len` at `offset` go through before the
     /// fault, or `None` when the write does not reach it.
@@ -47,20 +46,15 @@ impl WriteFault {
 
     pub fn error(self) -> std::io::Error {
         std::io::Error::other(format!(
-            "Input/output error (simulated: write-error after {} bytes in {FAULTS_FILE})",
+            "Input/output error (simulated: write-error after {} bytes in {SOURCE})",
             self.after_bytes
         ))
     }
 }
 
-/// True when `root` is the machine's real root, where faults are never read.
-pub fn is_real_root(root: &Path) -> bool {
-    std::fs::canonicalize(root).is_ok_and(|p| p == Path::new("/"))
-}
-
 /// The write fault for `device` in `text` (the faults file), if any.
 pub fn write_fault(text: &str, device: &str) -> Result<Option<WriteFault>, String> {
-    let faults: Faults = toml::from_str(text).map_err(|e| format!("{FAULTS_FILE}: {e}"))?;
+    let faults: Faults = toml::from_str(text).map_err(|e| format!("{SOURCE}: {e}"))?;
     Ok(faults
         .write_error
         .iter()
@@ -87,8 +81,6 @@ mod tests {
         assert_eq!(f.allowed(8192, 512), Some(0));
         assert!(write_fault("[[write-eror]]\n", "/dev/sda")
             .expect_err("typo")
-            .contains(FAULTS_FILE));
-        assert!(!is_real_root(Path::new("/tmp")));
-        assert!(is_real_root(Path::new("/")));
+            .contains(SOURCE));
     }
 }

@@ -147,6 +147,7 @@ impl machine::Host for CallState {
         match &self.env.network {
             NetworkSource::Live => live_addresses(),
             NetworkSource::File(path) => file_addresses(path),
+            NetworkSource::None => Ok(Vec::new()),
         }
     }
 }

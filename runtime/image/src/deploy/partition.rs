@@ -1,52 +1,21 @@
-//! Partition-image deployment (IPA `work_on_disk`, images.md §5.1) and the
-//! whole-disk config drive (§5.3), on top of the native table writer
-//! ([`crate::disk`]) and the image pipeline.
+//! Partition images (IPA `ironic_lib/disk_utils.py` `work_on_disk`): wipe,
+//! partition, format the ESP, write the config drive, the image into the
+//! root partition, `mkswap`/`mkfs` swap and ephemeral, then read the UUIDs
+//! Ironic asks for. The table is written natively ([`crate::disk`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use crate::disk::{self, CreatedPartition, Layout};
+use super::{blocking, check_partition_table, DeployReport, DeployRequest};
+use crate::disk::{self, CreatedPartition};
 use crate::error::ImageError;
 use crate::partition::{partition_path, LayoutRequest, PartitionPlan};
 use crate::programs::{ProgramError, ProgramRunner};
-use crate::{ImageInfo, WriteOptions, WriteReport};
+use crate::temp::TempFile;
+use crate::{ImageInfo, WriteOptions};
 
 const MIB: u64 = 1 << 20;
-
-/// What a partition-image deploy needs besides `image_info`.
-#[derive(Debug, Clone)]
-pub struct PartitionRequest {
-    /// The install disk as the agent opens it (`/dev/sda`, or the file
-    /// standing in for it under a simulated root).
-    pub disk: PathBuf,
-    /// The disk as the machine names it (`/dev/sda`): partition paths in
-    /// the result and program arguments derive from it.
-    pub device: String,
-    /// `uefi` or `bios` (the node's boot mode, hardware-managers.md §8).
-    pub boot_mode: String,
-    /// The node's `disk_label` capability.
-    pub disk_label: Option<String>,
-    pub cpu_arch: String,
-    /// The decoded-on-the-fly config drive string (inline or URL), if any.
-    pub configdrive: Option<String>,
-    /// `[disk_utils]efi_system_partition_size` / `bios_boot_partition_size`.
-    pub esp_mb: u64,
-    pub bios_boot_mb: u64,
-}
-
-/// What [`deploy_partition_image`] did.
-#[derive(Debug, Clone)]
-pub struct PartitionDeployReport {
-    pub layout: Layout,
-    pub write: WriteReport,
-    /// `root uuid`: file-system UUID of the root partition, else its PARTUUID.
-    pub root_uuid: String,
-    /// `efi system partition uuid` (UEFI layouts).
-    pub efi_system_partition_uuid: Option<String>,
-    /// `get_partition_uuids`' answer (images.md §2.2).
-    pub partition_uuids: Value,
-}
 
 fn program_error(device: &str, e: ProgramError) -> ImageError {
     let program = match &e {
@@ -61,28 +30,14 @@ fn program_error(device: &str, e: ProgramError) -> ImageError {
     }
 }
 
-/// Removes a temporary file when dropped.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.0) {
-            tracing::debug!(path = %self.0.display(), error = %e, "removing temporary file");
-        }
-    }
-}
-
-/// images.md §5.1: wipe, partition, format ESP, write the config drive,
-/// stream/copy the image into the root partition, `mkswap`/`mkfs` swap and
-/// ephemeral, then read the UUIDs Ironic asks for.
-///
-/// Blocking steps (table, programs) run on the blocking pool.
-pub async fn deploy_partition_image(
+/// The steps of `work_on_disk` in its order; blocking steps (table,
+/// programs) run on the blocking pool.
+pub(super) async fn deploy(
     info: &ImageInfo,
-    req: &PartitionRequest,
+    req: &DeployRequest,
     opts: &WriteOptions,
     runner: &ProgramRunner,
-) -> Result<PartitionDeployReport, ImageError> {
+) -> Result<DeployReport, ImageError> {
     let invalid = |message: String| ImageError::InvalidParams { message };
     let root_mb = info
         .root_mb
@@ -102,7 +57,7 @@ pub async fn deploy_partition_image(
         Some(value) => {
             let path = opts.work_dir.join(format!("configdrive-{}", info.id));
             let tmp = TempFile(path);
-            let bytes = crate::write_configdrive(value, opts, &tmp.0).await?;
+            let bytes = crate::write_configdrive(value, opts, tmp.path()).await?;
             Some((tmp, bytes))
         }
         None => None,
@@ -133,7 +88,7 @@ pub async fn deploy_partition_image(
     .await?;
 
     // Step 5: on a real disk the kernel must show each partition node.
-    if disk::is_block_device(&req.disk) {
+    if blockdev::is_block_device(&req.disk) {
         let nodes: Vec<String> = layout
             .partitions
             .iter()
@@ -234,81 +189,16 @@ pub async fn deploy_partition_image(
     if req.cpu_arch.starts_with("ppc") {
         uuids["PReP Boot partition uuid"] = json!(prep_uuid);
     }
-    Ok(PartitionDeployReport {
-        layout,
+    let (id, device, disk) = (info.id.clone(), req.device.clone(), req.disk.clone());
+    blocking(move || check_partition_table(&id, &device, &disk)).await?;
+    Ok(DeployReport {
         write,
+        configdrive_partition: layout.get("configdrive").map(|p| p.number),
+        layout: Some(layout),
         root_uuid,
         efi_system_partition_uuid: esp_uuid,
         partition_uuids: uuids,
     })
-}
-
-/// images.md §5.3: the config drive of a whole-disk image goes into an
-/// existing `config-2` partition, else into a new partition in the last
-/// 64 MiB of the disk. Returns the partition used.
-pub async fn write_whole_disk_configdrive(
-    disk_path: &Path,
-    device: &str,
-    configdrive: &str,
-    opts: &WriteOptions,
-) -> Result<CreatedPartition, ImageError> {
-    let tmp = TempFile(opts.work_dir.join(format!(
-        "configdrive-{}",
-        device.rsplit('/').next().unwrap_or("disk")
-    )));
-    let bytes = crate::write_configdrive(configdrive, opts, &tmp.0).await?;
-    if bytes > disk::CONFIG_DRIVE_PART_BYTES {
-        return Err(ImageError::ConfigDrive {
-            message: format!("config drive of {bytes} bytes for {device} exceeds 64 MiB"),
-        });
-    }
-    let disk_path = disk_path.to_path_buf();
-    let device = device.to_string();
-    let src = tmp.0.clone();
-    let part = blocking(move || {
-        let (_, existing) = disk::read_partitions(&disk_path)?;
-        let mut labelled = Vec::new();
-        for p in &existing {
-            let label = disk::filesystem_label(&disk_path, p.offset).map_err(|e| {
-                ImageError::Partition {
-                    device: disk_path.clone(),
-                    message: format!("reading partition {}: {e}", p.number),
-                }
-            })?;
-            if label.is_some_and(|l| l.eq_ignore_ascii_case("config-2")) {
-                labelled.push(p.clone());
-            }
-        }
-        if labelled.len() > 1 {
-            return Err(ImageError::Partition {
-                device: disk_path.clone(),
-                message: format!("{} partitions are labelled config-2", labelled.len()),
-            });
-        }
-        crate::disk::fix_gpt_backup(&disk_path)?;
-        let part = match labelled.pop() {
-            Some(p) => {
-                tracing::info!(%device, partition = p.number, "using the image's config-2 partition");
-                CreatedPartition {
-                    number: p.number,
-                    role: "configdrive".into(),
-                    offset: p.offset,
-                    size: p.size,
-                    part_uuid: p.part_uuid.clone(),
-                }
-            }
-            None => {
-                let p = disk::create_config_drive_partition(&disk_path)?;
-                disk::reread_partition_table(&disk_path)?;
-                p
-            }
-        };
-        disk::copy_into(&disk_path, part.offset, part.size, &src)?;
-        Ok(part)
-    })
-    .await?;
-    drop(tmp);
-    Ok(part)
 }
 
 async fn run_checked(
@@ -350,12 +240,4 @@ fn wait_for_nodes(nodes: &[String]) -> Result<(), ImageError> {
         }
     }
     Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
-) -> Result<T, ImageError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ImageError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
 }

@@ -4,7 +4,7 @@
 //! boot-time `manager_urls` option (`ipa-manager-urls`). The bytes are
 //! downloaded into memory (bounded by [`MAX_COMPONENT_BYTES`]), verified
 //! against the pinned digest, and only then handed to
-//! [`Managers::load_manager`](crate::Managers::load_manager), which
+//! [`Managers::load_manager`](crate::managers::Managers::load_manager), which
 //! validates, installs and activates them. An unpinned source is refused:
 //! a component runs with the grants of the name it is installed under.
 //!
@@ -15,13 +15,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{CommandFuture, Ctx};
-use crate::errors::AgentError;
-use crate::native_steps::StepCall;
+use crate::errors::{AgentError, ErrorClass};
+use crate::managers::StepKind;
+use crate::native_steps::{NativeStep, StepCall};
 
 /// Largest component accepted (64 MiB).
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -47,23 +47,6 @@ pub struct ComponentSource {
     pub sha256: String,
     /// File stem: `<name>.wasm` in the managers directory.
     pub name: String,
-}
-
-/// What a successful load reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LoadedManagerInfo {
-    /// File stem (grants name).
-    pub name: String,
-    /// Manager id (`OverrideHardwareManager`).
-    pub id: String,
-    /// Name in `hardware_manager_version`.
-    pub manager_name: String,
-    /// Version in `hardware_manager_version`.
-    pub version: String,
-    /// Hardware support level.
-    pub support: u32,
-    /// Version of the manager it replaced, if any.
-    pub replaced_version: Option<String>,
 }
 
 /// Download settings.
@@ -186,7 +169,8 @@ impl ComponentSource {
 /// `ImageChecksumError` naming both digests; nothing is kept.
 pub async fn fetch(source: &ComponentSource, opts: &FetchOptions) -> Result<Vec<u8>, AgentError> {
     let url = &source.url;
-    let download = |why: String| AgentError::new("ImageDownloadError", format!("{url}: {why}"));
+    let download =
+        |why: String| AgentError::new(ErrorClass::ImageDownloadError, format!("{url}: {why}"));
     let tls = match &opts.tls {
         Some(c) => c.as_ref().clone(),
         None => ironic_image::default_tls_config().map_err(|e| download(e.to_string()))?,
@@ -238,8 +222,7 @@ pub async fn fetch(source: &ComponentSource, opts: &FetchOptions) -> Result<Vec<
 pub fn verify(source: &ComponentSource, bytes: &[u8]) -> Result<(), AgentError> {
     let actual = hex::encode(Sha256::digest(bytes));
     if actual != source.sha256 {
-        return Err(AgentError::new(
-            "ImageChecksumError",
+        return Err(AgentError::new(ErrorClass::ImageChecksumError,
             format!(
                 "component {} (manager {}): expected sha256 {}, got {actual}; nothing was installed",
                 source.url, source.name, source.sha256
@@ -270,8 +253,22 @@ fn str_arg<'a>(kwargs: &'a Map<String, Value>, key: &str) -> Result<Option<&'a s
     }
 }
 
+/// The `load_manager` step of `kind` (clean or service), listed on the
+/// `deploy` interface: Ironic only takes agent steps there.
+pub fn native_step(kind: StepKind) -> NativeStep {
+    NativeStep {
+        kind,
+        name: "load_manager",
+        priority: 0,
+        interface: "deploy",
+        handler: load_manager_step,
+        abortable: false,
+        argsinfo: ARGSINFO,
+    }
+}
+
 /// The native `load_manager` step: download, verify, install, activate.
-pub(crate) fn load_manager_step(ctx: Ctx, call: StepCall) -> CommandFuture {
+fn load_manager_step(ctx: Ctx, call: StepCall) -> CommandFuture {
     Box::pin(async move {
         let url = str_arg(&call.kwargs, "url")?
             .ok_or_else(|| invalid("load_manager: the url argument is required"))?;

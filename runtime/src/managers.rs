@@ -1,0 +1,275 @@
+//! The manager host as the API sees it ([`agent_api::Managers`]): calls
+//! dispatched to the host, sandbox and manager failures worded as IPA's
+//! error classes, `load_manager` installs, and the boot-time
+//! `manager_urls`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use agent_api::errors::{step_failure, step_wrapper_class};
+use agent_api::{AgentError, LoadedManagerInfo, ManagerSteps, Managers, StepKind};
+use ironic_host::{DispatchError, Host, HostError};
+use serde_json::Value;
+
+/// The manager host seen through the API's `Managers` trait.
+pub struct HostManagers {
+    host: Arc<Host>,
+    /// Set from Ironic's lookup answer (`agent_skip_bmc_detect`).
+    skip_bmc_detect: AtomicBool,
+}
+
+impl HostManagers {
+    /// The adapter for `host`.
+    pub fn new(host: Arc<Host>) -> Self {
+        HostManagers {
+            host,
+            skip_bmc_detect: AtomicBool::new(false),
+        }
+    }
+
+    /// The host itself.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// Ironic's `agent_skip_bmc_detect` from the lookup answer.
+    pub fn set_skip_bmc_detect(&self, skip: bool) {
+        self.skip_bmc_detect.store(skip, Ordering::Relaxed);
+    }
+}
+
+/// Fetches, verifies and loads each `manager_urls` entry
+/// (`URL#sha256=<hex>[&name=<stem>]`). A failure is logged and that manager
+/// skipped: the agent starts with the others.
+pub async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<HostManagers>) {
+    let specs = config.list_in("DEFAULT", "manager_urls");
+    if specs.is_empty() {
+        return;
+    }
+    let mut fetch = agent_api::extensions::load_manager::FetchOptions::default();
+    match crate::settings::image_settings(config) {
+        Ok(s) => {
+            fetch.tls = s.write.tls;
+            fetch.connect_timeout = s.write.connect_timeout;
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "manager_urls: TLS settings unavailable; using the system's CA store")
+        }
+    }
+    for spec in specs {
+        let source = match agent_api::extensions::load_manager::ComponentSource::parse_pinned(&spec)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(entry = %spec, error = %e.details, "manager_urls: entry skipped");
+                continue;
+            }
+        };
+        let bytes = match agent_api::extensions::load_manager::fetch(&source, &fetch).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped");
+                continue;
+            }
+        };
+        let m = managers.clone();
+        let name = source.name.clone();
+        match tokio::task::spawn_blocking(move || m.load_manager(&name, &bytes)).await {
+            Ok(Ok(info)) => {
+                tracing::info!(url = %source.url, manager = %info.name, id = %info.id, version = %info.version, "manager_urls: hardware manager loaded")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped")
+            }
+            Err(e) => {
+                tracing::error!(url = %source.url, manager = %source.name, error = %e, "manager_urls: loading panicked; manager skipped")
+            }
+        }
+    }
+}
+
+/// What a failed call was, for wording its error as IPA would.
+enum CallSite<'a> {
+    /// `execute_<kind>_step` of step `name`.
+    Step(StepKind, &'a str),
+    /// `get_<kind>_steps`.
+    Listing(StepKind),
+    /// Any other call (versions, inventory).
+    Other(&'a str),
+}
+
+/// `DispatchError` → IPA error object.
+fn to_agent_error(err: DispatchError, site: CallSite<'_>) -> AgentError {
+    tracing::warn!(error = %err, "hardware manager call failed");
+    match err {
+        DispatchError::NoManager { call } => AgentError::method_not_found(match site {
+            CallSite::Step(_, name) => name,
+            _ => call.as_str(),
+        }),
+        DispatchError::Failed {
+            error_type: Some(t),
+            details,
+            ..
+        } => AgentError::new(t.as_str(), details),
+        DispatchError::InvalidArgument { details, .. } => AgentError::invalid_params(details),
+        DispatchError::Failed {
+            manager,
+            error_type: None,
+            details,
+            ..
+        } => wrap(site, "ManagerError", &format!("{manager}: {details}")),
+        err @ DispatchError::Sandbox { .. } => wrap(site, "SandboxError", &err.to_string()),
+    }
+}
+
+fn wrap(site: CallSite<'_>, class: &str, text: &str) -> AgentError {
+    match site {
+        CallSite::Step(kind, name) => step_failure(kind, name, class, text),
+        CallSite::Listing(kind) => {
+            AgentError::new(step_wrapper_class(kind), format!("{class}: {text}"))
+        }
+        CallSite::Other(call) => {
+            AgentError::command_execution(format!("{call} failed. {class}: {text}"))
+        }
+    }
+}
+
+impl Managers for HostManagers {
+    fn get_steps(
+        &self,
+        kind: StepKind,
+        node: &Value,
+        ports: &Value,
+    ) -> Result<Vec<ManagerSteps>, AgentError> {
+        self.host
+            .get_steps(kind, node, ports)
+            .map_err(|e| to_agent_error(e, CallSite::Listing(kind)))
+    }
+
+    fn execute_step(
+        &self,
+        kind: StepKind,
+        name: &str,
+        node: &Value,
+        ports: &Value,
+        args: &Value,
+        progress: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+    ) -> Result<Value, AgentError> {
+        self.host
+            .execute_step(kind, name, node, ports, args, progress)
+            .map_err(|e| to_agent_error(e, CallSite::Step(kind, name)))
+    }
+
+    fn versions(&self) -> Result<BTreeMap<String, String>, AgentError> {
+        self.host
+            .versions()
+            .map_err(|e| to_agent_error(e, CallSite::Other("get_version")))
+    }
+
+    fn inventory(&self) -> Result<Value, AgentError> {
+        self.host
+            .inventory(self.skip_bmc_detect.load(Ordering::Relaxed))
+            .map_err(|e| to_agent_error(e, CallSite::Other("list_hardware_info")))
+    }
+
+    fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
+        self.host
+            .os_install_device(node)
+            .map_err(|e| to_agent_error(e, CallSite::Other("get_os_install_device")))
+    }
+
+    fn load_manager(&self, name: &str, bytes: &[u8]) -> Result<LoadedManagerInfo, AgentError> {
+        if !ironic_host::manager_name_is_valid(name) {
+            return Err(AgentError::invalid_params(format!(
+                "invalid hardware manager name {name:?}"
+            )));
+        }
+        match self.host.install_component(name, bytes) {
+            Ok(installed) => Ok(LoadedManagerInfo {
+                name: installed.manager.name,
+                id: installed.manager.id,
+                manager_name: installed.manager.manager_name,
+                version: installed.manager.version,
+                support: installed.manager.support,
+                replaced_version: installed.replaced_version,
+            }),
+            Err(HostError::Rejected { reason, .. }) => Err(AgentError::new(
+                "HardwareManagerRejected",
+                format!("hardware manager {name} rejected; {reason}"),
+            )),
+            Err(e) => Err(AgentError::command_execution(format!(
+                "load_manager {name}: {e}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_errors_map_to_ipa_errors() {
+        let e = to_agent_error(
+            DispatchError::NoManager {
+                call: "execute-step foo".into(),
+            },
+            CallSite::Step(StepKind::Clean, "foo"),
+        );
+        assert_eq!(e.error_type, "HardwareManagerMethodNotFound");
+        assert_eq!(e.details, "Could not find method: foo");
+
+        let e = to_agent_error(
+            DispatchError::Failed {
+                manager: "generic".into(),
+                call: "execute-step erase_devices".into(),
+                error_type: Some("BlockDeviceEraseError".into()),
+                details: "disk on fire".into(),
+            },
+            CallSite::Step(StepKind::Clean, "erase_devices"),
+        );
+        assert_eq!(
+            (e.error_type.name(), e.code, e.details.as_str()),
+            ("BlockDeviceEraseError", 500, "disk on fire")
+        );
+
+        let e = to_agent_error(
+            DispatchError::Failed {
+                manager: "generic".into(),
+                call: "execute-step erase_devices".into(),
+                error_type: None,
+                details: "boom".into(),
+            },
+            CallSite::Step(StepKind::Deploy, "erase_devices"),
+        );
+        assert_eq!(e.error_type, "DeploymentError");
+        assert_eq!(e.details, "Unexpected exception performing deploy step erase_devices. ManagerError: generic: boom");
+
+        let e = to_agent_error(
+            DispatchError::Sandbox {
+                manager: "loop".into(),
+                call: "execute-step spin".into(),
+                failure: ironic_host::SandboxFailure::Timeout,
+                details: "deadline".into(),
+            },
+            CallSite::Step(StepKind::Service, "spin"),
+        );
+        assert_eq!(e.error_type, "ServicingError");
+        assert!(
+            e.details.contains("loop") && e.details.contains("execute-step spin"),
+            "{}",
+            e.details
+        );
+
+        let e = to_agent_error(
+            DispatchError::InvalidArgument {
+                manager: "generic".into(),
+                call: "execute-step clean_uefi_nvram".into(),
+                details: "match_patterns must be a list".into(),
+            },
+            CallSite::Step(StepKind::Clean, "clean_uefi_nvram"),
+        );
+        assert_eq!(e.error_type, "InvalidCommandParamsError");
+    }
+}
