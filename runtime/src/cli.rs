@@ -21,17 +21,36 @@ pub fn init_logging(debug: bool, json: bool) {
     }
 }
 
+/// Runs the host's async work for a one-shot subcommand.
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+async fn start_host(flags: &HostFlags) -> anyhow::Result<ironic_host::Host> {
+    ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
+        .await
+        .context("loading hardware managers")
+}
+
 pub fn inventory(flags: &HostFlags, skip_bmc_detect: bool) -> anyhow::Result<()> {
-    let host = ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
-        .context("loading hardware managers")?;
-    let inventory = host.inventory(skip_bmc_detect)?;
+    let inventory = block_on(async {
+        let host = start_host(flags).await?;
+        Ok(host.inventory(skip_bmc_detect).await?)
+    })?;
     println!("{}", serde_json::to_string_pretty(&inventory)?);
     Ok(())
 }
 
 pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
-    let host = ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
-        .context("loading hardware managers")?;
+    block_on(managers_list_async(flags))
+}
+
+async fn managers_list_async(flags: &HostFlags) -> anyhow::Result<()> {
+    let host = start_host(flags).await?;
     println!("managers directory: {}", flags.managers_dir.display());
     for m in host.managers() {
         println!();
@@ -44,12 +63,61 @@ pub fn managers_list(flags: &HostFlags) -> anyhow::Result<()> {
         println!("  loaded:    {:?}", m.loaded_from);
         println!("  declared:  {}", capabilities_line(&m.declared)?);
         println!("  granted:   {}", capabilities_line(&m.granted)?);
+        if m.log_lines_dropped > 0 {
+            println!("  log lines dropped (rate limit): {}", m.log_lines_dropped);
+        }
     }
     for r in host.rejected() {
         println!();
         println!("rejected {}: {}", r.file.display(), r.reason);
     }
+    print_step_owners(&host).await;
     Ok(())
+}
+
+/// Steps more than one manager lists: who runs them, whom that overrides,
+/// and who was refused a takeover.
+async fn print_step_owners(host: &ironic_host::Host) {
+    use ironic_host::StepKind;
+    let (node, ports) = (serde_json::json!({}), serde_json::json!([]));
+    let mut printed_header = false;
+    for kind in [StepKind::Clean, StepKind::Deploy, StepKind::Service] {
+        let listings = match host.get_steps(kind, &node, &ports).await {
+            Ok(l) => l,
+            Err(e) => {
+                println!();
+                println!("{} steps: {e}", kind.as_str());
+                continue;
+            }
+        };
+        for owned in ironic_steps::step_ownership(&listings) {
+            if owned.order.len() < 2 && owned.refused.is_empty() {
+                continue;
+            }
+            if !printed_header {
+                println!();
+                println!("steps offered by several managers:");
+                printed_header = true;
+            }
+            let id = |i: &usize| listings[*i].id.as_str();
+            let mut line = format!("  {} {}:", kind.as_str(), owned.step);
+            if let Some(winner) = owned.order.first() {
+                line.push_str(&format!(" run by {}", id(winner)));
+            }
+            let overridden: Vec<&str> = owned.order.iter().skip(1).map(id).collect();
+            if !overridden.is_empty() {
+                line.push_str(&format!(", overriding {}", overridden.join(", ")));
+            }
+            let refused: Vec<&str> = owned.refused.iter().map(id).collect();
+            if !refused.is_empty() {
+                line.push_str(&format!(
+                    "; refused to {} (no disk-write grant)",
+                    refused.join(", ")
+                ));
+            }
+            println!("{line}");
+        }
+    }
 }
 
 pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
@@ -97,7 +165,7 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
 /// be rejected.
 pub fn managers_validate(flags: &HostFlags, file: &Path) -> anyhow::Result<()> {
     let config = flags.host_config(&flags.machine()?)?;
-    let v = ironic_host::validate(&config, file)?;
+    let v = block_on(async { Ok(ironic_host::validate(&config, file).await?) })?;
     println!("component: {}", v.file.display());
     println!("  name:      {}", v.name);
     match &v.manifest {

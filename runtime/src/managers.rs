@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use agent_api::errors::{step_failure, step_wrapper_class};
+use agent_api::managers::StepProgressFn;
 use agent_api::{AgentError, LoadedManagerInfo, ManagerSteps, Managers, StepKind};
 use ironic_host::{DispatchError, Host, HostError};
 use serde_json::Value;
@@ -17,20 +18,51 @@ pub struct HostManagers {
     host: Arc<Host>,
     /// Set from Ironic's lookup answer (`agent_skip_bmc_detect`).
     skip_bmc_detect: AtomicBool,
+    /// True once the managers of the directory are loaded: calls that need
+    /// managers wait for it (the API serves before they are).
+    loaded: tokio::sync::watch::Sender<bool>,
 }
 
 impl HostManagers {
-    /// The adapter for `host`.
+    /// The adapter for `host`, whose managers are still loading.
     pub fn new(host: Arc<Host>) -> Self {
         HostManagers {
             host,
             skip_bmc_detect: AtomicBool::new(false),
+            loaded: tokio::sync::watch::Sender::new(false),
         }
     }
 
     /// The host itself.
     pub fn host(&self) -> &Arc<Host> {
         &self.host
+    }
+
+    /// Loads the managers directory (every component at once, each bounded
+    /// by its call deadline) and lets waiting calls through.
+    pub async fn load(&self) {
+        match self.host.load_managers().await {
+            Ok(report) => {
+                for m in self.host.managers() {
+                    tracing::info!(manager = %m.name, id = %m.id, version = %m.version, support = m.support, "hardware manager loaded");
+                }
+                for r in report.rejected {
+                    tracing::warn!(file = %r.file.display(), reason = %r.reason, "hardware manager not used");
+                }
+                if self.host.managers().is_empty() {
+                    tracing::error!(dir = %self.host.managers_dir().display(), "HardwareManagerNotFound: no usable hardware manager");
+                }
+            }
+            Err(e) => tracing::error!("loading hardware managers: {e}"),
+        }
+        self.loaded.send_replace(true);
+    }
+
+    /// Waits until the start-up load is over.
+    pub async fn ready(&self) {
+        let mut rx = self.loaded.subscribe();
+        // The sender lives as long as `self`.
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     /// Ironic's `agent_skip_bmc_detect` from the lookup answer.
@@ -73,17 +105,12 @@ pub async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<H
                 continue;
             }
         };
-        let m = managers.clone();
-        let name = source.name.clone();
-        match tokio::task::spawn_blocking(move || m.load_manager(&name, &bytes)).await {
-            Ok(Ok(info)) => {
+        match managers.load_manager(&source.name, &bytes).await {
+            Ok(info) => {
                 tracing::info!(url = %source.url, manager = %info.name, id = %info.id, version = %info.version, "manager_urls: hardware manager loaded")
             }
-            Ok(Err(e)) => {
-                tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped")
-            }
             Err(e) => {
-                tracing::error!(url = %source.url, manager = %source.name, error = %e, "manager_urls: loading panicked; manager skipped")
+                tracing::error!(url = %source.url, manager = %source.name, error = %e.details, "manager_urls: manager skipped")
             }
         }
     }
@@ -135,29 +162,34 @@ fn wrap(site: CallSite<'_>, class: &str, text: &str) -> AgentError {
     }
 }
 
+#[async_trait::async_trait]
 impl Managers for HostManagers {
-    fn get_steps(
+    async fn get_steps(
         &self,
         kind: StepKind,
         node: &Value,
         ports: &Value,
     ) -> Result<Vec<ManagerSteps>, AgentError> {
+        self.ready().await;
         self.host
             .get_steps(kind, node, ports)
+            .await
             .map_err(|e| to_agent_error(e, CallSite::Listing(kind)))
     }
 
-    fn execute_step(
+    async fn execute_step(
         &self,
         kind: StepKind,
         name: &str,
         node: &Value,
         ports: &Value,
         args: &Value,
-        progress: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+        progress: StepProgressFn,
     ) -> Result<Value, AgentError> {
+        self.ready().await;
         self.host
             .execute_step(kind, name, node, ports, args, progress)
+            .await
             .map_err(|e| to_agent_error(e, CallSite::Step(kind, name)))
     }
 
@@ -167,25 +199,34 @@ impl Managers for HostManagers {
             .map_err(|e| to_agent_error(e, CallSite::Other("get_version")))
     }
 
-    fn inventory(&self) -> Result<Value, AgentError> {
+    async fn inventory(&self) -> Result<Value, AgentError> {
+        self.ready().await;
         self.host
             .inventory(self.skip_bmc_detect.load(Ordering::Relaxed))
+            .await
             .map_err(|e| to_agent_error(e, CallSite::Other("list_hardware_info")))
     }
 
-    fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
+    async fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
+        self.ready().await;
         self.host
             .os_install_device(node)
+            .await
             .map_err(|e| to_agent_error(e, CallSite::Other("get_os_install_device")))
     }
 
-    fn load_manager(&self, name: &str, bytes: &[u8]) -> Result<LoadedManagerInfo, AgentError> {
+    async fn load_manager(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<LoadedManagerInfo, AgentError> {
         if !ironic_host::manager_name_is_valid(name) {
             return Err(AgentError::invalid_params(format!(
                 "invalid hardware manager name {name:?}"
             )));
         }
-        match self.host.install_component(name, bytes) {
+        self.ready().await;
+        match self.host.install_component(name, bytes).await {
             Ok(installed) => Ok(LoadedManagerInfo {
                 name: installed.manager.name,
                 id: installed.manager.id,

@@ -43,25 +43,26 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let host_config = opts.host.host_config(&machine)?;
-    // Loading compiles components: blocking work.
-    let host = tokio::task::spawn_blocking(move || Host::start(host_config))
-        .await
-        .context("manager host start-up panicked")?
-        .context("starting the hardware-manager host")?;
-    for m in host.managers() {
-        tracing::info!(manager = %m.name, id = %m.id, version = %m.version, support = m.support, "hardware manager loaded");
-    }
-    for r in host.rejected() {
-        tracing::warn!(file = %r.file.display(), reason = %r.reason, "hardware manager not used");
-    }
-    let host = Arc::new(host);
-    // Managers added, replaced or removed in the directory take effect
-    // without a restart; the handle lives as long as the agent runs.
-    let _watch = host_setup::watch_managers(&opts.host, &host);
+    let host = Arc::new(Host::new(host_config).context("starting the hardware-manager host")?);
     let managers = Arc::new(HostManagers::new(host));
-    // Boot-time managers (`manager_urls`, `ipa-manager-urls`): before lookup,
-    // so that inspection and lookup already see them.
-    load_boot_managers(&opts.config, &managers).await;
+    // Managers load beside everything else: every component at once, each
+    // bounded by its call deadline, so the API serves at once and a stuck
+    // component holds up nothing; calls that need managers wait for the
+    // load. Then the directory is watched (new, replaced and removed
+    // components take effect without a restart) and the boot-time managers
+    // (`manager_urls`, `ipa-manager-urls`) are fetched. The task's output,
+    // the watcher, lives as long as its handle.
+    let (all_loaded, mut loaded) = tokio::sync::watch::channel(false);
+    let _loading = {
+        let (managers, flags, config) = (managers.clone(), opts.host.clone(), opts.config.clone());
+        tokio::spawn(async move {
+            managers.load().await;
+            let watcher = host_setup::watch_managers(&flags, managers.host());
+            load_boot_managers(&config, &managers).await;
+            all_loaded.send_replace(true);
+            watcher
+        })
+    };
 
     let system = machine.system_actions();
 
@@ -72,6 +73,9 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         }
         None
     } else {
+        // Inspection and lookup report the inventory: every manager first,
+        // the boot-time ones too.
+        let _ = loaded.wait_for(|done| *done).await;
         let hardware = Arc::new(HostMachine {
             managers: managers.clone(),
             root: root.clone(),
@@ -201,9 +205,11 @@ struct HostMachine {
     root: std::path::PathBuf,
 }
 
+#[async_trait::async_trait]
 impl ironic_client::Machine for HostMachine {
-    fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value> {
-        Ok(self.managers.host().inventory(skip_bmc_detect)?)
+    async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value> {
+        self.managers.ready().await;
+        Ok(self.managers.host().inventory(skip_bmc_detect).await?)
     }
     fn managers(&self) -> Vec<(String, String)> {
         self.managers

@@ -4,6 +4,8 @@
 //! `make test` builds both before running the suite; running `cargo test`
 //! alone after `make build` works too.
 
+pub mod host;
+
 use std::path::{Path, PathBuf};
 
 use ironic_host::{HostConfig, NetworkSource};

@@ -8,9 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use agent_tests::host::Host;
 use agent_tests::sim_host_config;
 use agent_tests::{guest_component, workspace_root};
-use ironic_host::{Capabilities, ContractVersion, Grants, Host, HostConfig, StepKind};
+use ironic_host::{Capabilities, ContractVersion, Grants, HostConfig, StepKind};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -222,7 +223,8 @@ fn validation_names_the_contract_version_and_rejects_unknown_ones() {
         ("v010.wasm", ContractVersion::V0_1_0),
         ("generic.wasm", ContractVersion::V0_2_0),
     ] {
-        let v = ironic_host::validate(&rig.config, &rig.managers.join(file)).expect("validate");
+        let v =
+            agent_tests::host::validate(&rig.config, &rig.managers.join(file)).expect("validate");
         assert_eq!(v.verdict, Ok(()), "{file}");
         assert_eq!(v.contract, Some(version), "{file}");
     }
@@ -245,7 +247,7 @@ fn validation_names_the_contract_version_and_rejects_unknown_ones() {
         "future",
         Capabilities::parse(&text, "manifest.toml").expect("manifest parses"),
     );
-    let v = ironic_host::validate(&config, &file).expect("validate");
+    let v = agent_tests::host::validate(&config, &file).expect("validate");
     assert_eq!(v.contract, None);
     let reason = v.verdict.expect_err("unknown version rejected");
     assert!(

@@ -4,9 +4,10 @@
 
 use std::sync::Mutex;
 
+use agent_tests::host::Host;
 use agent_tests::sim_host_config;
 use agent_tests::{managers_dir, shared_cwasm_cache, workspace_root};
-use ironic_host::{DispatchError, Host, HostConfig, StepKind};
+use ironic_host::{DispatchError, HostConfig, StepKind};
 use serde_json::{json, Value};
 
 struct Fixture {

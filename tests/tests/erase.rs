@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use ironic_host::{Capabilities, Grants, Host, HostConfig, StepKind};
+use agent_tests::host::Host;
+use ironic_host::{Capabilities, Grants, HostConfig, StepKind};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 use tempfile::TempDir;

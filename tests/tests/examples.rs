@@ -22,10 +22,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use agent_tests::host::Host;
 use agent_tests::sim_host_config;
 use agent_tests::{managers_dir, shared_cwasm_cache, target_dir, workspace_root};
 use ironic_host::{
-    Capabilities, DispatchError, Grants, Host, HostConfig, Limits, ManifestSource, StepKind,
+    Capabilities, DispatchError, Grants, HostConfig, Limits, ManifestSource, StepKind,
 };
 use serde_json::{json, Value};
 

@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use agent_tests::host::Host;
 use agent_tests::{managers_dir, shared_cwasm_cache, stand_in_program};
-use ironic_host::{
-    DispatchError, Grants, Host, HostConfig, HostError, Limits, SandboxFailure, StepKind,
-};
+use ironic_host::{DispatchError, Grants, HostConfig, HostError, Limits, SandboxFailure, StepKind};
 use serde_json::{json, Value};
 
 /// A host with `hostile` (crate, stem) plus the well-behaved `override`
@@ -36,6 +35,7 @@ fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &Path)
             call_timeout: Duration::from_secs(2),
             step_timeout: Duration::from_secs(2),
             output_cap: 1024 * 1024,
+            ..Limits::default()
         },
         program_dirs: vec![programs.path().to_path_buf()],
         ..HostConfig::new(managers.path(), root.path())

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_tests::host::Host;
 use agent_tests::{guest_component, managers_dir, shared_cwasm_cache};
 use ironic_host::{
-    DispatchError, Grants, Host, HostConfig, HostError, Limits, LoadedFrom, StepKind, WatchOptions,
+    DispatchError, Grants, HostConfig, HostError, Limits, LoadedFrom, StepKind, WatchOptions,
 };
 use serde_json::{json, Value};
 
@@ -269,7 +270,7 @@ fn a_component_for_another_contract_version_is_rejected() {
     assert_eq!(f.host.versions().expect("versions"), before);
     assert_eq!(slow_step(&f.host, 0).expect("v1 answers")["version"], "1.0");
 
-    let v = ironic_host::validate(&config(f.dir.path(), outside.path(), None), &path)
+    let v = agent_tests::host::validate(&config(f.dir.path(), outside.path(), None), &path)
         .expect("validate runs");
     assert!(v.verdict.is_err(), "{v:?}");
     assert!(v.info.is_none(), "never instantiated: {v:?}");

@@ -5,9 +5,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use agent_tests::host::Host;
 use agent_tests::sim_host_config;
 use agent_tests::{managers_dir, workspace_root};
-use ironic_host::Host;
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 

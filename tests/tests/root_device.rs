@@ -11,9 +11,10 @@
 //!
 //! The default rule picks sda; every hint below picks another disk.
 
+use agent_tests::host::Host;
 use agent_tests::sim_host_config;
 use agent_tests::{managers_dir, workspace_root};
-use ironic_host::{DispatchError, Host};
+use ironic_host::DispatchError;
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 

@@ -24,8 +24,9 @@ const CONCURRENT_TOTAL: usize = 20_000;
 
 struct Idle;
 
+#[async_trait::async_trait]
 impl Managers for Idle {
-    fn get_steps(
+    async fn get_steps(
         &self,
         _: StepKind,
         _: &Value,
@@ -33,14 +34,14 @@ impl Managers for Idle {
     ) -> Result<Vec<ManagerSteps>, AgentError> {
         Ok(vec![])
     }
-    fn execute_step(
+    async fn execute_step(
         &self,
         _: StepKind,
         _: &str,
         _: &Value,
         _: &Value,
         _: &Value,
-        _: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+        _: agent_api::managers::StepProgressFn,
     ) -> Result<Value, AgentError> {
         Ok(Value::Null)
     }
@@ -50,7 +51,7 @@ impl Managers for Idle {
             "1.2".into(),
         )]))
     }
-    fn inventory(&self) -> Result<Value, AgentError> {
+    async fn inventory(&self) -> Result<Value, AgentError> {
         Ok(json!({}))
     }
 }

@@ -4,6 +4,7 @@
 //! crate, so the API can be tested with fakes and never depends on wasmtime.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use ironic_steps::{deduplicate_steps, ManagerSteps, StepKind};
 use serde::Serialize;
@@ -29,16 +30,15 @@ pub struct LoadedManagerInfo {
 }
 
 /// Progress callback handed to a running step: `(percent, message)`.
-pub type StepProgressFn<'a> = &'a (dyn Fn(Option<u8>, &str) + Send + Sync);
+pub type StepProgressFn = Arc<dyn Fn(Option<u8>, &str) + Send + Sync>;
 
-/// Hardware managers as the command engine sees them.
-///
-/// All calls are blocking (wasm runs synchronously); the engine always calls
-/// them from `tokio::task::spawn_blocking`.
+/// Hardware managers as the command engine sees them. Calls that reach a
+/// manager are async: the managers' host bounds each by its deadline.
+#[async_trait::async_trait]
 pub trait Managers: Send + Sync + 'static {
     /// Every-manager dispatch of get-steps: one entry per manager that
     /// answered, in support order.
-    fn get_steps(
+    async fn get_steps(
         &self,
         kind: StepKind,
         node: &Value,
@@ -47,21 +47,21 @@ pub trait Managers: Send + Sync + 'static {
 
     /// First-answer dispatch of a step; `progress(percent, message)` may be
     /// called while it runs.
-    fn execute_step(
+    async fn execute_step(
         &self,
         kind: StepKind,
         name: &str,
         node: &Value,
         ports: &Value,
         args: &Value,
-        progress: StepProgressFn<'_>,
+        progress: StepProgressFn,
     ) -> Result<Value, AgentError>;
 
     /// Manager name → version (`hardware_manager_version`).
     fn versions(&self) -> Result<BTreeMap<String, String>, AgentError>;
 
     /// A fresh hardware inventory (Ironic's inventory JSON).
-    fn inventory(&self) -> Result<Value, AgentError>;
+    async fn inventory(&self) -> Result<Value, AgentError>;
 
     /// The device the image is written to (IPA's first-answer
     /// `get_os_install_device(permit_refresh=True)`), e.g. `/dev/sda`, chosen
@@ -71,7 +71,7 @@ pub trait Managers: Send + Sync + 'static {
     ///
     /// The default answers `HardwareManagerMethodNotFound`, as when no
     /// manager implements the call.
-    fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
+    async fn os_install_device(&self, node: Option<&Value>) -> Result<String, AgentError> {
         let _ = node;
         Err(AgentError::method_not_found("get_os_install_device"))
     }
@@ -83,7 +83,11 @@ pub trait Managers: Send + Sync + 'static {
     /// running managers unchanged and answers an error naming the reason.
     ///
     /// The default refuses: this agent cannot load managers at run time.
-    fn load_manager(&self, name: &str, bytes: &[u8]) -> Result<LoadedManagerInfo, AgentError> {
+    async fn load_manager(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<LoadedManagerInfo, AgentError> {
         let _ = bytes;
         Err(AgentError::command_execution(format!(
             "cannot load hardware manager {name}: this agent does not support loading managers"

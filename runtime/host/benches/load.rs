@@ -55,25 +55,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..HostConfig::new(managers.path(), &sim.root)
     };
 
-    let cold = time(3, || Host::start(config(None)).map(drop));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let start = |cache: Option<PathBuf>| rt.block_on(Host::start(config(cache)));
+    let cold = time(3, || start(None).map(drop));
     // What a hot swap of a new component pays: compile, write the artifact,
     // `info` + `evaluate` (a fresh cache each run, so it always compiles).
     let cold_cached = time(3, || {
         let fresh = tempfile::tempdir().expect("cache dir");
-        Host::start(config(Some(fresh.path().to_path_buf()))).map(drop)
+        start(Some(fresh.path().to_path_buf())).map(drop)
     });
     let breakdown = compile_breakdown(&std::fs::read(&wasm)?)?;
     // Populate the cache once, then time starts that deserialize it.
-    drop(Host::start(config(Some(cache.path().to_path_buf())))?);
-    let warm = time(20, || {
-        Host::start(config(Some(cache.path().to_path_buf()))).map(drop)
-    });
-    let host = Host::start(config(Some(cache.path().to_path_buf())))?;
+    drop(start(Some(cache.path().to_path_buf()))?);
+    let warm = time(20, || start(Some(cache.path().to_path_buf())).map(drop));
+    let host = start(Some(cache.path().to_path_buf()))?;
     let node = serde_json::json!({});
     let call = time(200, || {
-        host.get_steps(StepKind::Clean, &node, &node).map(drop)
+        rt.block_on(host.get_steps(StepKind::Clean, &node, &node))
+            .map(drop)
     });
-    let inventory = time(20, || host.inventory(false).map(drop));
+    let inventory = time(20, || rt.block_on(host.inventory(false)).map(drop));
 
     println!(
         "generic_manager.wasm ({} KiB)",

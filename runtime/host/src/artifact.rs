@@ -70,25 +70,70 @@ pub fn load_component(
         bytes,
         &cache_key(engine, bytes),
         cache_dir,
+        u64::MAX,
     )
 }
 
 /// [`load_component`] with the cache key already computed.
+/// A newly written artifact may push the cache over `max_cache_bytes`;
+/// the least recently used artifacts go then.
 pub(crate) fn load_component_keyed(
     engine: &Engine,
     wasm_path: &Path,
     bytes: &[u8],
     key: &str,
     cache_dir: Option<&Path>,
+    max_cache_bytes: u64,
 ) -> anyhow::Result<(Component, LoadedFrom)> {
-    load_with(
+    let loaded = load_with(
         engine,
         crate::engine::COMPILER,
         wasm_path,
         bytes,
         key,
         cache_dir,
-    )
+    )?;
+    if let (Some(dir), LoadedFrom::Compiled) = (cache_dir, loaded.1) {
+        prune_cache(dir, max_cache_bytes, &artifact_path(dir, key));
+    }
+    Ok(loaded)
+}
+
+/// Removes the least recently used artifacts (by modification time, which
+/// a cache hit refreshes) until the directory's artifacts fit in
+/// `max_bytes`; `keep` (the one just written) stays whatever its size.
+pub(crate) fn prune_cache(dir: &Path, max_bytes: u64, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut artifacts: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = artifacts.iter().map(|(_, len, _)| len).sum();
+    if total <= max_bytes {
+        return;
+    }
+    artifacts.sort();
+    for (_, len, path) in artifacts {
+        if total <= max_bytes {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                total -= len;
+                tracing::info!(artifact = %path.display(), bytes = len, "compile cache over its size limit: removed the least recently used artifact");
+            }
+            Err(e) => tracing::warn!(artifact = %path.display(), "pruning the compile cache: {e}"),
+        }
+    }
 }
 
 /// The cache lookup, then compiling when `compile` allows it (the engine
@@ -116,6 +161,10 @@ fn load_with(
             match unsafe { Component::deserialize_file(engine, &artifact) } {
                 Ok(component) => {
                     tracing::debug!(component = %wasm_path.display(), artifact = %artifact.display(), elapsed_us = start.elapsed().as_micros() as u64, "loaded precompiled component");
+                    // Recently used: pruning removes the others first.
+                    if let Ok(f) = std::fs::File::options().write(true).open(&artifact) {
+                        let _ = f.set_modified(std::time::SystemTime::now());
+                    }
                     return Ok((component, LoadedFrom::Cache));
                 }
                 Err(e) => {
@@ -320,5 +369,38 @@ mod tests {
         let err = load_with(&bare, false, wasm, EMPTY_COMPONENT, &key, Some(dir.path()))
             .expect_err("refused");
         assert!(format!("{err:#}").contains("unusable"), "{err:#}");
+    }
+
+    #[test]
+    fn the_cache_is_pruned_least_recently_used_first() {
+        let dir = tempfile::tempdir().expect("dir");
+        let now = std::time::SystemTime::now();
+        let write = |name: &str, age_s: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![0u8; 100]).expect("write");
+            let f = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            f.set_modified(now - std::time::Duration::from_secs(age_s))
+                .expect("mtime");
+            path
+        };
+        let old = write("old.cwasm", 300);
+        let used = write("used.cwasm", 200);
+        let fresh = write("fresh.cwasm", 100);
+        std::fs::write(dir.path().join("notes.txt"), vec![0u8; 1000]).expect("other file");
+        prune_cache(dir.path(), 250, &fresh);
+        assert!(!old.exists(), "least recently used goes first");
+        assert!(used.exists() && fresh.exists());
+        assert!(
+            dir.path().join("notes.txt").exists(),
+            "only artifacts are pruned"
+        );
+        prune_cache(dir.path(), 0, &fresh);
+        assert!(
+            !used.exists() && fresh.exists(),
+            "the artifact just written stays"
+        );
     }
 }

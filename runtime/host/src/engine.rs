@@ -11,9 +11,12 @@ use wasmtime::{Config, Engine};
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// Maximum wasm stack per call. Kept well under the 2 MiB native stack of
-/// tokio's blocking threads, which the call runs on.
+/// Maximum wasm stack per call.
 pub const MAX_WASM_STACK: usize = 512 * 1024;
+
+/// Native stack of the fiber a call runs on: the wasm stack plus the host
+/// functions it calls.
+pub const ASYNC_STACK: usize = 2 * 1024 * 1024;
 
 /// Whether this build compiles components itself (cargo feature `compiler`,
 /// Cranelift). Without it the agent only loads artifacts precompiled by
@@ -49,6 +52,7 @@ fn config(compiler: bool) -> Config {
     // Deadlines: cheap checks in loops and function entries.
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
+    config.async_stack_size(ASYNC_STACK);
     config
 }
 
@@ -109,11 +113,4 @@ impl Drop for EpochTicker {
             let _ = t.join();
         }
     }
-}
-
-/// Number of epoch ticks for a timeout (at least one, rounded up).
-pub fn ticks_for(timeout: Duration) -> u64 {
-    let tick = TICK.as_millis().max(1);
-    let ticks = timeout.as_millis().div_ceil(tick);
-    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }

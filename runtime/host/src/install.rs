@@ -49,7 +49,11 @@ impl Host {
     /// manager of the same name. Validation (contract, grants, `info`,
     /// support) comes first: a rejected component leaves the directory and
     /// the running managers as they were. One install at a time.
-    pub fn install_component(&self, name: &str, bytes: &[u8]) -> Result<Installed, HostError> {
+    pub async fn install_component(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Installed, HostError> {
         if !manager_name_is_valid(name) {
             return Err(HostError::Rejected {
                 manager: name.to_string(),
@@ -57,7 +61,7 @@ impl Host {
                 reason: "invalid manager name (letters, digits, `_` and `-` only)".into(),
             });
         }
-        let _one_at_a_time = self.installing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.installing.lock().await;
         let dir = self.managers_dir().to_path_buf();
         let target = dir.join(format!("{name}.wasm"));
         let io = |what: &str, e: std::io::Error| HostError::Io {
@@ -85,7 +89,13 @@ impl Host {
         }
         let (staged_bytes, _) =
             read_component(&staged).map_err(|e| io("reading the staged component", e))?;
-        match self.loader.load(&staged, &staged_bytes, true) {
+        // Validated with the host's own loader: compiled once, reused by the
+        // load below (same bytes, same engine).
+        match self
+            .loader
+            .load(&staged, std::sync::Arc::new(staged_bytes), true, &mut None)
+            .await
+        {
             Ok(Some(_)) => {}
             Ok(None) => {
                 return Err(rejected(
@@ -103,7 +113,7 @@ impl Host {
             Err(e) => return Err(io("keeping the previous component", e)),
         };
         std::fs::rename(&staged, &target).map_err(|e| io("renaming into place", e))?;
-        match self.add_component(&target) {
+        match self.add_component(&target).await {
             Ok(manager) => Ok(Installed {
                 manager,
                 replaced_version: previous.map(|p| p.version),

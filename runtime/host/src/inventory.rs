@@ -1,6 +1,7 @@
 //! Ironic's inventory JSON (IPA's `list_hardware_info`), assembled from
-//! first-answer dispatch of each inventory method. Key order follows
-//! shared/spec/inventory.md exactly.
+//! first-answer dispatch of each inventory method. Key order follows IPA's
+//! (`ironic_python_agent/hardware.py`, `list_hardware_info`), which Ironic
+//! stores as it is.
 
 use std::io::Read;
 
@@ -8,6 +9,10 @@ use serde_json::{json, Map, Value};
 
 use crate::bindings::latest::ironic::hardware::types::{
     BlockDevice, BootInfo, Cpu, Memory, NetworkInterface, Step, SystemVendor,
+};
+use crate::bindings::{
+    GetBmcAddress, GetBmcMac, GetBmcV6Address, GetBootInfo, GetCpus, GetMemory,
+    GetSystemVendorInfo, ListBlockDevices, ListNetworkInterfaces,
 };
 use crate::error::DispatchError;
 use crate::registry::Host;
@@ -124,18 +129,16 @@ impl Host {
     /// IPA's `list_hardware_info`: the inventory Ironic stores. With
     /// `skip_bmc_detect`, no BMC method is called: `bmc_address` and
     /// `bmc_v6address` are null and `bmc_mac` is absent.
-    pub fn inventory(&self, skip_bmc_detect: bool) -> Result<Value, DispatchError> {
-        let t = self.env.limits.call_timeout;
+    pub async fn inventory(&self, skip_bmc_detect: bool) -> Result<Value, DispatchError> {
         macro_rules! first {
-            ($call:literal, $method:ident) => {
-                self.first_answer($call, t, None, |i, s| i.$method(s))
-                    .map(|(v, _)| v)
+            ($export:expr) => {
+                self.first_answer(&$export).await.map(|(v, _)| v)
             };
         }
-        let interfaces = first!("list-network-interfaces", call_list_network_interfaces)?;
-        let cpu = first!("get-cpus", call_get_cpus)?;
-        let disks = first!("list-block-devices", call_list_block_devices)?;
-        let memory = first!("get-memory", call_get_memory)?;
+        let interfaces = first!(ListNetworkInterfaces)?;
+        let cpu = first!(GetCpus)?;
+        let disks = first!(ListBlockDevices)?;
+        let memory = first!(GetMemory)?;
         let (bmc_address, bmc_v6address, bmc_mac) = if skip_bmc_detect {
             (None, None, None)
         } else {
@@ -144,17 +147,17 @@ impl Host {
                 Some(known) => known.clone(),
                 None => {
                     let detected = (
-                        optional(first!("get-bmc-address", call_get_bmc_address))?.flatten(),
-                        optional(first!("get-bmc-v6address", call_get_bmc_v6address))?.flatten(),
-                        optional(first!("get-bmc-mac", call_get_bmc_mac))?.flatten(),
+                        optional(first!(GetBmcAddress))?.flatten(),
+                        optional(first!(GetBmcV6Address))?.flatten(),
+                        optional(first!(GetBmcMac))?.flatten(),
                     );
                     // Failures are not remembered: the next inventory retries.
                     registry.bmc.get_or_init(|| detected).clone()
                 }
             }
         };
-        let system_vendor = first!("get-system-vendor-info", call_get_system_vendor_info)?;
-        let boot = first!("get-boot-info", call_get_boot_info)?;
+        let system_vendor = first!(GetSystemVendorInfo)?;
+        let boot = first!(GetBootInfo)?;
 
         let mut inv = Map::new();
         inv.insert(

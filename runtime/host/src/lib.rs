@@ -3,7 +3,9 @@
 //! dispatches IPA's hardware-manager calls to them, each call in a fresh
 //! sandboxed instance with memory, time and output limits.
 //!
-//! Everything here is blocking; async callers use `spawn_blocking`.
+//! The host is async (tokio): a call's deadline covers everything it does,
+//! wasm code and time spent waiting in host calls alike, and no call holds
+//! a thread or a lock that other calls need while it waits.
 
 mod artifact;
 mod bindings;
@@ -13,10 +15,12 @@ mod engine;
 mod error;
 mod install;
 mod inventory;
+mod loader;
 pub mod manifest;
 mod policy;
 mod registry;
 mod sandbox;
+mod text;
 mod watch;
 
 use std::path::PathBuf;
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 pub use artifact::{cache_key, ArtifactError, LoadedFrom};
 pub use bindings::ContractVersion;
+pub use capabilities::progress::ProgressFn;
 pub use engine::COMPILER;
 pub use error::{DispatchError, HostError, SandboxFailure};
 pub use install::Installed;
@@ -33,19 +38,46 @@ pub use policy::{normalise_path, Grants};
 pub use registry::{
     manager_name_is_valid, precompile, validate, Host, Precompiled, ReloadReport, Validation,
 };
+pub use text::sanitize;
 pub use watch::{WatchHandle, WatchOptions};
 
-/// Per-call resource limits.
+/// Per-call and per-manager resource limits: everything a manager can make
+/// the agent spend has a bound (docs/security.md lists them with their
+/// tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Linear memory cap per instance (default 128 MiB).
     pub memory_bytes: usize,
-    /// Deadline of an ordinary call (default 60 s).
+    /// Deadline of an ordinary call, `info` and loading included (default
+    /// 60 s).
     pub call_timeout: Duration,
     /// Deadline of `execute-step` (default 6 h).
     pub step_timeout: Duration,
     /// Cap on each of a program's stdout and stderr (default 8 MiB).
     pub output_cap: usize,
+    /// Disks one call may hold open at once (default 64).
+    pub max_open_disks: usize,
+    /// Threads `erase-many` may use, whatever concurrency the manager asks
+    /// for (default 16).
+    pub max_erase_threads: u32,
+    /// Longest progress message, and composed per-device status line
+    /// (default 4096 bytes).
+    pub max_progress_message: usize,
+    /// Devices shown on a step's progress board (default 128).
+    pub max_progress_devices: usize,
+    /// Log lines a manager may write per second on average (default 50)...
+    pub log_lines_per_second: u32,
+    /// ...and at once (default 500); the rest are dropped and counted.
+    pub log_burst: u32,
+    /// Longest log message (default 4096 bytes).
+    pub max_log_message: usize,
+    /// Largest step result (JSON) a manager may return (default 4 MiB).
+    pub max_step_result_bytes: usize,
+    /// Most steps one manager may list for a kind (default 1000).
+    pub max_steps: usize,
+    /// Size of the compile cache directory, least recently used artifacts
+    /// removed first (default 1 GiB).
+    pub max_cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -55,6 +87,16 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(60),
             step_timeout: Duration::from_secs(6 * 3600),
             output_cap: 8 * 1024 * 1024,
+            max_open_disks: 64,
+            max_erase_threads: 16,
+            max_progress_message: 4096,
+            max_progress_devices: 128,
+            log_lines_per_second: 50,
+            log_burst: 500,
+            max_log_message: 4096,
+            max_step_result_bytes: 4 * 1024 * 1024,
+            max_steps: 1000,
+            max_cache_bytes: 1 << 30,
         }
     }
 }
@@ -139,6 +181,8 @@ pub struct ManagerSummary {
     pub declared: Capabilities,
     /// What the operator granted it.
     pub granted: Capabilities,
+    /// Log lines dropped by the rate limit since it was loaded.
+    pub log_lines_dropped: u64,
 }
 
 /// A component that is not used, and why.

@@ -202,8 +202,11 @@ impl Policy {
         } else {
             "not granted to"
         };
-        let message = format!("{} {why} manager {}", need.describe(), self.manager);
-        tracing::warn!(manager = %self.manager, capability = %need.describe(), "denied: {message}");
+        // What the manager asked for is its own text: escaped before it is
+        // logged or returned.
+        let need = crate::text::sanitize(&need.describe(), 512).into_owned();
+        let message = format!("{need} {why} manager {}", self.manager);
+        tracing::warn!(manager = %self.manager, capability = %need, "denied: {message}");
         Err(message)
     }
 }

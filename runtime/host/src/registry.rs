@@ -1,55 +1,46 @@
-//! Loading managers and keeping them in dispatch order; replacing the set on
-//! a running agent.
+//! The set of loaded managers, and changing it on a running agent.
 //!
 //! The loaded managers form an immutable [`Registry`] behind an
 //! `RwLock<Arc<_>>`: every call clones the `Arc` (a snapshot) and runs on
 //! it, so a call in flight finishes on the managers it started with while
 //! new calls see the new set. Changes (new, replaced, removed components)
-//! are compiled and validated first, outside any lock the calls take, and
-//! published with one pointer swap; a component that fails validation
-//! leaves the running set unchanged and is listed in [`Host::rejected`].
+//! are compiled and validated first, concurrently and outside any lock, so
+//! a component that hangs in `info` (until its deadline) holds up neither
+//! the other loads nor the watcher; then they are merged into the set of
+//! that moment and published with one pointer swap. A component that fails
+//! validation leaves the running set unchanged and is listed in
+//! [`Host::rejected`].
+//!
+//! Identity is checked, not trusted: an id or a name (the key in
+//! `hardware_manager_version`) is held by one manager at a time. When two
+//! components claim the same one, the one the operator lets write disks
+//! keeps it (then the one already loaded, then file-name order), and the
+//! other is rejected naming both files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
-use wasmtime::Engine;
 
-use crate::artifact::{cache_key, load_component_keyed, LoadedFrom};
-use crate::bindings::latest::ironic::hardware::types::ManagerError;
-use crate::bindings::{ContractVersion, ManagerPre};
-use crate::engine::{build_engine, EpochTicker};
+use crate::engine::EpochTicker;
 use crate::error::HostError;
-use crate::manifest::{find_manifest, sidecar_path, ManifestSource};
-use crate::policy::{ungranted, Policy};
-use crate::sandbox::{run_call, CallState, Environment, ManagerCtx};
-use crate::{HostConfig, ManagerSummary, RejectedManager};
+use crate::loader::{ComponentLoader, LoadedManager};
+use crate::manifest::sidecar_path;
+use crate::sandbox::Environment;
+use crate::{
+    ContractVersion, HostConfig, ManagerSummary, ManifestSource, RejectedManager, StepKind,
+};
 
 /// SHA-256 over a component's bytes and its sidecar manifest (if any): two
 /// files with the same fingerprint load to the same manager.
 pub(crate) type Fingerprint = [u8; 32];
 
-/// Components compiled by this process, kept so that the same bytes are
-/// never compiled twice even without a cache directory. Bounded: a
-/// long-running agent swapping many versions must not grow without limit.
-const MEMORY_CACHE_ENTRIES: usize = 32;
-
-/// A manager ready to be called.
-pub(crate) struct LoadedManager {
-    pub file: PathBuf,
-    pub ctx: Arc<ManagerCtx>,
-    pub pre: ManagerPre,
-    pub id: String,
-    pub manager_name: String,
-    pub version: String,
-    pub support: u32,
-    pub manifest: ManifestSource,
-    pub loaded_from: LoadedFrom,
-}
+/// Who runs each step name of one kind, from the managers' latest listing:
+/// `(step name, managers (file stems) in the order they are asked)`.
+pub(crate) type StepOwners = HashMap<String, Vec<String>>;
 
 /// One immutable set of managers (see the module documentation).
 #[derive(Default)]
@@ -64,6 +55,19 @@ pub(crate) struct Registry {
     /// per process: each detection runs `ipmitool` up to 33 times). A new
     /// registry, i.e. any manager change, detects again.
     pub bmc: std::sync::OnceLock<BmcAddresses>,
+    /// Step owners per kind, from the last `get-steps` on this set.
+    pub owners: Mutex<HashMap<StepKind, Arc<StepOwners>>>,
+}
+
+impl Registry {
+    fn next(&self) -> Registry {
+        Registry {
+            managers: self.managers.clone(),
+            rejected: self.rejected.clone(),
+            seen: self.seen.clone(),
+            ..Registry::default()
+        }
+    }
 }
 
 /// `bmc_address`, `bmc_v6address`, `bmc_mac` as the managers answered.
@@ -134,181 +138,20 @@ pub struct Validation {
     pub verdict: Result<(), String>,
 }
 
-/// Engine, linker and configuration: everything needed to turn bytes into
-/// a validated [`LoadedManager`].
-pub(crate) struct ComponentLoader {
-    engine: Engine,
-    linker: Linker<CallState>,
-    pub config: HostConfig,
-    env: Arc<Environment>,
-    compiled: Mutex<HashMap<String, Component>>,
-}
-
-impl ComponentLoader {
-    pub fn new(config: HostConfig) -> Result<ComponentLoader, HostError> {
-        let engine = build_engine().map_err(|e| HostError::Engine(format!("{e:?}")))?;
-        let root =
-            cap_std::fs::Dir::open_ambient_dir(&config.hardware_root, cap_std::ambient_authority())
-                .map_err(|e| HostError::Io {
-                    path: config.hardware_root.clone(),
-                    message: format!("opening the hardware root: {e}"),
-                })?;
-        let env = Arc::new(Environment {
-            root,
-            faults_file: config.faults_file.clone(),
-            program_dirs: config.program_dirs.clone(),
-            network: config.network.clone(),
-            limits: config.limits.clone(),
-        });
-        let mut linker: Linker<CallState> = Linker::new(&engine);
-        crate::bindings::add_to_linker(&mut linker)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        Ok(ComponentLoader {
-            engine,
-            linker,
-            config,
-            env,
-            compiled: Mutex::new(HashMap::new()),
-        })
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// Compile (or fetch from memory or the artifact cache) `bytes`.
-    pub fn component(&self, file: &Path, bytes: &[u8]) -> anyhow::Result<(Component, LoadedFrom)> {
-        let key = cache_key(&self.engine, bytes);
-        if let Some(c) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok((c, LoadedFrom::Memory));
-        }
-        let (component, from) = load_component_keyed(
-            &self.engine,
-            file,
-            bytes,
-            &key,
-            self.config.cache_dir.as_deref(),
-        )?;
-        if let Ok(mut map) = self.compiled.lock() {
-            if map.len() >= MEMORY_CACHE_ENTRIES {
-                map.clear();
-            }
-            map.insert(key, component.clone());
-        }
-        Ok((component, from))
-    }
-
-    /// Validate and load one component from `bytes` (read from `file`).
-    /// `strict_grants`: reject a manifest declaring capabilities the grants
-    /// do not cover (hot loads), rather than loading it and denying those
-    /// calls one by one (start-up, IPA-compatible behaviour).
-    /// `Ok(None)`: valid, but support 0 (not for this hardware).
-    pub fn load(
-        &self,
-        file: &Path,
-        bytes: &[u8],
-        strict_grants: bool,
-    ) -> anyhow::Result<Option<LoadedManager>> {
-        let mut validation = None;
-        self.load_inner(file, bytes, strict_grants, &mut validation)
-    }
-
-    fn load_inner(
-        &self,
-        file: &Path,
-        bytes: &[u8],
-        strict_grants: bool,
-        trace: &mut Option<Validation>,
-    ) -> anyhow::Result<Option<LoadedManager>> {
-        let name = manager_name(file)?;
-        let (declared, manifest) = find_manifest(file, bytes)?;
-        let granted = self.config.grants.for_manager(&name);
-        let missing = ungranted(&declared, &granted);
-        if let Some(v) = trace.as_mut() {
-            v.manifest = Some(manifest.clone());
-            v.declared = declared.clone();
-            v.granted = granted.clone();
-            v.ungranted = missing.clone();
-        }
-        if !missing.is_empty() {
-            if strict_grants {
-                anyhow::bail!(
-                    "manifest declares capabilities not granted to manager {name}: {}",
-                    missing.join(", ")
-                );
-            }
-            tracing::warn!(manager = %name, ungranted = %missing.join(", "), "manager declares capabilities it is not granted; those calls will be denied");
-        }
-        let policy = Policy::new(&name, declared, granted)?;
-        let (component, loaded_from) = self.component(file, bytes)?;
-        let contract = crate::bindings::detect(&self.engine, &component)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(v) = trace.as_mut() {
-            v.contract = Some(contract);
-        }
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
-            .with_context(|| format!("linking against contract ironic:hardware@{contract}"))?;
-        let pre = ManagerPre::new(contract, instance_pre)?;
-        let ctx = Arc::new(ManagerCtx {
-            name: name.clone(),
-            policy,
-        });
-        let timeout = self.config.limits.call_timeout;
-        let env = &self.env;
-
-        let info = run_call(&pre, &ctx, env, "info", timeout, None, |i, s| {
-            i.call_info(s)
-        })
-        .map_err(|e| anyhow::anyhow!("info: {}: {}", e.failure, e.details))?
-        .map_err(|e| anyhow::anyhow!("info: {}", manager_error_text(&e)))?;
-        if let Some(v) = trace.as_mut() {
-            v.info = Some((info.id.clone(), info.name.clone(), info.version.clone()));
-        }
-        let support = run_call(
-            &pre,
-            &ctx,
-            env,
-            "evaluate-hardware-support",
-            timeout,
-            None,
-            |i, s| i.call_evaluate_hardware_support(s),
-        )
-        .map_err(|e| anyhow::anyhow!("evaluate-hardware-support: {}: {}", e.failure, e.details))?
-        .map_err(|e| anyhow::anyhow!("evaluate-hardware-support: {}", manager_error_text(&e)))?;
-        if let Some(v) = trace.as_mut() {
-            v.support = Some(support);
-        }
-        if support == 0 {
-            return Ok(None);
-        }
-        Ok(Some(LoadedManager {
-            file: file.to_path_buf(),
-            ctx,
-            pre,
-            id: info.id,
-            manager_name: info.name,
-            version: info.version,
-            support,
-            manifest,
-            loaded_from,
-        }))
-    }
-}
-
 /// The manager host. `Send + Sync`; share it through an `Arc`.
 pub struct Host {
     pub(crate) env: Arc<Environment>,
     current: RwLock<Arc<Registry>>,
-    /// Serialises writers (reload, add, remove, the watcher) so that two
-    /// changes never build on the same snapshot and lose one another.
+    /// Serialises merging changes into the set (never held while loading),
+    /// so two changes never build on the same snapshot and lose one another.
     update: Mutex<()>,
     /// Serialises [`Host::install_component`] (one staging and rename at a
     /// time).
-    pub(crate) installing: Mutex<()>,
-    pub(crate) loader: ComponentLoader,
+    pub(crate) installing: tokio::sync::Mutex<()>,
+    pub(crate) loader: Arc<ComponentLoader>,
+    /// The runtime the host was made on: threads outside it (the
+    /// directory watcher) run the host's async work there.
+    pub(crate) runtime: tokio::runtime::Handle,
     // Declared last: stops ticking after the managers are gone.
     _ticker: EpochTicker,
 }
@@ -331,18 +174,6 @@ pub(crate) fn dispatch_order(a: (u32, &str), b: (u32, &str)) -> std::cmp::Orderi
     b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
 }
 
-fn manager_error_text(e: &ManagerError) -> String {
-    match e {
-        ManagerError::Unsupported(m) => format!("unsupported: {m}"),
-        ManagerError::Incompatible(m) => format!("incompatible: {m}"),
-        ManagerError::InvalidArgument(m) => format!("invalid argument: {m}"),
-        ManagerError::Failed(f) => match &f.error_type {
-            Some(t) => format!("{t}: {}", f.details),
-            None => f.details.clone(),
-        },
-    }
-}
-
 /// A manager name that is safe as a file stem: letters, digits, `_`, `-`
 /// (not first), at most 64 characters.
 pub fn manager_name_is_valid(name: &str) -> bool {
@@ -354,7 +185,7 @@ pub fn manager_name_is_valid(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn manager_name(file: &Path) -> anyhow::Result<String> {
+pub(crate) fn manager_name(file: &Path) -> anyhow::Result<String> {
     file.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .context("file has no name")
@@ -390,62 +221,76 @@ fn summary(m: &LoadedManager) -> ManagerSummary {
         loaded_from: m.loaded_from,
         declared: m.ctx.policy.declared().clone(),
         granted: m.ctx.policy.granted().clone(),
+        log_lines_dropped: m.ctx.log_budget.dropped_total(),
     }
 }
 
+/// What loading one upsert gave.
+struct Loaded {
+    file: PathBuf,
+    fingerprint: Fingerprint,
+    outcome: anyhow::Result<Option<LoadedManager>>,
+    elapsed: Duration,
+}
+
 impl Host {
-    /// Load every `*.wasm` in `config.managers_dir` (sorted by file name),
-    /// evaluate its hardware support, and keep those with support > 0.
-    /// A manager that fails to load is recorded in [`Host::rejected`]; none
-    /// usable is [`HostError::HardwareManagerNotFound`].
-    pub fn start(config: HostConfig) -> Result<Host, HostError> {
+    /// A host with no manager loaded yet: the engine, the linker and the
+    /// epoch ticker. Must be called on a tokio runtime (the host's async
+    /// work runs there). Load with [`Host::load_managers`].
+    pub fn new(config: HostConfig) -> Result<Host, HostError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| HostError::Engine(format!("the host needs a tokio runtime: {e}")))?;
         let loader = ComponentLoader::new(config)?;
         let ticker = EpochTicker::start(loader.engine())
             .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
-        let dir = loader.config.managers_dir.clone();
-        let mut changes = Vec::new();
-        let mut unreadable = Vec::new();
-        for file in wasm_files(&dir)? {
-            match read_component(&file) {
-                Ok((bytes, fingerprint)) => changes.push(Change::Upsert {
-                    file,
-                    bytes,
-                    fingerprint,
-                }),
-                Err(e) => unreadable.push(RejectedManager {
-                    reason: format!("reading {}: {e}", file.display()),
-                    file,
-                }),
-            }
-        }
-        let host = Host {
+        Ok(Host {
             env: loader.env.clone(),
             current: RwLock::new(Arc::new(Registry::default())),
             update: Mutex::new(()),
-            installing: Mutex::new(()),
-            loader,
+            installing: tokio::sync::Mutex::new(()),
+            loader: Arc::new(loader),
+            runtime,
             _ticker: ticker,
-        };
-        // Start-up keeps IPA's behaviour for ungranted declarations: the
-        // manager loads and those calls are denied (and logged).
-        host.apply(changes, false);
+        })
+    }
+
+    /// Loads every `*.wasm` of the managers directory, all at once (each
+    /// bounded by its own deadline), and keeps those with support > 0. A
+    /// component that fails is recorded in [`Host::rejected`]. Start-up
+    /// keeps IPA's behaviour for ungranted declarations: the manager loads
+    /// and those calls are denied (and logged).
+    pub async fn load_managers(&self) -> Result<ReloadReport, HostError> {
+        let dir = self.managers_dir().to_path_buf();
+        let (changes, unreadable) = read_dir_changes(&dir)?;
+        let mut report = self.apply(changes, false).await;
+        self.add_rejected(&unreadable);
+        report.rejected.extend(unreadable);
+        Ok(report)
+    }
+
+    /// [`Host::new`] and [`Host::load_managers`]; no usable manager is
+    /// [`HostError::HardwareManagerNotFound`].
+    pub async fn start(config: HostConfig) -> Result<Host, HostError> {
+        let host = Host::new(config)?;
+        host.load_managers().await?;
         let reg = host.snapshot();
         if reg.managers.is_empty() {
-            let mut rejected = unreadable;
-            rejected.extend(reg.rejected.iter().cloned());
-            return Err(HostError::HardwareManagerNotFound { dir, rejected });
-        }
-        if !unreadable.is_empty() {
-            let mut next = Registry {
-                managers: reg.managers.clone(),
+            return Err(HostError::HardwareManagerNotFound {
+                dir: host.managers_dir().to_path_buf(),
                 rejected: reg.rejected.clone(),
-                seen: reg.seen.clone(),
-                bmc: Default::default(),
-            };
-            next.rejected.extend(unreadable);
-            host.publish(next);
+            });
         }
         Ok(host)
+    }
+
+    fn add_rejected(&self, rejected: &[RejectedManager]) {
+        if rejected.is_empty() {
+            return;
+        }
+        let _writer = self.update.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.snapshot().next();
+        next.rejected.extend(rejected.iter().cloned());
+        self.publish(next);
     }
 
     /// The current set of managers. Cheap (an `Arc` clone); a call holds
@@ -482,15 +327,13 @@ impl Host {
     }
 
     /// Apply `changes` as one atomic swap. Every new or replaced component
-    /// is compiled and validated before anything is replaced; one that
-    /// fails leaves its running predecessor (if any) in place.
-    pub(crate) fn apply(&self, changes: Vec<Change>, strict_grants: bool) -> ReloadReport {
-        let _writer = self.update.lock().unwrap_or_else(|p| p.into_inner());
-        let cur = self.snapshot();
-        let mut managers = cur.managers.clone();
-        let mut rejected = cur.rejected.clone();
-        let mut seen = cur.seen.clone();
-        let mut report = ReloadReport::default();
+    /// is compiled and validated first, all of them at once and outside any
+    /// lock; one that fails leaves its running predecessor (if any) in
+    /// place.
+    pub(crate) async fn apply(&self, changes: Vec<Change>, strict_grants: bool) -> ReloadReport {
+        let before = self.snapshot();
+        let mut upserts = Vec::new();
+        let mut removals = Vec::new();
         for change in changes {
             match change {
                 Change::Upsert {
@@ -498,116 +341,176 @@ impl Host {
                     bytes,
                     fingerprint,
                 } => {
-                    if seen.get(&file) == Some(&fingerprint) {
+                    if before.seen.get(&file) != Some(&fingerprint) {
+                        upserts.push((file, Arc::new(bytes), fingerprint));
+                    }
+                }
+                Change::Remove { file, forget } => removals.push((file, forget)),
+            }
+        }
+        drop(before);
+        let loads = futures::future::join_all(upserts.into_iter().map(
+            |(file, bytes, fingerprint)| async move {
+                let started = Instant::now();
+                let outcome = self
+                    .loader
+                    .load(&file, bytes, strict_grants, &mut None)
+                    .await;
+                Loaded {
+                    file,
+                    fingerprint,
+                    outcome,
+                    elapsed: started.elapsed(),
+                }
+            },
+        ))
+        .await;
+        self.merge(loads, removals)
+    }
+
+    /// Merges finished loads and removals into the set of this moment.
+    fn merge(&self, mut loads: Vec<Loaded>, removals: Vec<(PathBuf, bool)>) -> ReloadReport {
+        let _writer = self.update.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.snapshot().next();
+        let mut report = ReloadReport::default();
+        // Identity claims are settled in this order: disk-write grants
+        // first, then file names.
+        loads.sort_by(|a, b| {
+            let writes = |l: &Loaded| matches!(&l.outcome, Ok(Some(m)) if m.may_write_disks());
+            writes(b).cmp(&writes(a)).then_with(|| a.file.cmp(&b.file))
+        });
+        for loaded in loads {
+            let Loaded {
+                file,
+                fingerprint,
+                outcome,
+                elapsed,
+            } = loaded;
+            next.seen.insert(file.clone(), fingerprint);
+            next.rejected.retain(|r| r.file != file);
+            let name = manager_name(&file).unwrap_or_default();
+            let old = next.managers.iter().position(|m| m.ctx.name == name);
+            let mut reject = |next: &mut Registry, reason: String| {
+                tracing::warn!(manager = %name, file = %file.display(), "rejected hardware manager: {reason}");
+                let r = RejectedManager {
+                    file: file.clone(),
+                    reason,
+                };
+                report.rejected.push(r.clone());
+                next.rejected.push(r);
+            };
+            match outcome {
+                Ok(Some(m)) => {
+                    if let Some(holder) = next.managers.iter().find(|other| {
+                        other.ctx.name != name
+                            && (other.id == m.id || other.manager_name == m.manager_name)
+                    }) {
+                        let what = if holder.id == m.id {
+                            format!("id {}", m.id)
+                        } else {
+                            format!("name {}", m.manager_name)
+                        };
+                        let mut reason = format!(
+                            "claims the {what}, which manager {} ({}) already holds;                              ids and names must be unique",
+                            holder.ctx.name,
+                            holder.file.display()
+                        );
+                        if let Some(i) = old {
+                            reason.push_str(&format!(
+                                " (version {} of manager {name} keeps running)",
+                                next.managers[i].version
+                            ));
+                        }
+                        reject(&mut next, reason);
                         continue;
                     }
-                    seen.insert(file.clone(), fingerprint);
-                    rejected.retain(|r| r.file != file);
-                    let name = manager_name(&file).unwrap_or_default();
-                    let old = managers.iter().position(|m| m.ctx.name == name);
-                    let started = Instant::now();
-                    match self.loader.load(&file, &bytes, strict_grants) {
-                        Ok(Some(m)) => {
-                            tracing::info!(manager = %name, id = %m.id, version = %m.version, support = m.support, from = ?m.loaded_from, elapsed_ms = started.elapsed().as_millis() as u64, "loaded hardware manager");
-                            let m = Arc::new(m);
-                            match old {
-                                Some(i) => {
-                                    let prev = std::mem::replace(&mut managers[i], m.clone());
-                                    report.replaced.push((
-                                        name,
-                                        prev.version.clone(),
-                                        m.version.clone(),
-                                    ));
-                                }
-                                None => {
-                                    managers.push(m);
-                                    report.added.push(name);
-                                }
-                            }
+                    tracing::info!(manager = %name, id = %m.id, version = %m.version, support = m.support, from = ?m.loaded_from, elapsed_ms = elapsed.as_millis() as u64, "loaded hardware manager");
+                    let m = Arc::new(m);
+                    match old {
+                        Some(i) => {
+                            let prev = std::mem::replace(&mut next.managers[i], m.clone());
+                            report
+                                .replaced
+                                .push((name, prev.version.clone(), m.version.clone()));
                         }
-                        Ok(None) => {
-                            let reason =
-                                "evaluate-hardware-support returned 0: not used".to_string();
-                            tracing::info!(file = %file.display(), "{reason}");
-                            if let Some(i) = old {
-                                // The new content is valid and says "not this
-                                // hardware": it supersedes the old version.
-                                managers.remove(i);
-                                report.removed.push(name);
-                            }
-                            let r = RejectedManager { file, reason };
-                            report.rejected.push(r.clone());
-                            rejected.push(r);
-                        }
-                        Err(e) => {
-                            let mut reason = format!("{e:#}");
-                            if let Some(i) = old {
-                                reason.push_str(&format!(
-                                    " (version {} of manager {name} keeps running)",
-                                    managers[i].version
-                                ));
-                            }
-                            tracing::warn!(manager = %name, file = %file.display(), "rejected hardware manager: {reason}");
-                            let r = RejectedManager { file, reason };
-                            report.rejected.push(r.clone());
-                            rejected.push(r);
+                        None => {
+                            next.managers.push(m);
+                            report.added.push(name);
                         }
                     }
                 }
-                Change::Remove { file, forget } => {
-                    if forget {
-                        seen.remove(&file);
+                Ok(None) => {
+                    let reason = "evaluate-hardware-support returned 0: not used".to_string();
+                    tracing::info!(file = %file.display(), "{reason}");
+                    if let Some(i) = old {
+                        // The new content is valid and says "not this
+                        // hardware": it supersedes the old version.
+                        next.managers.remove(i);
+                        report.removed.push(name.clone());
                     }
-                    rejected.retain(|r| r.file != file);
-                    let before = managers.len();
-                    managers.retain(|m| {
-                        if m.file == file {
-                            report.removed.push(m.ctx.name.clone());
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                    if managers.len() != before {
-                        tracing::info!(file = %file.display(), "hardware manager removed");
+                    let r = RejectedManager {
+                        file: file.clone(),
+                        reason,
+                    };
+                    report.rejected.push(r.clone());
+                    next.rejected.push(r);
+                }
+                Err(e) => {
+                    let mut reason = format!("{e:#}");
+                    if let Some(i) = old {
+                        reason.push_str(&format!(
+                            " (version {} of manager {name} keeps running)",
+                            next.managers[i].version
+                        ));
                     }
+                    reject(&mut next, reason);
                 }
             }
         }
-        if managers.is_empty() && !cur.managers.is_empty() {
+        for (file, forget) in removals {
+            if forget {
+                next.seen.remove(&file);
+            }
+            next.rejected.retain(|r| r.file != file);
+            let before = next.managers.len();
+            next.managers.retain(|m| {
+                if m.file == file {
+                    report.removed.push(m.ctx.name.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            if next.managers.len() != before {
+                tracing::info!(file = %file.display(), "hardware manager removed");
+            }
+        }
+        if next.managers.is_empty() && !self.snapshot().managers.is_empty() {
             tracing::warn!("no hardware manager left: calls fail until one is added");
         }
-        managers.sort_by(|a, b| dispatch_order((a.support, &a.id), (b.support, &b.id)));
-        self.publish(Registry {
-            managers,
-            rejected,
-            seen,
-            bmc: Default::default(),
-        });
+        next.managers
+            .sort_by(|a, b| dispatch_order((a.support, &a.id), (b.support, &b.id)));
+        if !report.is_empty() {
+            log_ties(&next.managers);
+        }
+        self.publish(next);
         report
     }
 
     /// Rescan the managers directory: new and changed components are
     /// loaded (validated first, grants checked strictly), components whose
     /// file is gone are removed. One atomic swap.
-    pub fn reload(&self) -> Result<ReloadReport, HostError> {
-        let dir = self.loader.config.managers_dir.clone();
-        let files = wasm_files(&dir)?;
-        let mut changes = Vec::new();
-        let mut unreadable = Vec::new();
-        for file in &files {
-            match read_component(file) {
-                Ok((bytes, fingerprint)) => changes.push(Change::Upsert {
-                    file: file.clone(),
-                    bytes,
-                    fingerprint,
-                }),
-                Err(e) => unreadable.push(RejectedManager {
-                    file: file.clone(),
-                    reason: format!("reading {}: {e}", file.display()),
-                }),
-            }
-        }
+    pub async fn reload(&self) -> Result<ReloadReport, HostError> {
+        let dir = self.managers_dir().to_path_buf();
+        let (mut changes, unreadable) = read_dir_changes(&dir)?;
+        let files: Vec<PathBuf> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Upsert { file, .. } => Some(file.clone()),
+                Change::Remove { .. } => None,
+            })
+            .chain(unreadable.iter().map(|r| r.file.clone()))
+            .collect();
         for known in self.known_files() {
             if known.parent() == Some(dir.as_path()) && !files.contains(&known) {
                 changes.push(Change::Remove {
@@ -616,14 +519,14 @@ impl Host {
                 });
             }
         }
-        let mut report = self.apply(changes, true);
+        let mut report = self.apply(changes, true).await;
         report.rejected.extend(unreadable);
         Ok(report)
     }
 
     /// Load (or replace, by file stem) the component at `path`, validated
     /// first; on failure the running set is unchanged.
-    pub fn add_component(&self, path: &Path) -> Result<ManagerSummary, HostError> {
+    pub async fn add_component(&self, path: &Path) -> Result<ManagerSummary, HostError> {
         let name = manager_name(path).map_err(|e| HostError::Rejected {
             manager: path.display().to_string(),
             file: path.to_path_buf(),
@@ -633,14 +536,16 @@ impl Host {
             path: path.to_path_buf(),
             message: format!("reading component of manager {name}: {e}"),
         })?;
-        let report = self.apply(
-            vec![Change::Upsert {
-                file: path.to_path_buf(),
-                bytes,
-                fingerprint,
-            }],
-            true,
-        );
+        let report = self
+            .apply(
+                vec![Change::Upsert {
+                    file: path.to_path_buf(),
+                    bytes,
+                    fingerprint,
+                }],
+                true,
+            )
+            .await;
         if let Some(r) = report.rejected.into_iter().next() {
             return Err(HostError::Rejected {
                 manager: name,
@@ -671,13 +576,7 @@ impl Host {
             .ok_or_else(|| HostError::NotLoaded {
                 manager: name.to_string(),
             })?;
-        self.apply(
-            vec![Change::Remove {
-                file,
-                forget: false,
-            }],
-            true,
-        );
+        self.merge(Vec::new(), vec![(file, false)]);
         Ok(())
     }
 
@@ -696,11 +595,51 @@ impl Host {
     }
 }
 
+/// Says which manager of equal support is asked first: support ties are
+/// decided by id, and an operator should see that decision.
+fn log_ties(managers: &[Arc<LoadedManager>]) {
+    for pair in managers.windows(2) {
+        if pair[0].support == pair[1].support {
+            tracing::info!(
+                support = pair[0].support,
+                first = %pair[0].ctx.name,
+                then = %pair[1].ctx.name,
+                "managers {} and {} have the same support {}: {} (id {}) is asked first, by id order",
+                pair[0].ctx.name,
+                pair[1].ctx.name,
+                pair[0].support,
+                pair[0].ctx.name,
+                pair[0].id
+            );
+        }
+    }
+}
+
+/// One upsert per readable component of `dir`, and the unreadable ones.
+fn read_dir_changes(dir: &Path) -> Result<(Vec<Change>, Vec<RejectedManager>), HostError> {
+    let mut changes = Vec::new();
+    let mut unreadable = Vec::new();
+    for file in wasm_files(dir)? {
+        match read_component(&file) {
+            Ok((bytes, fingerprint)) => changes.push(Change::Upsert {
+                file,
+                bytes,
+                fingerprint,
+            }),
+            Err(e) => unreadable.push(RejectedManager {
+                reason: format!("reading {}: {e}", file.display()),
+                file,
+            }),
+        }
+    }
+    Ok((changes, unreadable))
+}
+
 /// Check one component against the contract (instantiate with the host's
 /// linker, call `info` and `evaluate-hardware-support`) and the grants,
-/// without starting a host.
-pub fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostError> {
-    let loader = ComponentLoader::new(config.clone())?;
+/// without starting a host. Must be called on a tokio runtime.
+pub async fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostError> {
+    let loader = Arc::new(ComponentLoader::new(config.clone())?);
     // Deadlines need the epoch to advance.
     let _ticker = EpochTicker::start(loader.engine())
         .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
@@ -717,9 +656,10 @@ pub fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostErro
         support: None,
         verdict: Ok(()),
     });
-    let outcome = std::fs::read(file)
-        .with_context(|| format!("reading {}", file.display()))
-        .and_then(|bytes| loader.load_inner(file, &bytes, true, &mut v));
+    let outcome = match std::fs::read(file).with_context(|| format!("reading {}", file.display())) {
+        Ok(bytes) => loader.load(file, Arc::new(bytes), true, &mut v).await,
+        Err(e) => Err(e),
+    };
     let mut v = v.ok_or_else(|| HostError::Engine("validation state lost".into()))?;
     v.verdict = match outcome {
         Ok(Some(_)) => Ok(()),
@@ -737,7 +677,7 @@ pub struct Precompiled {
     /// Cache key (the artifact is `<cache_dir>/<key>.cwasm`).
     pub key: String,
     /// `Compiled` now, or already in the cache.
-    pub from: LoadedFrom,
+    pub from: crate::LoadedFrom,
     /// Time spent.
     pub elapsed: std::time::Duration,
 }
@@ -758,7 +698,7 @@ pub fn precompile(
         let result = std::fs::read(&file)
             .with_context(|| format!("reading {}", file.display()))
             .and_then(|bytes| {
-                let key = cache_key(loader.engine(), &bytes);
+                let key = crate::artifact::cache_key(loader.engine(), &bytes);
                 let (_, from) = loader.component(&file, &bytes)?;
                 Ok((key, from))
             });

@@ -2,21 +2,23 @@
 //! of how a call ended.
 
 use std::path::PathBuf;
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cap_std::fs::Dir;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{Manager, ManagerPre};
+use crate::bindings::latest::ironic::hardware::types::ManagerError;
+use crate::bindings::{Export, ManagerPre};
 use crate::capabilities::progress::ProgressSink;
+use crate::capabilities::DeadlinePassed;
 use crate::error::SandboxFailure;
 use crate::policy::Policy;
+use crate::text::sanitize;
 use crate::{Limits, NetworkSource};
 
 /// Bytes of guest stdout/stderr kept per call (the rest is discarded).
@@ -40,10 +42,9 @@ pub(crate) struct ManagerCtx {
     /// File stem: the name grants and errors use.
     pub name: String,
     pub policy: Policy,
+    /// The manager's log budget, shared by all its calls.
+    pub log_budget: crate::capabilities::log::LogBudget,
 }
-
-/// Progress messages of a running step.
-pub(crate) type ProgressSender = Sender<(Option<u8>, String)>;
 
 /// The store's data for one call.
 pub(crate) struct CallState {
@@ -52,9 +53,12 @@ pub(crate) struct CallState {
     pub table: ResourceTable,
     wasi: WasiCtx,
     limiter: MemoryLimiter,
-    /// When the call's deadline passes (commands are capped at it).
+    /// When the call's deadline passes (host calls and programs are capped
+    /// at it).
     pub deadline: Instant,
-    pub progress: ProgressSink,
+    pub progress: Arc<ProgressSink>,
+    /// Disks open now (capped by `Limits::max_open_disks`).
+    pub open_disks: usize,
 }
 
 impl WasiView for CallState {
@@ -163,16 +167,20 @@ pub(crate) struct SandboxError {
     pub details: String,
 }
 
-/// Run `f` against a fresh instance of `pre` with the limits applied.
-pub(crate) fn run_call<R>(
+/// Run `export` on a fresh instance of `pre`, with the memory cap, and the
+/// deadline applied to everything the call does: wasm code is interrupted
+/// at epoch checks, and a call waiting in the host (a sleep, a program, a
+/// disk) is dropped when the deadline passes, which also stops what it
+/// started (programs are killed, erase workers see the deadline).
+pub(crate) async fn run_call<E: Export>(
     pre: &ManagerPre,
     manager: &Arc<ManagerCtx>,
     env: &Arc<Environment>,
-    call: &str,
+    export: &E,
     timeout: Duration,
-    progress: Option<ProgressSender>,
-    f: impl FnOnce(&Manager, &mut Store<CallState>) -> wasmtime::Result<R>,
-) -> Result<R, SandboxError> {
+    progress: Arc<ProgressSink>,
+) -> Result<Result<E::Output, ManagerError>, SandboxError> {
+    let call = export.name();
     let stdout = CappedOutput::new(GUEST_OUTPUT_CAP);
     let stderr = CappedOutput::new(GUEST_OUTPUT_CAP);
     // Deny by default: no preopens, env, args; no sockets or name lookup.
@@ -183,6 +191,8 @@ pub(crate) fn run_call<R>(
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .build();
+    let started = Instant::now();
+    let deadline = started + timeout;
     let state = CallState {
         manager: manager.clone(),
         env: env.clone(),
@@ -192,53 +202,72 @@ pub(crate) fn run_call<R>(
             cap: env.limits.memory_bytes,
             hit: false,
         },
-        deadline: Instant::now() + timeout,
-        progress: ProgressSink::new(progress),
+        deadline,
+        progress,
+        open_disks: 0,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(crate::engine::ticks_for(timeout));
-    store.epoch_deadline_trap();
-
-    let started = Instant::now();
-    let result = pre
-        .instantiate(&mut store)
-        .and_then(|instance| f(&instance, &mut store));
+    // Wasm code yields to the executor every epoch tick, so the deadline
+    // below can fire even in a loop that never calls the host; past the
+    // deadline the next check traps.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    let outcome = {
+        let run = async {
+            let instance = pre.instantiate(&mut store).await?;
+            export.call(&instance, &mut store).await
+        };
+        tokio::time::timeout_at(deadline.into(), run).await
+    };
     let memory_hit = store.data().limiter.hit;
     drop(store);
 
     let (out, err) = (stdout.text(), stderr.text());
     if !out.is_empty() {
-        tracing::debug!(manager = %manager.name, call, "guest stdout: {}", out.trim_end());
+        tracing::debug!(manager = %manager.name, call, "guest stdout: {}", sanitize(out.trim_end(), 4096));
     }
     if !err.is_empty() {
-        tracing::debug!(manager = %manager.name, call, "guest stderr: {}", err.trim_end());
+        tracing::debug!(manager = %manager.name, call, "guest stderr: {}", sanitize(err.trim_end(), 4096));
     }
-    let error = match result {
-        Ok(value) => {
-            tracing::trace!(manager = %manager.name, call, elapsed_us = started.elapsed().as_micros() as u64, "call finished");
-            return Ok(value);
-        }
-        Err(e) => e,
-    };
-    let trap = error.downcast_ref::<Trap>().copied();
-    let (failure, mut details) = if memory_hit {
-        (
-            SandboxFailure::MemoryLimit,
-            format!(
-                "memory limit of {} MiB exceeded",
-                env.limits.memory_bytes / (1024 * 1024)
-            ),
-        )
-    } else if trap == Some(Trap::Interrupt) {
+    let timed_out = || {
         (
             SandboxFailure::Timeout,
             format!("deadline of {} exceeded", human_duration(timeout)),
         )
-    } else if trap.is_some() {
-        (SandboxFailure::Trap, format!("{}", error.root_cause()))
-    } else {
-        (SandboxFailure::Contract, format!("{error:?}"))
+    };
+    let (failure, mut details) = match outcome {
+        Ok(Ok(value)) => {
+            tracing::trace!(manager = %manager.name, call, elapsed_us = started.elapsed().as_micros() as u64, "call finished");
+            return Ok(value);
+        }
+        Err(_elapsed) => timed_out(),
+        Ok(Err(error)) => {
+            let trap = error.downcast_ref::<Trap>().copied();
+            if memory_hit {
+                (
+                    SandboxFailure::MemoryLimit,
+                    format!(
+                        "memory limit of {} MiB exceeded",
+                        env.limits.memory_bytes / (1024 * 1024)
+                    ),
+                )
+            } else if trap == Some(Trap::Interrupt)
+                || error.downcast_ref::<DeadlinePassed>().is_some()
+            {
+                timed_out()
+            } else if trap.is_some() {
+                (SandboxFailure::Trap, format!("{}", error.root_cause()))
+            } else {
+                (SandboxFailure::Contract, format!("{error:?}"))
+            }
+        }
     };
     // A Rust guest prints its panic message on stderr before trapping.
     let err_tail = tail(err.trim(), 2048);
@@ -246,6 +275,7 @@ pub(crate) fn run_call<R>(
         details.push_str("; guest stderr: ");
         details.push_str(err_tail);
     }
+    let details = sanitize(&details, 8192).into_owned();
     tracing::warn!(manager = %manager.name, call, failure = %failure, "sandbox stopped the call: {details}");
     Err(SandboxError { failure, details })
 }
@@ -278,17 +308,19 @@ impl CallState {
     ) -> CallState {
         let policy = Policy::new("test", declared_and_granted.clone(), declared_and_granted)
             .expect("policy");
+        let limits = Limits::default();
         let env = Environment {
             root: Dir::open_ambient_dir(root, cap_std::ambient_authority()).expect("root"),
             faults_file: Some(root.join("faults.toml")),
             program_dirs: vec![],
             network: NetworkSource::File(root.join("addresses.json")),
-            limits: Limits::default(),
+            limits: limits.clone(),
         };
         CallState {
             manager: Arc::new(ManagerCtx {
                 name: "test".into(),
                 policy,
+                log_budget: crate::capabilities::log::LogBudget::new(&limits),
             }),
             env: Arc::new(env),
             table: ResourceTable::new(),
@@ -298,7 +330,8 @@ impl CallState {
                 hit: false,
             },
             deadline: Instant::now() + Duration::from_secs(60),
-            progress: ProgressSink::new(None),
+            progress: Arc::new(ProgressSink::new(None, &limits)),
+            open_disks: 0,
         }
     }
 }

@@ -327,7 +327,7 @@ impl Watcher {
         if changes.is_empty() {
             return;
         }
-        let report = host.apply(changes, true);
+        let report = host.runtime.block_on(host.apply(changes, true));
         if !report.is_empty() {
             tracing::info!(added = ?report.added, replaced = ?report.replaced, removed = ?report.removed, rejected = report.rejected.len(), "managers directory changed");
         }

@@ -125,11 +125,7 @@ async fn dhcp_wait(
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout as u64);
     loop {
-        let m = machine.clone();
-        let inv = tokio::task::spawn_blocking(move || m.inventory(false))
-            .await
-            .ok()?
-            .ok()?;
+        let inv = machine.inventory(false).await.ok()?;
         let ready = inv["interfaces"].as_array().is_some_and(|ifs| {
             ifs.iter()
                 .filter(|i| all || i["mac_address"].as_str().map(str::to_ascii_lowercase) == pxe)

@@ -52,9 +52,10 @@ pub enum Error {
 
 /// What the Ironic loop needs from the machine (implemented by the lead
 /// over `ironic_host::Host`).
+#[async_trait::async_trait]
 pub trait Machine: Send + Sync + 'static {
-    /// The inventory JSON (inventory.md §9); may block.
-    fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value>;
+    /// The inventory JSON (IPA's `list_hardware_info`).
+    async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value>;
     /// `(name, version)` of every hardware manager, in dispatch order.
     fn managers(&self) -> Vec<(String, String)>;
     /// Extra files for the `logs` collector: `(name in the archive, content)`.
@@ -128,10 +129,9 @@ impl IronicLoop {
     }
 
     async fn inventory(&self, skip_bmc: bool) -> Result<Value, Error> {
-        let m = self.machine.clone();
-        tokio::task::spawn_blocking(move || m.inventory(skip_bmc))
+        self.machine
+            .inventory(skip_bmc)
             .await
-            .map_err(|e| Error::Other(format!("inventory task: {e}")))?
             .map_err(|e| Error::Other(format!("collecting the inventory: {e:#}")))
     }
 

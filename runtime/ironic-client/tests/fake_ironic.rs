@@ -85,8 +85,9 @@ async fn heartbeat(
 }
 
 struct M;
+#[async_trait::async_trait]
 impl Machine for M {
-    fn inventory(&self, _skip: bool) -> anyhow::Result<Value> {
+    async fn inventory(&self, _skip: bool) -> anyhow::Result<Value> {
         Ok(
             json!({"interfaces": [{"name": "eth0", "mac_address": "52:54:00:12:34:56"}, {"name": "eth1", "mac_address": "52:54:00:12:34:57"}], "hostname": "sim"}),
         )

@@ -140,14 +140,14 @@ impl Ctx {
         }
     }
 
-    /// A progress sink that can move into a blocking task.
-    pub fn progress_sink(&self) -> impl Fn(Option<u8>, &str) + Send + Sync + 'static {
+    /// A progress sink that can move into another task.
+    pub fn progress_sink(&self) -> crate::managers::StepProgressFn {
         let record = self.record.clone();
-        move |percent, message| {
+        Arc::new(move |percent, message| {
             if let Some(r) = &record {
                 r.set_progress(percent, message);
             }
-        }
+        })
     }
 
     /// Runs blocking work (manager calls, system actions) off the runtime.

@@ -128,15 +128,12 @@ async fn manage_uefi(
     runner: ProgramRunner,
     esp_uuid: Option<String>,
 ) -> Result<bool, AgentError> {
-    let managers = ctx.state.managers();
     let node = ctx.state.cached_node();
     let device = ctx
-        .blocking(move || managers.os_install_device(node.as_ref()))
-        .await
-        .map_err(|e| match e {
-            crate::engine::CommandError::Agent(a) => a,
-            crate::engine::CommandError::Exception { class, text } => AgentError::new(class, text),
-        })?;
+        .state
+        .managers()
+        .os_install_device(node.as_ref())
+        .await?;
     let root = ctx.state.config().hardware_root.clone();
     let disk = device_in_root(&root, &device)?;
     tokio::task::spawn_blocking(move || {

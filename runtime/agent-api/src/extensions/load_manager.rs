@@ -280,10 +280,10 @@ fn load_manager_step(ctx: Ctx, call: StepCall) -> CommandFuture {
         ctx.progress(None, &format!("downloading {}", source.url));
         let bytes = fetch(&source, &step_fetch_options(&ctx)).await?;
         ctx.progress(None, &format!("loading manager {}", source.name));
-        let managers = ctx.state.managers();
-        let name = source.name.clone();
         let loaded = ctx
-            .blocking(move || managers.load_manager(&name, &bytes))
+            .state
+            .managers()
+            .load_manager(&source.name, &bytes)
             .await?;
         tracing::info!(manager = %loaded.name, version = %loaded.version, url = %source.url, "hardware manager loaded by load_manager");
         Ok(json!({

@@ -39,8 +39,7 @@ pub fn extension() -> Extension {
 fn get_hardware_info(ctx: Ctx, _params: Map<String, Value>) -> CommandFuture {
     Box::pin(async move {
         // Bypasses any inventory cache, as IPA's command does.
-        let managers = ctx.state.managers();
-        ctx.blocking(move || managers.inventory()).await
+        Ok(ctx.state.managers().inventory().await?)
     })
 }
 

@@ -202,10 +202,10 @@ async fn run_prepare_image(
         .filter(|s| !s.is_empty())
         .map(String::from);
 
-    let managers = ctx.state.managers();
-    let node_c = node.clone();
     let device = ctx
-        .blocking(move || managers.os_install_device(node_c.as_ref()))
+        .state
+        .managers()
+        .os_install_device(node.as_ref())
         .await?;
     let root = ctx.state.config().hardware_root.clone();
     let target = device_in_root(&root, &device)?;
@@ -276,15 +276,11 @@ async fn deploy_request(
     let boot_mode = node_boot_mode(node, &root);
     let disk_label = capability(node, "disk_label");
     let inventory_arch = if info.is_partition_image() {
-        let managers = ctx.state.managers();
-        ctx.blocking(move || managers.inventory())
-            .await
-            .ok()
-            .and_then(|inv| {
-                inv.pointer("/cpu/architecture")
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            })
+        ctx.state.managers().inventory().await.ok().and_then(|inv| {
+            inv.pointer("/cpu/architecture")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
     } else {
         None
     };

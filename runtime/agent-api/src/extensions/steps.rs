@@ -87,13 +87,8 @@ async fn get_steps(
     let ports = params.get("ports").cloned().unwrap_or(Value::Null);
     ctx.state.cache_node(&node);
     let managers = ctx.state.managers();
-    let (candidates, versions) = ctx
-        .blocking(move || {
-            let candidates = managers.get_steps(kind, &node, &ports)?;
-            let versions = managers.versions()?;
-            Ok((candidates, versions))
-        })
-        .await?;
+    let candidates = managers.get_steps(kind, &node, &ports).await?;
+    let versions = managers.versions()?;
     let mut steps = deduplicate_steps(&candidates);
     ctx.state.native_steps().merge_listing(kind, &mut steps);
     Ok(json!({
@@ -119,9 +114,7 @@ async fn execute_step(
 
     let managers = ctx.state.managers();
     if !provided.is_null() {
-        let m = managers.clone();
-        let current = ctx.blocking(move || m.versions()).await?;
-        let current = json!(current);
+        let current = json!(managers.versions()?);
         if current != provided {
             return Err(AgentError::new(
                 ErrorClass::VersionMismatch,
@@ -164,11 +157,8 @@ async fn execute_step(
     let kwargs = Value::Object(kwargs);
     let progress = ctx.progress_sink();
     tracing::info!(kind = k, step = %name, "executing step");
-    let step_name = name.clone();
-    let result = ctx
-        .blocking(move || {
-            managers.execute_step(kind, &step_name, &node, &ports, &kwargs, &progress)
-        })
+    let result = managers
+        .execute_step(kind, &name, &node, &ports, &kwargs, progress)
         .await?;
     if kind == StepKind::Deploy && name == "write_image" {
         record_partition_uuids(&ctx, &result);

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_api::ironic_image::programs::ProgramRunner;
+use agent_api::managers::StepProgressFn;
 use agent_api::{AgentError, AgentState, ApiConfig, ManagerSteps, Managers, Recorder, StepKind};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -20,27 +21,26 @@ use tower::ServiceExt;
 pub const TOKEN: &str = "tkn-1234";
 
 /// A gate a fake step blocks on until the test opens it.
-#[derive(Default)]
 pub struct Gate {
-    open: Mutex<bool>,
-    cv: Condvar,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            open: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl Gate {
     pub fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cv.notify_all();
+        self.open.send_replace(true);
     }
-    fn wait(&self) {
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            let (g, _) = self.cv.wait_timeout(open, Duration::from_secs(30)).unwrap();
-            open = g;
-            // Never hang a test run forever.
-            if !*open {
-                *open = true;
-            }
-        }
+    async fn wait(&self) {
+        let mut rx = self.open.subscribe();
+        // Never hang a test run forever.
+        let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|open| *open)).await;
     }
 }
 
@@ -85,8 +85,9 @@ fn step(name: &str, priority: i64, interface: &str, abortable: bool) -> Value {
     s
 }
 
+#[async_trait::async_trait]
 impl Managers for FakeManagers {
-    fn get_steps(
+    async fn get_steps(
         &self,
         kind: StepKind,
         _node: &Value,
@@ -120,23 +121,25 @@ impl Managers for FakeManagers {
                 id: "VendorHardwareManager".into(),
                 support: 2,
                 steps: vec![vendor_fw, step("erase_devices", 5, "deploy", clean)],
+                may_write_disks: false,
             },
             ManagerSteps {
                 id: "GenericHardwareManager".into(),
                 support: 1,
                 steps: generic,
+                may_write_disks: false,
             },
         ])
     }
 
-    fn execute_step(
+    async fn execute_step(
         &self,
         kind: StepKind,
         name: &str,
         node: &Value,
         _ports: &Value,
         args: &Value,
-        progress: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+        progress: StepProgressFn,
     ) -> Result<Value, AgentError> {
         self.calls.lock().unwrap().push(Call {
             kind,
@@ -149,7 +152,7 @@ impl Managers for FakeManagers {
             "erase_devices" => Ok(json!({"/dev/loop0": null})),
             "slow_step" => {
                 progress(Some(42), "erasing /dev/sda");
-                self.gate.wait();
+                self.gate.wait().await;
                 Ok(json!("done"))
             }
             "fail_step" => Err(AgentError::new("BlockDeviceEraseError", "disk on fire")),
@@ -167,11 +170,11 @@ impl Managers for FakeManagers {
         Ok(self.versions.lock().unwrap().clone())
     }
 
-    fn os_install_device(&self, _node: Option<&Value>) -> Result<String, AgentError> {
+    async fn os_install_device(&self, _node: Option<&Value>) -> Result<String, AgentError> {
         Ok(self.install_device.lock().unwrap().clone())
     }
 
-    fn inventory(&self) -> Result<Value, AgentError> {
+    async fn inventory(&self) -> Result<Value, AgentError> {
         Ok(
             json!({"cpu": {"count": 2, "architecture": "x86_64"}, "memory": {"total": 2147483648u64}, "interfaces": [], "disks": []}),
         )

@@ -19,8 +19,9 @@ struct LabManagers {
     state: OnceLock<AgentState>,
 }
 
+#[async_trait::async_trait]
 impl Managers for LabManagers {
-    fn get_steps(
+    async fn get_steps(
         &self,
         kind: StepKind,
         _: &Value,
@@ -46,17 +47,18 @@ impl Managers for LabManagers {
             id: "LabSandboxHardwareManager".into(),
             support: 1,
             steps,
+            may_write_disks: false,
         }])
     }
 
-    fn execute_step(
+    async fn execute_step(
         &self,
         _: StepKind,
         name: &str,
         _: &Value,
         _: &Value,
         args: &Value,
-        _: &(dyn Fn(Option<u8>, &str) + Send + Sync),
+        _: agent_api::managers::StepProgressFn,
     ) -> Result<Value, AgentError> {
         match name {
             "erase_devices_metadata" => Ok(Value::Null),
@@ -82,7 +84,7 @@ impl Managers for LabManagers {
         )]))
     }
 
-    fn inventory(&self) -> Result<Value, AgentError> {
+    async fn inventory(&self) -> Result<Value, AgentError> {
         Ok(json!({}))
     }
 }

@@ -3,11 +3,12 @@
 //! for the registry and dispatch.
 //!
 //! The newest version is `latest`: capabilities are implemented once against
-//! it, and older versions' imports delegate to those implementations,
-//! converting between the generated copies of identical types. Exports of
-//! older versions are converted to the latest types, so dispatch never sees
-//! a version. A component's version is read from the name of the manager
-//! interface it exports (`ironic:hardware/manager@0.2.0`).
+//! it. An older version shares the latest's `types` (bindgen's `with`), so
+//! its exports answer in the latest types and dispatch never sees a
+//! version; its imports have names of their own (`machine@0.1.0`), so they
+//! are linked separately and delegate to the latest implementations. A
+//! component's version is read from the name of the manager interface it
+//! exports (`ironic:hardware/manager@0.2.0`).
 //!
 //! Adding a version: a `since_v0_x_y` module with its bindgen, the previous
 //! latest's imports re-pointed to delegate to it, a [`ContractVersion`]
@@ -18,8 +19,11 @@ pub(crate) mod since_v0_2_0;
 
 pub(crate) use since_v0_2_0 as latest;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use anyhow::Context;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::sandbox::CallState;
@@ -125,18 +129,43 @@ pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<ContractV
 }
 
 /// Define every served version's imports (and WASI) in `linker`. Their
-/// names carry the version, so the versions live side by side.
+/// names carry the version, so the versions live side by side. Each
+/// interface is linked with its own view of the call's state.
 pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .context("linking WASI")?;
-    since_v0_1_0::HardwareManager::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .context("linking contract 0.1.0")?;
-    since_v0_2_0::HardwareManager::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .context("linking contract 0.2.0")?;
-    Ok(())
+    use crate::capabilities as caps;
+    fn link(what: &str, r: wasmtime::Result<()>) -> anyhow::Result<()> {
+        r.map_err(|e| anyhow::anyhow!("{e:?}"))
+            .with_context(|| format!("linking {what}"))
+    }
+    link("WASI", wasmtime_wasi::p2::add_to_linker_async(linker))?;
+    {
+        use since_v0_2_0::ironic::hardware as v2;
+        link(
+            "0.2.0 types",
+            v2::types::add_to_linker::<_, caps::Types>(linker, CallState::types_view),
+        )?;
+        link(
+            "0.2.0 machine",
+            v2::machine::add_to_linker::<_, caps::Machine>(linker, CallState::machine_view),
+        )?;
+        link(
+            "0.2.0 disks",
+            v2::disks::add_to_linker::<_, caps::Disks>(linker, CallState::disks_view),
+        )?;
+        link(
+            "0.2.0 commands",
+            v2::commands::add_to_linker::<_, caps::Commands>(linker, CallState::commands_view),
+        )?;
+        link(
+            "0.2.0 log",
+            v2::log::add_to_linker::<_, caps::Log>(linker, CallState::log_view),
+        )?;
+        link(
+            "0.2.0 progress",
+            v2::progress::add_to_linker::<_, caps::Progress>(linker, CallState::progress_view),
+        )?;
+    }
+    since_v0_1_0::add_to_linker(linker)
 }
 
 /// A component linked and checked against the version it targets.
@@ -178,16 +207,17 @@ impl ManagerPre {
         }
     }
 
-    pub fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Manager> {
+    pub async fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Manager> {
         Ok(match self {
-            ManagerPre::V0_1_0(p) => Manager::V0_1_0(p.instantiate(&mut *store)?),
-            ManagerPre::V0_2_0(p) => Manager::V0_2_0(p.instantiate(&mut *store)?),
+            ManagerPre::V0_1_0(p) => Manager::V0_1_0(p.instantiate_async(&mut *store).await?),
+            ManagerPre::V0_2_0(p) => Manager::V0_2_0(p.instantiate_async(&mut *store).await?),
         })
     }
 }
 
 /// An instance of a manager, whatever contract version it targets; every
-/// call answers in the latest types.
+/// call answers in the latest types (0.1.0 shares them, see
+/// `since_v0_1_0`).
 pub(crate) enum Manager {
     V0_1_0(since_v0_1_0::HardwareManager),
     V0_2_0(since_v0_2_0::HardwareManager),
@@ -196,73 +226,110 @@ pub(crate) enum Manager {
 /// What a manager export returns: a trap or the manager's own answer.
 pub(crate) type Answer<T> = wasmtime::Result<Result<T, ManagerError>>;
 
-/// Convert an older version's answer to the latest types.
-fn up<A, B: From<A>, EA>(answer: wasmtime::Result<Result<A, EA>>) -> Answer<B>
-where
-    ManagerError: From<EA>,
-{
-    answer.map(|r| r.map(B::from).map_err(ManagerError::from))
+/// A future borrowing the instance and its store.
+pub(crate) type CallFuture<'a, T> = Pin<Box<dyn Future<Output = Answer<T>> + Send + 'a>>;
+
+/// One export of the manager interface with its arguments: what the
+/// sandbox runs ([`crate::sandbox::run_call`]).
+pub(crate) trait Export: Sync {
+    /// What the export answers.
+    type Output: Send;
+    /// The call as logs and errors name it (`get-cpus`, `execute-step
+    /// clean erase_devices`).
+    fn name(&self) -> String;
+    /// Calls it on `instance`.
+    fn call<'a>(
+        &'a self,
+        instance: &'a Manager,
+        store: &'a mut Store<CallState>,
+    ) -> CallFuture<'a, Self::Output>;
 }
 
-fn up_list<A, B: From<A>, EA>(answer: wasmtime::Result<Result<Vec<A>, EA>>) -> Answer<Vec<B>>
-where
-    ManagerError: From<EA>,
-{
-    answer.map(|r| {
-        r.map(|items| items.into_iter().map(B::from).collect())
-            .map_err(ManagerError::from)
-    })
-}
-
-/// One method per export: the latest version calls through, older ones
-/// convert.
-macro_rules! exports {
-    ($( $method:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty, $conv:ident; )*) => {
-        impl Manager {
-            $(
-                pub fn $method(&self, store: &mut Store<CallState>, $($arg: $ty),*) -> Answer<$ret> {
-                    match self {
-                        Manager::V0_1_0(m) => $conv(m.ironic_hardware_manager().$method(store, $($arg.older()),*)),
-                        Manager::V0_2_0(m) => m.ironic_hardware_manager().$method(store, $($arg),*),
-                    }
-                }
-            )*
+/// The struct of one export: unit without arguments.
+macro_rules! export_struct {
+    ($export:ident) => {
+        pub(crate) struct $export;
+    };
+    ($export:ident { $($field:ident: $ty:ty),* }) => {
+        pub(crate) struct $export {
+            $(pub $field: $ty),*
         }
     };
 }
 
-/// An argument as an older version's export takes it (the same value).
-trait Older<T> {
-    fn older(self) -> T;
-}
+/// One [`Export`] per function of the manager interface: a unit struct for
+/// those without arguments, a struct of the arguments otherwise.
+macro_rules! exports {
+    ($(
+        $export:ident $({ $($field:ident : $ty:ty),* })? => $method:ident ( $($arg:expr),* )
+            -> $ret:ty, $name:expr;
+    )*) => {
+        $(
+            export_struct!($export $({ $($field: $ty),* })?);
 
-impl<T> Older<T> for T {
-    fn older(self) -> T {
-        self
-    }
-}
-
-impl Older<since_v0_1_0::ironic::hardware::types::StepKind> for StepKind {
-    fn older(self) -> since_v0_1_0::ironic::hardware::types::StepKind {
-        self.into()
-    }
+            impl Export for $export {
+                type Output = $ret;
+                #[allow(unused_variables)]
+                fn name(&self) -> String {
+                    $(let $export { $($field),* } = self;)?
+                    $name
+                }
+                #[allow(unused_variables)]
+                fn call<'a>(
+                    &'a self,
+                    instance: &'a Manager,
+                    store: &'a mut Store<CallState>,
+                ) -> CallFuture<'a, $ret> {
+                    $(let $export { $($field),* } = self;)?
+                    Box::pin(async move {
+                        match instance {
+                            Manager::V0_1_0(m) => {
+                                m.ironic_hardware_manager()
+                                    .$method(&mut *store, $($arg),*)
+                                    .await
+                            }
+                            Manager::V0_2_0(m) => {
+                                m.ironic_hardware_manager()
+                                    .$method(&mut *store, $($arg),*)
+                                    .await
+                            }
+                        }
+                    })
+                }
+            }
+        )*
+    };
 }
 
 exports! {
-    call_info() -> ManagerInfo, up;
-    call_evaluate_hardware_support() -> u32, up;
-    call_get_cpus() -> Cpu, up;
-    call_get_memory() -> Memory, up;
-    call_list_block_devices() -> Vec<BlockDevice>, up_list;
-    call_list_network_interfaces() -> Vec<NetworkInterface>, up_list;
-    call_get_bmc_address() -> Option<String>, up;
-    call_get_bmc_v6address() -> Option<String>, up;
-    call_get_bmc_mac() -> Option<String>, up;
-    call_get_system_vendor_info() -> SystemVendor, up;
-    call_get_boot_info() -> BootInfo, up;
-    call_get_os_install_device(node: Option<&String>) -> String, up;
-    call_get_steps(kind: StepKind, node: &String, ports: &String) -> Vec<Step>, up_list;
-    call_execute_step(kind: StepKind, name: &str, node: &String, ports: &String, args: &String) -> String, up;
+    Info => call_info() -> ManagerInfo, "info".into();
+    EvaluateSupport => call_evaluate_hardware_support() -> u32, "evaluate-hardware-support".into();
+    GetCpus => call_get_cpus() -> Cpu, "get-cpus".into();
+    GetMemory => call_get_memory() -> Memory, "get-memory".into();
+    ListBlockDevices => call_list_block_devices() -> Vec<BlockDevice>, "list-block-devices".into();
+    ListNetworkInterfaces => call_list_network_interfaces() -> Vec<NetworkInterface>,
+        "list-network-interfaces".into();
+    GetBmcAddress => call_get_bmc_address() -> Option<String>, "get-bmc-address".into();
+    GetBmcV6Address => call_get_bmc_v6address() -> Option<String>, "get-bmc-v6address".into();
+    GetBmcMac => call_get_bmc_mac() -> Option<String>, "get-bmc-mac".into();
+    GetSystemVendorInfo => call_get_system_vendor_info() -> SystemVendor,
+        "get-system-vendor-info".into();
+    GetBootInfo => call_get_boot_info() -> BootInfo, "get-boot-info".into();
+    GetOsInstallDevice { node: Option<String> } => call_get_os_install_device(node.as_ref())
+        -> String, "get-os-install-device".into();
+    GetSteps { kind: StepKind, node: String, ports: String } => call_get_steps(*kind, node, ports)
+        -> Vec<Step>, format!("get-steps {}", step_kind_name(*kind));
+    ExecuteStep { kind: StepKind, step: String, node: String, ports: String, args: String }
+        => call_execute_step(*kind, step, node, ports, args)
+        -> String, format!("execute-step {} {step}", step_kind_name(*kind));
+}
+
+fn step_kind_name(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Clean => "clean",
+        StepKind::Deploy => "deploy",
+        StepKind::Service => "service",
+    }
 }
 
 #[cfg(test)]

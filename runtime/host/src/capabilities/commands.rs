@@ -1,19 +1,23 @@
 //! `commands`: run a declared and granted program, without a shell, with a
-//! clean environment, in its own process group, with capped output and a
-//! deadline.
+//! clean environment, with capped output and a deadline that holds for the
+//! whole process tree ([`super::process_tree`]).
+//!
+//! A command is over when the program has exited *and* closed its output
+//! (a child it left holding stdout is still the command running). At the
+//! deadline, on overflow, and after a normal end, every process left of it
+//! is killed.
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::process_tree::{kill_group, CommandCgroup};
+use super::CommandsView;
 use crate::bindings::latest::ironic::hardware::commands::{self, CommandError, CommandOutput};
 use crate::policy::Need;
-use crate::sandbox::CallState;
+use crate::text::sanitize;
 
 /// Find `program` in `dirs` (first executable regular file wins).
 pub fn find_program(program: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
@@ -25,49 +29,58 @@ pub fn find_program(program: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     })
 }
 
-/// Read `stream` until EOF or `cap` bytes; past the cap, raise `overflow`.
-fn capped_reader(
-    mut stream: impl Read + Send + 'static,
+/// Reads `stream` to its end, keeping at most `cap` bytes; `Err` with what
+/// was read when the stream goes past the cap.
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
     cap: usize,
-    overflow: Arc<AtomicBool>,
-) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if out.len() + n > cap {
-                        overflow.store(true, Ordering::SeqCst);
-                        break;
-                    }
-                    out.extend_from_slice(&chunk[..n]);
+) -> Result<Vec<u8>, Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(mut stream) = stream else {
+        return Ok(out);
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) => return Ok(out),
+            Ok(n) => {
+                if out.len() + n > cap {
+                    return Err(out);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                out.extend_from_slice(&chunk[..n]);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok(out),
         }
-        out
-    })
+    }
 }
 
-fn kill_group(child: &mut Child) {
-    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-        // The group may already be gone; that is fine.
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+/// Whatever is left of a command when this is dropped is killed: its
+/// process group and its cgroup. Dropped on every way out, including when
+/// the call itself is dropped at its deadline.
+struct Tree {
+    pgid: Option<u32>,
+    cgroup: Option<CommandCgroup>,
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            kill_group(pgid);
+        }
+        // Dropping the cgroup kills what is in it and removes it.
+        self.cgroup.take();
     }
-    let _ = child.kill();
 }
 
 enum Ending {
-    Exited(std::process::ExitStatus),
-    TimedOut,
+    Done(std::process::ExitStatus, Vec<u8>, Vec<u8>),
     Overflow,
+    TimedOut,
 }
 
-impl CallState {
-    fn run_program(
+impl CommandsView<'_> {
+    async fn run_program(
         &self,
         program: &str,
         args: Vec<String>,
@@ -77,7 +90,8 @@ impl CallState {
         let manager = self.manager.name.as_str();
         if program.is_empty() || program.contains('/') || program.contains('\0') {
             return Err(CommandError::Denied(format!(
-                "{program:?}: only bare program names can be run (manager {manager})"
+                "{:?}: only bare program names can be run (manager {manager})",
+                sanitize(program, 256)
             )));
         }
         self.manager
@@ -95,7 +109,7 @@ impl CallState {
             )));
         }
 
-        // Cap at the call's remaining time so a command never outlives it.
+        // Capped at the call's remaining time: a command never outlives it.
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let timeout = match timeout_ms {
             Some(ms) => remaining.min(Duration::from_millis(u64::from(ms))),
@@ -103,8 +117,10 @@ impl CallState {
         };
         let cap = self.env.limits.output_cap;
         let path_var = std::env::join_paths(dirs).unwrap_or_default();
+        let cgroup = CommandCgroup::create();
 
-        let mut child = Command::new(&path)
+        let mut command = tokio::process::Command::new(&path);
+        command
             .args(&args)
             .env_clear()
             .env("PATH", path_var)
@@ -117,59 +133,56 @@ impl CallState {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                CommandError::Failed(format!("{program}: cannot start {}: {e}", path.display()))
-            })?;
-        tracing::debug!(manager, program, ?args, "running program");
-
-        let writer = match (stdin, child.stdin.take()) {
-            (Some(data), Some(mut pipe)) => Some(std::thread::spawn(move || {
-                // The program may exit without reading: a broken pipe is fine.
-                let _ = pipe.write_all(&data);
-            })),
-            _ => None,
-        };
-        let overflow = Arc::new(AtomicBool::new(false));
-        let readers = match (child.stdout.take(), child.stderr.take()) {
-            (Some(out), Some(err)) => (
-                capped_reader(out, cap, overflow.clone()),
-                capped_reader(err, cap, overflow.clone()),
-            ),
-            _ => {
-                kill_group(&mut child);
-                let _ = child.wait();
-                return Err(CommandError::Failed(format!("{program}: no output pipes")));
+            .kill_on_drop(true);
+        if let Some(cg) = &cgroup {
+            let fd = cg.procs_fd();
+            // SAFETY: runs in the child between fork and exec, where only
+            // async-signal-safe calls are allowed: `write(2)` on a
+            // descriptor opened before the fork, from a static buffer.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
             }
-        };
-
-        let started = Instant::now();
-        let ending = loop {
-            if overflow.load(Ordering::SeqCst) {
-                break Ending::Overflow;
-            }
-            match child.try_wait() {
-                Ok(Some(status)) => break Ending::Exited(status),
-                Ok(None) => {}
-                Err(e) => {
-                    kill_group(&mut child);
-                    let _ = child.wait();
-                    return Err(CommandError::Failed(format!("{program}: wait: {e}")));
-                }
-            }
-            if started.elapsed() >= timeout {
-                break Ending::TimedOut;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // Also reaps leftovers of the group that would keep the pipes open.
-        kill_group(&mut child);
-        let _ = child.wait();
-        let stdout = readers.0.join().unwrap_or_default();
-        let stderr = readers.1.join().unwrap_or_default();
-        if let Some(w) = writer {
-            let _ = w.join();
         }
+        let mut child = command.spawn().map_err(|e| {
+            CommandError::Failed(format!("{program}: cannot start {}: {e}", path.display()))
+        })?;
+        let tree = Tree {
+            pgid: child.id(),
+            cgroup,
+        };
+        tracing::debug!(manager, program, args = ?args.iter().map(|a| sanitize(a, 256)).collect::<Vec<_>>(), "running program");
+
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                // The program may exit without reading: a broken pipe is fine.
+                let _ = pipe.write_all(&data).await;
+            });
+        }
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let finished = async {
+            let (status, out, err) =
+                tokio::join!(child.wait(), read_capped(out, cap), read_capped(err, cap));
+            match (status, out, err) {
+                (Ok(status), Ok(out), Ok(err)) => Ok(Ending::Done(status, out, err)),
+                (Err(e), _, _) => Err(e),
+                _ => Ok(Ending::Overflow),
+            }
+        };
+        let ending = match tokio::time::timeout(timeout, finished).await {
+            Ok(Ok(ending)) => ending,
+            Ok(Err(e)) => {
+                return Err(CommandError::Failed(format!("{program}: wait: {e}")));
+            }
+            Err(_) => Ending::TimedOut,
+        };
+        // Whatever is left of the tree goes now, in every case.
+        drop(tree);
         match ending {
             Ending::Overflow => {
                 tracing::warn!(
@@ -187,14 +200,14 @@ impl CallState {
                     manager,
                     program,
                     timeout_ms = timeout.as_millis() as u64,
-                    "program timed out; killed"
+                    "program timed out; killed with everything it started"
                 );
                 Err(CommandError::TimedOut(format!(
-                    "{program}: still running after {} ms; killed (manager {manager})",
+                    "{program}: still running after {} ms; killed with everything it started (manager {manager})",
                     timeout.as_millis()
                 )))
             }
-            Ending::Exited(status) => Ok(CommandOutput {
+            Ending::Done(status, stdout, stderr) => Ok(CommandOutput {
                 exit_code: status.code(),
                 stdout,
                 stderr,
@@ -203,14 +216,14 @@ impl CallState {
     }
 }
 
-impl commands::Host for CallState {
-    fn run(
+impl commands::Host for CommandsView<'_> {
+    async fn run(
         &mut self,
         program: String,
         args: Vec<String>,
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
-    ) -> Result<CommandOutput, CommandError> {
-        self.run_program(&program, args, stdin, timeout_ms)
+    ) -> wasmtime::Result<Result<CommandOutput, CommandError>> {
+        Ok(self.run_program(&program, args, stdin, timeout_ms).await)
     }
 }

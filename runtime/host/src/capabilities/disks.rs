@@ -1,26 +1,35 @@
 //! `disks`: block devices by name, mapped to `<root>/dev/<name>` (regular
 //! files in tests, real devices when the root is `/`).
+//!
+//! Every I/O runs on the blocking pool, so a slow or hung device holds a
+//! pool thread, never the executor, and the call's deadline still ends the
+//! call. A call holds at most `Limits::max_open_disks` disks at once.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::sync::Arc;
 
 use cap_std::fs::OpenOptions;
 use rustix::fs::FallocateFlags;
 use wasmtime::component::Resource;
 
-use super::faults::{self, WriteFault};
-use super::{erase, is_escape};
+use super::faults::WriteFault;
+use super::{erase, is_escape, DisksView};
 use crate::bindings::latest::ironic::hardware::disks::{self, Access, DiskError, EraseJob};
 use crate::policy::Need;
-use crate::sandbox::CallState;
+use crate::text::sanitize;
 
 /// Largest single read.
 pub const MAX_READ: u32 = 16 * 1024 * 1024;
 
-/// An open disk, held in the call's resource table.
+/// An open disk, held in the call's resource table. Cheap to clone: the
+/// blocking pool and the erase workers get their own handle.
+#[derive(Debug, Clone)]
+pub struct DiskHandle(Arc<Disk>);
+
 #[derive(Debug)]
-pub struct DiskHandle {
+/// The device behind a [`DiskHandle`].
+pub struct Disk {
     name: String,
     file: File,
     writable: bool,
@@ -32,46 +41,36 @@ pub struct DiskHandle {
     fault: Option<WriteFault>,
 }
 
-// Linux block-device ioctls (linux/fs.h).
-const BLKDISCARD: libc::c_ulong = 0x1277;
-const BLKZEROOUT: libc::c_ulong = 0x127f;
-const BLKRRPART: libc::c_ulong = 0x125f;
+impl std::ops::Deref for DiskHandle {
+    type Target = Disk;
+    fn deref(&self) -> &Disk {
+        &self.0
+    }
+}
 
 /// Check a device name: `/dev/` + safe characters, no `..` or empty parts.
 pub fn validate_name(name: &str) -> Result<&str, String> {
+    let shown = || sanitize(name, 256);
     let rest = name
         .strip_prefix("/dev/")
-        .ok_or_else(|| format!("{name:?}: a disk name starts with /dev/"))?;
+        .ok_or_else(|| format!("{:?}: a disk name starts with /dev/", shown()))?;
     let safe = rest
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'));
     let parts_ok = rest
         .split('/')
         .all(|p| !p.is_empty() && p != "." && p != "..");
-    if rest.is_empty() || !safe || !parts_ok {
-        return Err(format!("{name:?}: invalid disk name"));
+    if rest.is_empty() || !safe || !parts_ok || name.len() > 256 {
+        return Err(format!("{:?}: invalid disk name", shown()));
     }
     Ok(rest)
 }
 
-fn ioctl_range(file: &File, request: libc::c_ulong, offset: u64, len: u64) -> std::io::Result<()> {
-    let range: [u64; 2] = [offset, len];
-    // SAFETY: BLKDISCARD/BLKZEROOUT read a `u64[2]` (start, length) from the
-    // pointer, which points at a live local array for the whole call.
-    // `as _`: the request is a c_ulong on glibc and a c_int on musl.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), request as _, range.as_ptr()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-fn sector_sizes_from_sysfs(state: &CallState, rest: &str) -> (u32, u32) {
+fn sector_sizes_from_sysfs(root: &cap_std::fs::Dir, rest: &str) -> (u32, u32) {
     let base = rest.rsplit('/').next().unwrap_or(rest);
     let read = |file: &str| -> Option<u32> {
         let path = format!("sys/class/block/{base}/queue/{file}");
-        let text = state.env.root.read_to_string(path).ok()?;
+        let text = root.read_to_string(path).ok()?;
         text.trim().parse().ok()
     };
     (
@@ -80,10 +79,23 @@ fn sector_sizes_from_sysfs(state: &CallState, rest: &str) -> (u32, u32) {
     )
 }
 
-impl CallState {
-    fn disk(&self, handle: &Resource<DiskHandle>) -> Result<&DiskHandle, DiskError> {
+/// Runs `op` on the blocking pool with its own handle.
+async fn blocking<T: Send + 'static>(
+    disk: &DiskHandle,
+    op: impl FnOnce(&DiskHandle) -> Result<T, DiskError> + Send + 'static,
+) -> Result<T, DiskError> {
+    let d = disk.clone();
+    match tokio::task::spawn_blocking(move || op(&d)).await {
+        Ok(result) => result,
+        Err(e) => Err(disk.io("I/O worker", e)),
+    }
+}
+
+impl DisksView<'_> {
+    fn disk(&self, handle: &Resource<DiskHandle>) -> Result<DiskHandle, DiskError> {
         self.table
             .get(handle)
+            .cloned()
             .map_err(|e| DiskError::Io(format!("invalid disk handle: {e}")))
     }
 
@@ -94,6 +106,13 @@ impl CallState {
             Access::ReadWrite => Need::DiskWrite(name),
         };
         self.manager.policy.check(need).map_err(DiskError::Denied)?;
+        let cap = self.env.limits.max_open_disks;
+        if *self.open >= cap {
+            tracing::warn!(manager = %self.manager.name, cap, "open disk limit reached");
+            return Err(DiskError::Io(format!(
+                "{name}: this call already holds {cap} open disks (the limit); drop some first"
+            )));
+        }
         let writable = access == Access::ReadWrite;
         let mut options = OpenOptions::new();
         options.read(true).write(writable);
@@ -116,14 +135,13 @@ impl CallState {
             .map_err(|e| DiskError::Io(format!("{name}: stat: {e}")))?;
         let block = meta.file_type().is_block_device();
         let (size, logical, physical) = if block {
-            // lseek(SEEK_END) reports a block device's size, like BLKGETSIZE64.
-            let size = rustix::fs::seek(&file, rustix::fs::SeekFrom::End(0))
-                .map_err(|e| DiskError::Io(format!("{name}: size: {e}")))?;
-            let logical = rustix::fs::ioctl_blksszget(&file).unwrap_or(512);
-            let physical = rustix::fs::ioctl_blkpbszget(&file).unwrap_or(logical);
+            let size =
+                blockdev::size(&file).map_err(|e| DiskError::Io(format!("{name}: size: {e}")))?;
+            let logical = blockdev::logical_sector_size(&file).unwrap_or(512);
+            let physical = blockdev::physical_sector_size(&file).unwrap_or(logical);
             (size, logical, physical)
         } else if meta.is_file() {
-            let (l, p) = sector_sizes_from_sysfs(self, rest);
+            let (l, p) = sector_sizes_from_sysfs(&self.env.root, rest);
             (meta.len(), l, p)
         } else {
             return Err(DiskError::Unsupported(format!(
@@ -132,7 +150,7 @@ impl CallState {
         };
         let fault = self.write_fault(name)?;
         tracing::debug!(manager = %self.manager.name, disk = name, writable, size, ?fault, "opened disk");
-        Ok(DiskHandle {
+        Ok(DiskHandle(Arc::new(Disk {
             name: name.to_string(),
             file,
             writable,
@@ -141,19 +159,18 @@ impl CallState {
             logical,
             physical,
             fault,
-        })
+        })))
     }
 
-    /// The simulated machine's write fault for `name`, if any (never on a
-    /// real root).
+    /// The simulated machine's write fault for `name`, if any (the real
+    /// machine has no faults file).
     fn write_fault(&self, name: &str) -> Result<Option<WriteFault>, DiskError> {
         let Some(file) = &self.env.faults_file else {
             return Ok(None);
         };
         match std::fs::read_to_string(file) {
-            Ok(text) => {
-                faults::write_fault(&text, name).map_err(|e| DiskError::Io(format!("{name}: {e}")))
-            }
+            Ok(text) => super::faults::write_fault(&text, name)
+                .map_err(|e| DiskError::Io(format!("{name}: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(DiskError::Io(format!(
                 "{name}: reading {}: {e}",
@@ -163,7 +180,7 @@ impl CallState {
     }
 }
 
-impl DiskHandle {
+impl Disk {
     fn check_range(&self, offset: u64, len: u64) -> Result<(), DiskError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.size => Ok(()),
@@ -252,7 +269,7 @@ impl DiskHandle {
             return Ok(());
         }
         if self.block {
-            return ioctl_range(&self.file, BLKZEROOUT, offset, len)
+            return blockdev::zero_out(&self.file, offset, len)
                 .map_err(|e| self.io("BLKZEROOUT", e));
         }
         // Cheapest first: zero range, then punch a hole, then write zeroes.
@@ -274,11 +291,79 @@ impl DiskHandle {
     pub(crate) fn sync(&self) -> Result<(), DiskError> {
         self.file.sync_data().map_err(|e| self.io("flush", e))
     }
+
+    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, DiskError> {
+        if len > MAX_READ {
+            return Err(DiskError::OutOfRange(format!(
+                "{}: read of {len} bytes exceeds 16 MiB",
+                self.name
+            )));
+        }
+        // Reads past the end are clipped, like read(2).
+        let len = u64::from(len).min(self.size.saturating_sub(offset));
+        self.check_range(offset, len)?;
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| self.io("read", e))?;
+        Ok(buf)
+    }
+
+    fn discard(&self, offset: u64, len: u64) -> Result<(), DiskError> {
+        self.check_writable()?;
+        self.check_range(offset, len)?;
+        self.check_aligned(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let result = if self.block {
+            blockdev::discard(&self.file, offset, len)
+        } else {
+            rustix::fs::fallocate(
+                &self.file,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            )
+            .map_err(std::io::Error::from)
+        };
+        result.map_err(|e| match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) => {
+                DiskError::Unsupported(format!("{}: discard is not supported", self.name))
+            }
+            _ => self.io("discard", e),
+        })
+    }
+
+    fn reread_partitions(&self) -> Result<(), DiskError> {
+        self.check_writable()?;
+        if !self.block {
+            return Ok(());
+        }
+        match blockdev::reread_partitions(&self.file) {
+            Ok(()) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINVAL) | Some(libc::ENOTTY) => Err(DiskError::Unsupported(format!(
+                    "{}: the device has no partition table support",
+                    self.name
+                ))),
+                Some(libc::EBUSY) => Err(DiskError::Io(format!(
+                    "{}: re-reading the partition table: a partition is in use ({e})",
+                    self.name
+                ))),
+                _ => Err(self.io("re-reading the partition table (BLKRRPART)", e)),
+            },
+        }
+    }
 }
 
-impl disks::Host for CallState {
-    fn erase_many(&mut self, jobs: Vec<EraseJob>, concurrency: u32) -> Vec<Result<(), DiskError>> {
-        let manager = self.manager.name.as_str();
+impl disks::Host for DisksView<'_> {
+    async fn erase_many(
+        &mut self,
+        jobs: Vec<EraseJob>,
+        concurrency: u32,
+    ) -> wasmtime::Result<Vec<Result<(), DiskError>>> {
+        let manager = self.manager.name.clone();
         let mut results: Vec<Option<Result<(), DiskError>>> = Vec::with_capacity(jobs.len());
         let mut runnable = Vec::new();
         let mut names = std::collections::BTreeSet::new();
@@ -312,15 +397,23 @@ impl disks::Host for CallState {
             .policy
             .check(Need::Progress)
             .is_ok()
-            .then_some(&self.progress);
+            .then(|| self.progress.clone());
+        // The guest's concurrency is a wish; the host's threads are capped.
+        let max = self.env.limits.max_erase_threads;
+        let concurrency = concurrency.clamp(1, max.max(1));
         let (indices, jobs): (Vec<usize>, Vec<erase::Job>) = runnable.into_iter().unzip();
         tracing::info!(manager, disks = jobs.len(), concurrency, "erasing disks");
-        let outcome = erase::run(&jobs, concurrency, self.deadline, progress);
+        let deadline = self.deadline;
+        let outcome = tokio::task::spawn_blocking(move || {
+            erase::run(&jobs, concurrency, deadline, progress.as_deref())
+        })
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("erase workers failed: {e}")))?;
         tracing::debug!(manager, peak = outcome.peak, "erase jobs finished");
         for (index, result) in indices.into_iter().zip(outcome.results) {
             results[index] = Some(result);
         }
-        results
+        Ok(results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(DiskError::Io("erase job was not run".into()))))
             .inspect(|r| {
@@ -328,148 +421,140 @@ impl disks::Host for CallState {
                     tracing::warn!(manager, "erase job failed: {e:?}");
                 }
             })
-            .collect()
+            .collect())
     }
 }
 
-impl disks::HostDisk for CallState {
-    fn open(&mut self, name: String, access: Access) -> Result<Resource<DiskHandle>, DiskError> {
-        let handle = self.open_disk(&name, access)?;
-        self.table
-            .push(handle)
-            .map_err(|e| DiskError::Io(format!("{name}: too many open disks: {e}")))
+impl disks::HostDisk for DisksView<'_> {
+    async fn open(
+        &mut self,
+        name: String,
+        access: Access,
+    ) -> wasmtime::Result<Result<Resource<DiskHandle>, DiskError>> {
+        let handle = match self.open_disk(&name, access) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(match self.table.push(handle) {
+            Ok(resource) => {
+                *self.open += 1;
+                Ok(resource)
+            }
+            Err(e) => Err(DiskError::Io(format!(
+                "{}: too many open disks: {e}",
+                sanitize(&name, 256)
+            ))),
+        })
     }
 
-    fn name(&mut self, disk: Resource<DiskHandle>) -> String {
-        self.disk(&disk).map(|d| d.name.clone()).unwrap_or_default()
+    async fn name(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<String> {
+        Ok(self.disk(&disk).map(|d| d.name.clone()).unwrap_or_default())
     }
 
-    fn size(&mut self, disk: Resource<DiskHandle>) -> u64 {
-        self.disk(&disk).map(|d| d.size).unwrap_or(0)
+    async fn size(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<u64> {
+        Ok(self.disk(&disk).map(|d| d.size).unwrap_or(0))
     }
 
-    fn logical_sector_size(&mut self, disk: Resource<DiskHandle>) -> u32 {
-        self.disk(&disk).map(|d| d.logical).unwrap_or(512)
+    async fn logical_sector_size(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<u32> {
+        Ok(self.disk(&disk).map(|d| d.logical).unwrap_or(512))
     }
 
-    fn physical_sector_size(&mut self, disk: Resource<DiskHandle>) -> u32 {
-        self.disk(&disk).map(|d| d.physical).unwrap_or(512)
+    async fn physical_sector_size(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<u32> {
+        Ok(self.disk(&disk).map(|d| d.physical).unwrap_or(512))
     }
 
-    fn read(
+    async fn read(
         &mut self,
         disk: Resource<DiskHandle>,
         offset: u64,
         len: u32,
-    ) -> Result<Vec<u8>, DiskError> {
-        let d = self.disk(&disk)?;
-        if len > MAX_READ {
-            return Err(DiskError::OutOfRange(format!(
-                "{}: read of {len} bytes exceeds 16 MiB",
-                d.name
-            )));
-        }
-        // Reads past the end are clipped, like read(2).
-        let len = u64::from(len).min(d.size.saturating_sub(offset));
-        d.check_range(offset, len)?;
-        let mut buf = vec![0u8; len as usize];
-        d.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| d.io("read", e))?;
-        Ok(buf)
+    ) -> wasmtime::Result<Result<Vec<u8>, DiskError>> {
+        let d = match self.disk(&disk) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(&d, move |d| d.read(offset, len)).await)
     }
 
-    fn write(
+    async fn write(
         &mut self,
         disk: Resource<DiskHandle>,
         offset: u64,
         data: Vec<u8>,
-    ) -> Result<(), DiskError> {
-        let d = self.disk(&disk)?;
-        d.check_writable()?;
-        d.check_range(offset, data.len() as u64)?;
-        d.write_at(&data, offset).map_err(|e| d.io("write", e))
-    }
-
-    fn write_zeroes(
-        &mut self,
-        disk: Resource<DiskHandle>,
-        offset: u64,
-        len: u64,
-    ) -> Result<(), DiskError> {
-        let d = self.disk(&disk)?;
-        d.check_writable()?;
-        d.check_range(offset, len)?;
-        d.check_aligned(offset, len)?;
-        d.zero_range(offset, len)
-    }
-
-    fn discard(
-        &mut self,
-        disk: Resource<DiskHandle>,
-        offset: u64,
-        len: u64,
-    ) -> Result<(), DiskError> {
-        let d = self.disk(&disk)?;
-        d.check_writable()?;
-        d.check_range(offset, len)?;
-        d.check_aligned(offset, len)?;
-        if len == 0 {
-            return Ok(());
-        }
-        let result = if d.block {
-            ioctl_range(&d.file, BLKDISCARD, offset, len)
-        } else {
-            rustix::fs::fallocate(
-                &d.file,
-                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-                offset,
-                len,
-            )
-            .map_err(std::io::Error::from)
+    ) -> wasmtime::Result<Result<(), DiskError>> {
+        let d = match self.disk(&disk) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
         };
-        result.map_err(|e| match e.raw_os_error() {
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOTTY) => {
-                DiskError::Unsupported(format!("{}: discard is not supported", d.name))
-            }
-            _ => d.io("discard", e),
+        Ok(blocking(&d, move |d| {
+            d.check_writable()?;
+            d.check_range(offset, data.len() as u64)?;
+            d.write_at(&data, offset).map_err(|e| d.io("write", e))
         })
+        .await)
     }
 
-    fn flush(&mut self, disk: Resource<DiskHandle>) -> Result<(), DiskError> {
-        self.disk(&disk)?.sync()
+    async fn write_zeroes(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        len: u64,
+    ) -> wasmtime::Result<Result<(), DiskError>> {
+        let d = match self.disk(&disk) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(&d, move |d| {
+            d.check_writable()?;
+            d.check_range(offset, len)?;
+            d.check_aligned(offset, len)?;
+            d.zero_range(offset, len)
+        })
+        .await)
     }
 
-    fn reread_partitions(&mut self, disk: Resource<DiskHandle>) -> Result<(), DiskError> {
-        let d = self.disk(&disk)?;
-        d.check_writable()?;
-        if !d.block {
-            return Ok(());
-        }
-        // SAFETY: BLKRRPART takes no argument; the descriptor is open for
-        // the whole call.
-        // `as _`: the request is a c_ulong on glibc and a c_int on musl.
-        let rc = unsafe { libc::ioctl(d.file.as_raw_fd(), BLKRRPART as _, 0) };
-        if rc == 0 {
+    async fn discard(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        len: u64,
+    ) -> wasmtime::Result<Result<(), DiskError>> {
+        let d = match self.disk(&disk) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(&d, move |d| d.discard(offset, len)).await)
+    }
+
+    async fn flush(
+        &mut self,
+        disk: Resource<DiskHandle>,
+    ) -> wasmtime::Result<Result<(), DiskError>> {
+        let d = match self.disk(&disk) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(&d, |d| d.sync()).await)
+    }
+
+    async fn reread_partitions(
+        &mut self,
+        disk: Resource<DiskHandle>,
+    ) -> wasmtime::Result<Result<(), DiskError>> {
+        let d = match self.disk(&disk) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = blocking(&d, |d| d.reread_partitions()).await;
+        if result.is_ok() {
             tracing::debug!(manager = %self.manager.name, disk = %d.name, "partition table re-read");
-            return Ok(());
         }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOTTY) => Err(DiskError::Unsupported(format!(
-                "{}: the device has no partition table support",
-                d.name
-            ))),
-            Some(libc::EBUSY) => Err(DiskError::Io(format!(
-                "{}: re-reading the partition table: a partition is in use ({e})",
-                d.name
-            ))),
-            _ => Err(d.io("re-reading the partition table (BLKRRPART)", e)),
-        }
+        Ok(result)
     }
 
-    fn drop(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<()> {
         self.table.delete(disk)?;
+        *self.open = self.open.saturating_sub(1);
         Ok(())
     }
 }
@@ -477,16 +562,114 @@ impl disks::HostDisk for CallState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::latest::ironic::hardware::disks::HostDisk;
+    use crate::bindings::latest::ironic::hardware::disks::{Host as _, HostDisk};
+    use crate::sandbox::CallState;
+
+    /// The call state with each disk call unwrapped of its trap layer.
+    struct S(CallState);
+
+    impl S {
+        async fn open(
+            &mut self,
+            name: String,
+            access: Access,
+        ) -> Result<Resource<DiskHandle>, DiskError> {
+            HostDisk::open(&mut self.0.disks_view(), name, access)
+                .await
+                .expect("no trap")
+        }
+        async fn size(&mut self, d: Resource<DiskHandle>) -> u64 {
+            HostDisk::size(&mut self.0.disks_view(), d)
+                .await
+                .expect("no trap")
+        }
+        async fn logical_sector_size(&mut self, d: Resource<DiskHandle>) -> u32 {
+            HostDisk::logical_sector_size(&mut self.0.disks_view(), d)
+                .await
+                .expect("no trap")
+        }
+        async fn physical_sector_size(&mut self, d: Resource<DiskHandle>) -> u32 {
+            HostDisk::physical_sector_size(&mut self.0.disks_view(), d)
+                .await
+                .expect("no trap")
+        }
+        async fn read(
+            &mut self,
+            d: Resource<DiskHandle>,
+            offset: u64,
+            len: u32,
+        ) -> Result<Vec<u8>, DiskError> {
+            HostDisk::read(&mut self.0.disks_view(), d, offset, len)
+                .await
+                .expect("no trap")
+        }
+        async fn write(
+            &mut self,
+            d: Resource<DiskHandle>,
+            offset: u64,
+            data: Vec<u8>,
+        ) -> Result<(), DiskError> {
+            HostDisk::write(&mut self.0.disks_view(), d, offset, data)
+                .await
+                .expect("no trap")
+        }
+        async fn write_zeroes(
+            &mut self,
+            d: Resource<DiskHandle>,
+            offset: u64,
+            len: u64,
+        ) -> Result<(), DiskError> {
+            HostDisk::write_zeroes(&mut self.0.disks_view(), d, offset, len)
+                .await
+                .expect("no trap")
+        }
+        async fn discard(
+            &mut self,
+            d: Resource<DiskHandle>,
+            offset: u64,
+            len: u64,
+        ) -> Result<(), DiskError> {
+            HostDisk::discard(&mut self.0.disks_view(), d, offset, len)
+                .await
+                .expect("no trap")
+        }
+        async fn flush(&mut self, d: Resource<DiskHandle>) -> Result<(), DiskError> {
+            HostDisk::flush(&mut self.0.disks_view(), d)
+                .await
+                .expect("no trap")
+        }
+        async fn reread_partitions(&mut self, d: Resource<DiskHandle>) -> Result<(), DiskError> {
+            HostDisk::reread_partitions(&mut self.0.disks_view(), d)
+                .await
+                .expect("no trap")
+        }
+        async fn drop(&mut self, d: Resource<DiskHandle>) -> wasmtime::Result<()> {
+            HostDisk::drop(&mut self.0.disks_view(), d).await
+        }
+        async fn erase_many(
+            &mut self,
+            jobs: Vec<EraseJob>,
+            concurrency: u32,
+        ) -> Vec<Result<(), DiskError>> {
+            self.0
+                .disks_view()
+                .erase_many(jobs, concurrency)
+                .await
+                .expect("no trap")
+        }
+        fn disk(&mut self, h: &Resource<DiskHandle>) -> DiskHandle {
+            self.0.table.get(h).expect("handle").clone()
+        }
+    }
 
     /// Where [`CallState::for_test`] looks for faults.
     const FAULTS: &str = "faults.toml";
 
-    fn state(root: &std::path::Path, caps: &str) -> CallState {
-        CallState::for_test(
+    fn state(root: &std::path::Path, caps: &str) -> S {
+        S(CallState::for_test(
             root,
             crate::Capabilities::parse(caps, "test").expect("caps"),
-        )
+        ))
     }
 
     fn disk_root() -> tempfile::TempDir {
@@ -503,26 +686,39 @@ mod tests {
         root
     }
 
-    #[test]
-    fn write_zeroes_discard_and_bounds_on_an_image() {
+    #[tokio::test]
+    async fn write_zeroes_discard_and_bounds_on_an_image() {
         let root = disk_root();
         let mut s = state(
             root.path(),
             "[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]",
         );
-        let d = s.open("/dev/sda".into(), Access::ReadWrite).expect("open");
-        assert_eq!(s.size(Resource::new_borrow(d.rep())), 64 * 1024);
-        assert_eq!(s.logical_sector_size(Resource::new_borrow(d.rep())), 512);
-        assert_eq!(s.physical_sector_size(Resource::new_borrow(d.rep())), 4096);
+        let d = s
+            .open("/dev/sda".into(), Access::ReadWrite)
+            .await
+            .expect("open");
+        assert_eq!(s.size(Resource::new_borrow(d.rep())).await, 64 * 1024);
+        assert_eq!(
+            s.logical_sector_size(Resource::new_borrow(d.rep())).await,
+            512
+        );
+        assert_eq!(
+            s.physical_sector_size(Resource::new_borrow(d.rep())).await,
+            4096
+        );
         s.write_zeroes(Resource::new_borrow(d.rep()), 4096, 8192)
+            .await
             .expect("write-zeroes");
         s.discard(Resource::new_borrow(d.rep()), 0, 4096)
+            .await
             .expect("discard");
         s.write(Resource::new_borrow(d.rep()), 20000, vec![7u8; 3])
+            .await
             .expect("write");
-        s.flush(Resource::new_borrow(d.rep())).expect("flush");
+        s.flush(Resource::new_borrow(d.rep())).await.expect("flush");
         let data = s
             .read(Resource::new_borrow(d.rep()), 0, 64 * 1024)
+            .await
             .expect("read");
         assert!(data[4096..12288].iter().all(|b| *b == 0), "zeroed range");
         assert!(
@@ -532,38 +728,41 @@ mod tests {
         assert_eq!(&data[20000..20003], &[7, 7, 7]);
         let err = s
             .write_zeroes(Resource::new_borrow(d.rep()), 60 * 1024, 8192)
+            .await
             .expect_err("past the end");
         assert!(
             matches!(&err, DiskError::OutOfRange(m) if m.contains("/dev/sda")),
             "{err:?}"
         );
         assert!(matches!(
-            s.read(Resource::new_borrow(d.rep()), 0, MAX_READ + 1),
+            s.read(Resource::new_borrow(d.rep()), 0, MAX_READ + 1).await,
             Err(DiskError::OutOfRange(_))
         ));
-        s.drop(d).expect("drop");
+        s.drop(d).await.expect("drop");
     }
 
-    #[test]
-    fn read_only_handles_and_missing_disks() {
+    #[tokio::test]
+    async fn read_only_handles_and_missing_disks() {
         let root = disk_root();
         let mut s = state(root.path(), "[disks]\nread=[\"/dev/*\"]");
         let d = s
             .open("/dev/sda".into(), Access::ReadOnly)
+            .await
             .expect("open read-only");
         let err = s
             .write(Resource::new_borrow(d.rep()), 0, vec![1])
+            .await
             .expect_err("read-only");
         assert!(
             matches!(&err, DiskError::Denied(m) if m.contains("/dev/sda")),
             "{err:?}"
         );
         assert!(matches!(
-            s.open("/dev/sda".into(), Access::ReadWrite),
+            s.open("/dev/sda".into(), Access::ReadWrite).await,
             Err(DiskError::Denied(_))
         ));
         assert!(
-            matches!(s.open("/dev/sdz".into(), Access::ReadOnly), Err(DiskError::NotFound(m)) if m == "/dev/sdz")
+            matches!(s.open("/dev/sdz".into(), Access::ReadOnly).await, Err(DiskError::NotFound(m)) if m == "/dev/sdz")
         );
     }
 
@@ -578,9 +777,9 @@ mod tests {
 
     const RW: &str = "progress=true\n[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]";
 
-    #[test]
-    fn erase_many_erases_every_disk_and_a_failing_one_stops_only_itself() {
-        use crate::bindings::latest::ironic::hardware::disks::{Host as _, ZeroPass};
+    #[tokio::test]
+    async fn erase_many_erases_every_disk_and_a_failing_one_stops_only_itself() {
+        use crate::bindings::latest::ironic::hardware::disks::ZeroPass;
         // Odd-sized: the tail cannot go through O_DIRECT.
         let size = 3 * 1024 * 1024 + 1000;
         let root = image_root(&["sda", "sdb", "sdc"], size);
@@ -591,12 +790,18 @@ mod tests {
         )
         .expect("faults");
         let mut s = state(root.path(), RW);
-        let (tx, rx) = std::sync::mpsc::channel();
-        s.progress = crate::capabilities::progress::ProgressSink::new(Some(tx));
-        let handles: Vec<_> = ["/dev/sda", "/dev/sdb", "/dev/sdc"]
-            .iter()
-            .map(|n| s.open((*n).into(), Access::ReadWrite).expect("open"))
-            .collect();
+        let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = reports.clone();
+        s.0.progress = std::sync::Arc::new(crate::capabilities::progress::ProgressSink::new(
+            Some(std::sync::Arc::new(move |_, m: &str| {
+                sink.lock().expect("lock").push(m.to_string())
+            })),
+            &crate::Limits::default(),
+        ));
+        let mut handles = Vec::new();
+        for n in ["/dev/sda", "/dev/sdb", "/dev/sdc"] {
+            handles.push(s.open(n.into(), Access::ReadWrite).await.expect("open"));
+        }
         let jobs = handles
             .iter()
             .map(|h| EraseJob {
@@ -605,7 +810,7 @@ mod tests {
                 zeroes: ZeroPass::Cheapest,
             })
             .collect();
-        let results = s.erase_many(jobs, 2);
+        let results = s.erase_many(jobs, 2).await;
         assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
         assert!(
             matches!(&results[1], Err(DiskError::Io(m)) if m.contains("/dev/sdb") && m.contains("random pass 1/1") && m.contains("simulated")),
@@ -621,7 +826,7 @@ mod tests {
             sdb[2 * 1024 * 1024..].iter().all(|b| *b == 0xa5),
             "sdb untouched past the fault"
         );
-        let messages: Vec<String> = rx.try_iter().map(|(_, m)| m).collect();
+        let messages: Vec<String> = reports.lock().expect("lock").clone();
         let last = messages.last().expect("progress reported");
         assert!(
             last.contains("/dev/sda: erased")
@@ -648,7 +853,7 @@ mod tests {
                 zeroes: ZeroPass::Overwrite,
             },
         ];
-        let results = s.erase_many(twice, 4);
+        let results = s.erase_many(twice, 4).await;
         assert!(results[0].is_ok(), "{results:?}");
         assert!(
             matches!(&results[1], Err(DiskError::Io(m)) if m.contains("more than one")),
@@ -656,24 +861,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn erase_jobs_run_at_most_concurrency_at_a_time() {
+    #[tokio::test]
+    async fn erase_jobs_run_at_most_concurrency_at_a_time() {
         use crate::bindings::latest::ironic::hardware::disks::ZeroPass;
         let names = ["sda", "sdb", "sdc", "sdd", "sde"];
         let root = image_root(&names, 2 * 1024 * 1024);
         let mut s = state(root.path(), RW);
-        let handles: Vec<_> = names
-            .iter()
-            .map(|n| {
+        let mut handles = Vec::new();
+        for n in names {
+            handles.push(
                 s.open(format!("/dev/{n}"), Access::ReadWrite)
-                    .expect("open")
-            })
-            .collect();
-        let disks: Vec<&DiskHandle> = handles.iter().map(|h| s.disk(h).expect("handle")).collect();
-        let jobs: Vec<erase::Job> = disks
+                    .await
+                    .expect("open"),
+            );
+        }
+        let jobs: Vec<erase::Job> = handles
             .iter()
-            .map(|d| erase::Job {
-                disk: d,
+            .map(|h| erase::Job {
+                disk: s.disk(h),
                 random_passes: 1,
                 zeroes: ZeroPass::Overwrite,
             })
@@ -695,25 +900,32 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn reread_partitions_is_a_no_op_on_an_image_and_needs_write_access() {
+    #[tokio::test]
+    async fn reread_partitions_is_a_no_op_on_an_image_and_needs_write_access() {
         let root = disk_root();
         let mut s = state(
             root.path(),
             "[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]",
         );
-        let rw = s.open("/dev/sda".into(), Access::ReadWrite).expect("open");
+        let rw = s
+            .open("/dev/sda".into(), Access::ReadWrite)
+            .await
+            .expect("open");
         s.reread_partitions(Resource::new_borrow(rw.rep()))
+            .await
             .expect("no-op");
-        let ro = s.open("/dev/sda".into(), Access::ReadOnly).expect("open");
+        let ro = s
+            .open("/dev/sda".into(), Access::ReadOnly)
+            .await
+            .expect("open");
         assert!(matches!(
-            s.reread_partitions(Resource::new_borrow(ro.rep())),
+            s.reread_partitions(Resource::new_borrow(ro.rep())).await,
             Err(DiskError::Denied(_))
         ));
     }
 
-    #[test]
-    fn write_faults_apply_to_write_and_write_zeroes_of_that_disk_only() {
+    #[tokio::test]
+    async fn write_faults_apply_to_write_and_write_zeroes_of_that_disk_only() {
         let root = image_root(&["sda", "sdb"], 64 * 1024);
         std::fs::create_dir_all(root.path().join(".ironic-sim")).expect("sim dir");
         std::fs::write(
@@ -722,12 +934,20 @@ mod tests {
         )
         .expect("faults");
         let mut s = state(root.path(), RW);
-        let a = s.open("/dev/sda".into(), Access::ReadWrite).expect("open");
-        let b = s.open("/dev/sdb".into(), Access::ReadWrite).expect("open");
+        let a = s
+            .open("/dev/sda".into(), Access::ReadWrite)
+            .await
+            .expect("open");
+        let b = s
+            .open("/dev/sdb".into(), Access::ReadWrite)
+            .await
+            .expect("open");
         s.write(Resource::new_borrow(a.rep()), 0, vec![1; 8192])
+            .await
             .expect("before the fault");
         let err = s
             .write(Resource::new_borrow(a.rep()), 4096, vec![2; 8192])
+            .await
             .expect_err("crosses it");
         assert!(
             matches!(&err, DiskError::Io(m) if m.contains("/dev/sda") && m.contains("simulated")),
@@ -735,8 +955,10 @@ mod tests {
         );
         assert!(s
             .write_zeroes(Resource::new_borrow(a.rep()), 16384, 4096)
+            .await
             .is_err());
         s.write_zeroes(Resource::new_borrow(b.rep()), 16384, 4096)
+            .await
             .expect("other disk fine");
         let data = std::fs::read(root.path().join("dev/sda")).expect("read");
         assert!(
@@ -749,8 +971,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn disk_names() {
+    #[tokio::test]
+    async fn disk_names() {
         assert_eq!(validate_name("/dev/sda"), Ok("sda"));
         assert_eq!(validate_name("/dev/nvme0n1"), Ok("nvme0n1"));
         assert_eq!(validate_name("/dev/mapper/vg-root"), Ok("mapper/vg-root"));

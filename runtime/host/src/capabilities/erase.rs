@@ -17,8 +17,8 @@ const CHUNK: u64 = 4 << 20;
 const ZERO_CHUNK: u64 = 1 << 30;
 
 /// One disk to erase.
-pub(crate) struct Job<'a> {
-    pub disk: &'a DiskHandle,
+pub(crate) struct Job {
+    pub disk: DiskHandle,
     pub random_passes: u32,
     pub zeroes: ZeroPass,
 }
@@ -34,7 +34,7 @@ pub(crate) struct Outcome {
 /// Run `jobs`, at most `concurrency` at a time (0 counts as 1), until each
 /// has finished or failed, or `deadline` passes.
 pub(crate) fn run(
-    jobs: &[Job<'_>],
+    jobs: &[Job],
     concurrency: u32,
     deadline: Instant,
     progress: Option<&ProgressSink>,
@@ -130,12 +130,8 @@ impl DeviceProgress<'_> {
     }
 }
 
-fn erase_one(
-    job: &Job<'_>,
-    deadline: Instant,
-    sink: Option<&ProgressSink>,
-) -> Result<(), DiskError> {
-    let d = job.disk;
+fn erase_one(job: &Job, deadline: Instant, sink: Option<&ProgressSink>) -> Result<(), DiskError> {
+    let d = &job.disk;
     d.check_writable()?;
     let size = d.size();
     let zero_pass = !matches!(job.zeroes, ZeroPass::None);

@@ -1,30 +1,104 @@
-//! `log` and `progress`: guest messages into tracing and the step's sink.
+//! `log`: a manager's messages in the agent's log, tagged with its name,
+//! escaped (a message can never forge a line of the agent's own) and
+//! rate-limited per manager, counting what was dropped.
 
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::LogView;
 use crate::bindings::latest::ironic::hardware::log::{self, Level};
 use crate::policy::Need;
-use crate::sandbox::CallState;
+use crate::text::sanitize;
+use crate::Limits;
 
-/// Longest message kept (bytes); longer ones are truncated.
-const MAX_MESSAGE: usize = 4096;
-
-pub(crate) fn truncate(message: &str) -> &str {
-    if message.len() <= MAX_MESSAGE {
-        return message;
-    }
-    let mut end = MAX_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    &message[..end]
+/// A token bucket of log lines: `rate` per second, `burst` at once.
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    rate: f64,
+    burst: f64,
+    max_message: usize,
+    state: Mutex<BudgetState>,
 }
 
-impl log::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
+#[derive(Debug)]
+struct BudgetState {
+    tokens: f64,
+    refilled: Instant,
+    /// Dropped since the last line that went through.
+    dropped: u64,
+    /// Dropped in all.
+    dropped_total: u64,
+}
+
+/// What the budget says about one line.
+pub(crate) enum Admit {
+    /// Log it; `dropped` lines went missing before it.
+    Yes { dropped: u64 },
+    /// Drop it.
+    No,
+}
+
+impl LogBudget {
+    pub(crate) fn new(limits: &Limits) -> LogBudget {
+        let burst = f64::from(limits.log_burst.max(1));
+        LogBudget {
+            rate: f64::from(limits.log_lines_per_second),
+            burst,
+            max_message: limits.max_log_message,
+            state: Mutex::new(BudgetState {
+                tokens: burst,
+                refilled: Instant::now(),
+                dropped: 0,
+                dropped_total: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn admit(&self) -> Admit {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let elapsed = now.duration_since(st.refilled).as_secs_f64();
+        st.tokens = (st.tokens + elapsed * self.rate).min(self.burst);
+        st.refilled = now;
+        if st.tokens >= 1.0 {
+            st.tokens -= 1.0;
+            let dropped = std::mem::take(&mut st.dropped);
+            Admit::Yes { dropped }
+        } else {
+            st.dropped += 1;
+            st.dropped_total += 1;
+            Admit::No
+        }
+    }
+
+    /// Lines dropped by the rate limit since the manager was loaded.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dropped_total
+    }
+
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+}
+
+impl log::Host for LogView<'_> {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         if self.manager.policy.check(Need::Log).is_err() {
-            return;
+            return Ok(());
         }
         let manager = self.manager.name.as_str();
-        let message = truncate(&message);
+        let budget = &self.manager.log_budget;
+        match budget.admit() {
+            Admit::No => return Ok(()),
+            Admit::Yes { dropped } if dropped > 0 => {
+                tracing::warn!(target: "manager", manager, dropped, "log rate limit: {dropped} messages of manager {manager} dropped");
+            }
+            Admit::Yes { .. } => {}
+        }
+        let message = sanitize(&message, budget.max_message());
         match level {
             Level::Trace => tracing::trace!(target: "manager", manager, "{message}"),
             Level::Debug => tracing::debug!(target: "manager", manager, "{message}"),
@@ -32,8 +106,31 @@ impl log::Host for CallState {
             Level::Warn => tracing::warn!(target: "manager", manager, "{message}"),
             Level::Error => tracing::error!(target: "manager", manager, "{message}"),
         }
+        Ok(())
     }
 }
 
 // `types` has no functions; the world imports it through `manager`.
-impl crate::bindings::latest::ironic::hardware::types::Host for CallState {}
+impl crate::bindings::latest::ironic::hardware::types::Host for super::TypesView {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_admits_a_burst_then_drops_and_counts() {
+        let limits = Limits {
+            log_lines_per_second: 0,
+            log_burst: 3,
+            ..Limits::default()
+        };
+        let b = LogBudget::new(&limits);
+        for _ in 0..3 {
+            assert!(matches!(b.admit(), Admit::Yes { dropped: 0 }));
+        }
+        for _ in 0..5 {
+            assert!(matches!(b.admit(), Admit::No));
+        }
+        assert_eq!(b.dropped_total(), 5);
+    }
+}

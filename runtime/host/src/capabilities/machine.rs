@@ -1,26 +1,34 @@
 //! `machine`: a read-only view of files under the hardware root.
+//!
+//! Only regular files are read, and they are opened without blocking: a
+//! FIFO or a device node under a granted tree can never hold a call (a
+//! sysfs attribute or a procfs file is a regular file).
 
 use std::io::Read;
 use std::path::Path;
 
-use cap_std::fs::FileType;
+use cap_std::fs::{FileType, OpenOptions, OpenOptionsExt};
 use serde::Deserialize;
 
-use super::{is_escape, rooted, RootedPath};
+use super::{is_escape, rooted, MachineView, RootedPath};
 use crate::bindings::latest::ironic::hardware::machine::{
     self, AddressFamily, DirEntry, EntryKind, InterfaceAddress, MachineError,
 };
 use crate::policy::Need;
-use crate::sandbox::CallState;
+use crate::text::sanitize;
 use crate::NetworkSource;
 
 /// Largest file `read-file` returns.
 pub const MAX_READ: u64 = 16 * 1024 * 1024;
 
-impl CallState {
+/// Most entries `list-dir` returns.
+pub const MAX_ENTRIES: usize = 65_536;
+
+impl MachineView<'_> {
     fn machine_path(&self, path: &str) -> Result<RootedPath, MachineError> {
         let rooted = rooted(path).map_err(|e| {
-            tracing::warn!(manager = %self.manager.name, path, "invalid path: {e}");
+            let e = sanitize(&e, 512).into_owned();
+            tracing::warn!(manager = %self.manager.name, "invalid path: {e}");
             MachineError::InvalidPath(e)
         })?;
         self.manager
@@ -31,16 +39,16 @@ impl CallState {
     }
 
     fn io_error(&self, path: &RootedPath, e: std::io::Error) -> MachineError {
+        let shown = sanitize(&path.absolute, 512);
         if is_escape(&e) {
-            tracing::warn!(manager = %self.manager.name, path = %path.absolute, "path resolves outside the hardware root");
+            tracing::warn!(manager = %self.manager.name, path = %shown, "path resolves outside the hardware root");
             return MachineError::InvalidPath(format!(
-                "{}: resolves outside the hardware root",
-                path.absolute
+                "{shown}: resolves outside the hardware root"
             ));
         }
         match e.kind() {
-            std::io::ErrorKind::NotFound => MachineError::NotFound(path.absolute.clone()),
-            _ => MachineError::Io(format!("{}: {e}", path.absolute)),
+            std::io::ErrorKind::NotFound => MachineError::NotFound(shown.into_owned()),
+            _ => MachineError::Io(format!("{shown}: {e}")),
         }
     }
 }
@@ -62,14 +70,95 @@ fn kind_of(ft: FileType) -> EntryKind {
     }
 }
 
-impl machine::Host for CallState {
-    fn read_file(&mut self, path: String) -> Result<Vec<u8>, MachineError> {
-        let p = self.machine_path(&path)?;
+impl machine::Host for MachineView<'_> {
+    async fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, MachineError>> {
+        Ok(self.read_regular_file(&path))
+    }
+
+    async fn list_dir(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<Vec<DirEntry>, MachineError>> {
+        Ok(self.list(&path))
+    }
+
+    async fn read_link(&mut self, path: String) -> wasmtime::Result<Result<String, MachineError>> {
+        Ok((|| {
+            let p = self.machine_path(&path)?;
+            // `read_link_contents` returns the target as stored, even absolute.
+            let target = self
+                .env
+                .root
+                .read_link_contents(&p.relative)
+                .map_err(|e| self.io_error(&p, e))?;
+            Ok(target.to_string_lossy().into_owned())
+        })())
+    }
+
+    async fn kind(&mut self, path: String) -> wasmtime::Result<Result<EntryKind, MachineError>> {
+        Ok((|| {
+            let p = self.machine_path(&path)?;
+            let meta = self
+                .env
+                .root
+                .metadata(&p.relative)
+                .map_err(|e| self.io_error(&p, e))?;
+            Ok(kind_of(meta.file_type()))
+        })())
+    }
+
+    async fn remove_file(&mut self, path: String) -> wasmtime::Result<Result<(), MachineError>> {
+        Ok((|| {
+            let rooted = rooted(&path).map_err(MachineError::InvalidPath)?;
+            self.manager
+                .policy
+                .check(Need::Remove(&rooted.absolute))
+                .map_err(MachineError::Denied)?;
+            // cap-std refuses to follow the path out of the hardware root.
+            self.env
+                .root
+                .remove_file(&rooted.relative)
+                .map_err(|e| self.io_error(&rooted, e))?;
+            tracing::info!(manager = %self.manager.name, path = %sanitize(&rooted.absolute, 512), "removed file");
+            Ok(())
+        })())
+    }
+
+    async fn network_addresses(
+        &mut self,
+    ) -> wasmtime::Result<Result<Vec<InterfaceAddress>, MachineError>> {
+        Ok((|| {
+            self.manager
+                .policy
+                .check(Need::Network)
+                .map_err(MachineError::Denied)?;
+            match &self.env.network {
+                NetworkSource::Live => live_addresses(),
+                NetworkSource::File(path) => file_addresses(path),
+                NetworkSource::None => Ok(Vec::new()),
+            }
+        })())
+    }
+}
+
+impl MachineView<'_> {
+    fn read_regular_file(&self, path: &str) -> Result<Vec<u8>, MachineError> {
+        let p = self.machine_path(path)?;
+        let mut options = OpenOptions::new();
+        // A FIFO would block `open` itself until a writer appears.
+        options.read(true).custom_flags(libc::O_NONBLOCK);
         let file = self
             .env
             .root
-            .open(&p.relative)
+            .open_with(&p.relative, &options)
             .map_err(|e| self.io_error(&p, e))?;
+        let meta = file.metadata().map_err(|e| self.io_error(&p, e))?;
+        if !meta.is_file() {
+            return Err(MachineError::Io(format!(
+                "{}: not a regular file",
+                sanitize(&p.absolute, 512)
+            )));
+        }
         let mut data = Vec::new();
         file.take(MAX_READ + 1)
             .read_to_end(&mut data)
@@ -83,8 +172,8 @@ impl machine::Host for CallState {
         Ok(data)
     }
 
-    fn list_dir(&mut self, path: String) -> Result<Vec<DirEntry>, MachineError> {
-        let p = self.machine_path(&path)?;
+    fn list(&self, path: &str) -> Result<Vec<DirEntry>, MachineError> {
+        let p = self.machine_path(path)?;
         let entries = self
             .env
             .root
@@ -93,6 +182,12 @@ impl machine::Host for CallState {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| self.io_error(&p, e))?;
+            if out.len() == MAX_ENTRIES {
+                return Err(MachineError::Io(format!(
+                    "{}: more than {MAX_ENTRIES} entries",
+                    p.absolute
+                )));
+            }
             let kind = entry.file_type().map(kind_of).unwrap_or(EntryKind::Other);
             out.push(DirEntry {
                 name: entry.file_name().to_string_lossy().into_owned(),
@@ -101,54 +196,6 @@ impl machine::Host for CallState {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
-    }
-
-    fn read_link(&mut self, path: String) -> Result<String, MachineError> {
-        let p = self.machine_path(&path)?;
-        // `read_link_contents` returns the target as stored, even absolute.
-        let target = self
-            .env
-            .root
-            .read_link_contents(&p.relative)
-            .map_err(|e| self.io_error(&p, e))?;
-        Ok(target.to_string_lossy().into_owned())
-    }
-
-    fn kind(&mut self, path: String) -> Result<EntryKind, MachineError> {
-        let p = self.machine_path(&path)?;
-        let meta = self
-            .env
-            .root
-            .metadata(&p.relative)
-            .map_err(|e| self.io_error(&p, e))?;
-        Ok(kind_of(meta.file_type()))
-    }
-
-    fn remove_file(&mut self, path: String) -> Result<(), MachineError> {
-        let rooted = rooted(&path).map_err(MachineError::InvalidPath)?;
-        self.manager
-            .policy
-            .check(Need::Remove(&rooted.absolute))
-            .map_err(MachineError::Denied)?;
-        // cap-std refuses to follow the path out of the hardware root.
-        self.env
-            .root
-            .remove_file(&rooted.relative)
-            .map_err(|e| self.io_error(&rooted, e))?;
-        tracing::info!(manager = %self.manager.name, path = %rooted.absolute, "removed file");
-        Ok(())
-    }
-
-    fn network_addresses(&mut self) -> Result<Vec<InterfaceAddress>, MachineError> {
-        self.manager
-            .policy
-            .check(Need::Network)
-            .map_err(MachineError::Denied)?;
-        match &self.env.network {
-            NetworkSource::Live => live_addresses(),
-            NetworkSource::File(path) => file_addresses(path),
-            NetworkSource::None => Ok(Vec::new()),
-        }
     }
 }
 

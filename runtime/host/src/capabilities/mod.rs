@@ -1,5 +1,13 @@
-//! Host implementations of the manager's imports. Each checks the policy
-//! (declared ∩ granted) on every call and returns denials as error values.
+//! Host implementations of the manager's imports, one module per
+//! interface. Each checks the policy (declared ∩ granted) on every call and
+//! returns denials as error values.
+//!
+//! Each interface is implemented on a *view* of the call's state that holds
+//! only what it needs (the `WasiView` pattern): [`MachineView`] reads
+//! files, [`DisksView`] owns the open disks, [`CommandsView`] runs
+//! programs, [`LogView`] and [`ProgressView`] report. The store's data
+//! ([`CallState`]) projects the views; bindings link each interface with
+//! its own.
 
 pub mod commands;
 pub mod disks;
@@ -7,9 +15,16 @@ pub(crate) mod erase;
 pub(crate) mod faults;
 pub mod log;
 pub mod machine;
+pub(crate) mod process_tree;
 pub(crate) mod progress;
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use wasmtime::component::{HasData, ResourceTable};
+
+use crate::sandbox::{CallState, Environment, ManagerCtx};
+use progress::ProgressSink;
 
 /// A guest path checked, normalised, and made relative to the hardware root.
 pub(crate) struct RootedPath {
@@ -41,4 +56,120 @@ pub(crate) fn rooted(path: &str) -> Result<RootedPath, String> {
 /// (through `..` or a symbolic link).
 pub(crate) fn is_escape(e: &std::io::Error) -> bool {
     e.to_string().contains("outside of the filesystem")
+}
+
+/// The error a host call returns when the call's deadline passed while it
+/// waited: it traps the guest, and the sandbox reports a timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the call's deadline passed during {0}")]
+pub(crate) struct DeadlinePassed(pub String);
+
+/// `machine`: files under the hardware root.
+pub(crate) struct MachineView<'a> {
+    pub manager: &'a ManagerCtx,
+    pub env: &'a Environment,
+}
+
+/// `disks`: the call's open disks.
+pub(crate) struct DisksView<'a> {
+    pub manager: &'a ManagerCtx,
+    pub env: &'a Environment,
+    pub table: &'a mut ResourceTable,
+    /// Disks open now in this call (capped by `Limits::max_open_disks`).
+    pub open: &'a mut usize,
+    pub progress: &'a std::sync::Arc<ProgressSink>,
+    pub deadline: Instant,
+}
+
+/// `commands`: programs.
+pub(crate) struct CommandsView<'a> {
+    pub manager: &'a ManagerCtx,
+    pub env: &'a Environment,
+    pub deadline: Instant,
+}
+
+/// `log`.
+pub(crate) struct LogView<'a> {
+    pub manager: &'a ManagerCtx,
+}
+
+/// `progress`.
+pub(crate) struct ProgressView<'a> {
+    pub manager: &'a ManagerCtx,
+    pub sink: &'a ProgressSink,
+}
+
+/// `types`: no functions, but the bindings want a host for it.
+pub(crate) struct TypesView;
+
+/// The [`HasData`] of each view.
+pub(crate) struct Machine;
+pub(crate) struct Disks;
+pub(crate) struct Commands;
+pub(crate) struct Log;
+pub(crate) struct Progress;
+pub(crate) struct Types;
+
+impl HasData for Machine {
+    type Data<'a> = MachineView<'a>;
+}
+impl HasData for Disks {
+    type Data<'a> = DisksView<'a>;
+}
+impl HasData for Commands {
+    type Data<'a> = CommandsView<'a>;
+}
+impl HasData for Log {
+    type Data<'a> = LogView<'a>;
+}
+impl HasData for Progress {
+    type Data<'a> = ProgressView<'a>;
+}
+impl HasData for Types {
+    type Data<'a> = TypesView;
+}
+
+impl CallState {
+    pub(crate) fn machine_view(&mut self) -> MachineView<'_> {
+        MachineView {
+            manager: &self.manager,
+            env: &self.env,
+        }
+    }
+
+    pub(crate) fn disks_view(&mut self) -> DisksView<'_> {
+        DisksView {
+            manager: &self.manager,
+            env: &self.env,
+            table: &mut self.table,
+            open: &mut self.open_disks,
+            progress: &self.progress,
+            deadline: self.deadline,
+        }
+    }
+
+    pub(crate) fn commands_view(&mut self) -> CommandsView<'_> {
+        CommandsView {
+            manager: &self.manager,
+            env: &self.env,
+            deadline: self.deadline,
+        }
+    }
+
+    pub(crate) fn log_view(&mut self) -> LogView<'_> {
+        LogView {
+            manager: &self.manager,
+        }
+    }
+
+    pub(crate) fn progress_view(&mut self) -> ProgressView<'_> {
+        ProgressView {
+            manager: &self.manager,
+            sink: &self.progress,
+        }
+    }
+
+    pub(crate) fn types_view(&mut self) -> TypesView {
+        TypesView
+    }
 }

@@ -1,0 +1,284 @@
+//! Turning a component's bytes into a [`LoadedManager`]: manifest and
+//! grants, compile (or the artifact cache), contract version, linking,
+//! then `info` and `evaluate-hardware-support` in the sandbox, and the
+//! checks on what the manager says about itself.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use wasmtime::component::{Component, Linker};
+use wasmtime::Engine;
+
+use crate::artifact::{cache_key, load_component_keyed, LoadedFrom};
+use crate::bindings::latest::ironic::hardware::types::ManagerError;
+use crate::bindings::{self, EvaluateSupport, Info, ManagerPre};
+use crate::capabilities::log::LogBudget;
+use crate::capabilities::progress::ProgressSink;
+use crate::engine::build_engine;
+use crate::error::HostError;
+use crate::manifest::{find_manifest, ManifestSource};
+use crate::policy::{ungranted, Policy};
+use crate::registry::Validation;
+use crate::sandbox::{run_call, CallState, Environment, ManagerCtx};
+use crate::text::sanitize;
+use crate::HostConfig;
+
+/// Components compiled by this process, kept so that the same bytes are
+/// never compiled twice even without a cache directory. Bounded: a
+/// long-running agent swapping many versions must not grow without limit.
+const MEMORY_CACHE_ENTRIES: usize = 32;
+
+/// A manager ready to be called.
+pub(crate) struct LoadedManager {
+    pub file: std::path::PathBuf,
+    pub ctx: Arc<ManagerCtx>,
+    pub pre: ManagerPre,
+    pub id: String,
+    pub manager_name: String,
+    pub version: String,
+    pub support: u32,
+    pub manifest: ManifestSource,
+    pub loaded_from: LoadedFrom,
+}
+
+impl LoadedManager {
+    /// The operator lets it write some disk.
+    pub(crate) fn may_write_disks(&self) -> bool {
+        !self.ctx.policy.granted().disks.write.is_empty()
+            && !self.ctx.policy.declared().disks.write.is_empty()
+    }
+}
+
+/// Engine, linker and configuration: everything needed to turn bytes into
+/// a validated [`LoadedManager`].
+pub(crate) struct ComponentLoader {
+    engine: Engine,
+    linker: Linker<CallState>,
+    pub config: HostConfig,
+    pub(crate) env: Arc<Environment>,
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+impl ComponentLoader {
+    pub fn new(config: HostConfig) -> Result<ComponentLoader, HostError> {
+        let engine = build_engine().map_err(|e| HostError::Engine(format!("{e:?}")))?;
+        let root =
+            cap_std::fs::Dir::open_ambient_dir(&config.hardware_root, cap_std::ambient_authority())
+                .map_err(|e| HostError::Io {
+                    path: config.hardware_root.clone(),
+                    message: format!("opening the hardware root: {e}"),
+                })?;
+        let env = Arc::new(Environment {
+            root,
+            faults_file: config.faults_file.clone(),
+            program_dirs: config.program_dirs.clone(),
+            network: config.network.clone(),
+            limits: config.limits.clone(),
+        });
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        Ok(ComponentLoader {
+            engine,
+            linker,
+            config,
+            env,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or fetch from memory or the artifact cache) `bytes`.
+    /// Compiling is CPU work of up to seconds: callers on the async runtime
+    /// use [`ComponentLoader::component_async`].
+    pub fn component(&self, file: &Path, bytes: &[u8]) -> anyhow::Result<(Component, LoadedFrom)> {
+        let key = cache_key(&self.engine, bytes);
+        if let Some(c) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok((c, LoadedFrom::Memory));
+        }
+        let (component, from) = load_component_keyed(
+            &self.engine,
+            file,
+            bytes,
+            &key,
+            self.config.cache_dir.as_deref(),
+            self.config.limits.max_cache_bytes,
+        )?;
+        if let Ok(mut map) = self.compiled.lock() {
+            if map.len() >= MEMORY_CACHE_ENTRIES {
+                map.clear();
+            }
+            map.insert(key, component.clone());
+        }
+        Ok((component, from))
+    }
+
+    /// [`ComponentLoader::component`] on the blocking pool.
+    async fn component_async(
+        self: &Arc<Self>,
+        file: &Path,
+        bytes: Arc<Vec<u8>>,
+    ) -> anyhow::Result<(Component, LoadedFrom)> {
+        let loader = self.clone();
+        let file = file.to_path_buf();
+        tokio::task::spawn_blocking(move || loader.component(&file, &bytes))
+            .await
+            .context("the compile worker failed")?
+    }
+
+    /// Validate and load one component from `bytes` (read from `file`).
+    /// `strict_grants`: reject a manifest declaring capabilities the grants
+    /// do not cover (hot loads), rather than loading it and denying those
+    /// calls one by one (start-up, IPA-compatible behaviour).
+    /// `Ok(None)`: valid, but support 0 (not for this hardware).
+    pub async fn load(
+        self: &Arc<Self>,
+        file: &Path,
+        bytes: Arc<Vec<u8>>,
+        strict_grants: bool,
+        trace: &mut Option<Validation>,
+    ) -> anyhow::Result<Option<LoadedManager>> {
+        let name = crate::registry::manager_name(file)?;
+        let (declared, manifest) = find_manifest(file, &bytes)?;
+        let granted = self.config.grants.for_manager(&name);
+        let missing = ungranted(&declared, &granted);
+        if let Some(v) = trace.as_mut() {
+            v.manifest = Some(manifest.clone());
+            v.declared = declared.clone();
+            v.granted = granted.clone();
+            v.ungranted = missing.clone();
+        }
+        if !missing.is_empty() {
+            if strict_grants {
+                anyhow::bail!(
+                    "manifest declares capabilities not granted to manager {name}: {}",
+                    missing.join(", ")
+                );
+            }
+            tracing::warn!(manager = %name, ungranted = %missing.join(", "), "manager declares capabilities it is not granted; those calls will be denied");
+        }
+        let policy = Policy::new(&name, declared, granted)?;
+        let (component, loaded_from) = self.component_async(file, bytes).await?;
+        let contract =
+            bindings::detect(&self.engine, &component).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(v) = trace.as_mut() {
+            v.contract = Some(contract);
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+            .with_context(|| format!("linking against contract ironic:hardware@{contract}"))?;
+        let pre = ManagerPre::new(contract, instance_pre)?;
+        let ctx = Arc::new(ManagerCtx {
+            name: name.clone(),
+            policy,
+            log_budget: LogBudget::new(&self.config.limits),
+        });
+        let timeout = self.config.limits.call_timeout;
+        let env = &self.env;
+        let quiet = || Arc::new(ProgressSink::new(None, &self.config.limits));
+
+        let info = run_call(&pre, &ctx, env, &Info, timeout, quiet())
+            .await
+            .map_err(|e| anyhow::anyhow!("info: {}: {}", e.failure, e.details))?
+            .map_err(|e| anyhow::anyhow!("info: {}", manager_error_text(&e)))?;
+        let id = checked_identifier("id", &info.id)?;
+        let manager_name = checked_identifier("name", &info.name)?;
+        let version = checked_version(&info.version)?;
+        if let Some(v) = trace.as_mut() {
+            v.info = Some((id.clone(), manager_name.clone(), version.clone()));
+        }
+        let support = run_call(&pre, &ctx, env, &EvaluateSupport, timeout, quiet())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("evaluate-hardware-support: {}: {}", e.failure, e.details)
+            })?
+            .map_err(|e| {
+                anyhow::anyhow!("evaluate-hardware-support: {}", manager_error_text(&e))
+            })?;
+        if let Some(v) = trace.as_mut() {
+            v.support = Some(support);
+        }
+        if support == 0 {
+            return Ok(None);
+        }
+        Ok(Some(LoadedManager {
+            file: file.to_path_buf(),
+            ctx,
+            pre,
+            id,
+            manager_name,
+            version,
+            support,
+            manifest,
+            loaded_from,
+        }))
+    }
+}
+
+/// A manager's id (IPA's class name) or name (its key in
+/// `hardware_manager_version`): an identifier, since Ironic and operators
+/// read it in logs and step listings.
+fn checked_identifier(what: &str, value: &str) -> anyhow::Result<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !ok {
+        anyhow::bail!(
+            "info: {what} {:?} is not an identifier (letters, digits, `_`, `-`, `.`; at most 128)",
+            sanitize(value, 160)
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// A version string: printable, at most 64 characters.
+fn checked_version(value: &str) -> anyhow::Result<String> {
+    if value.is_empty() || value.len() > 64 || value.chars().any(|c| c.is_control() || c == ' ') {
+        anyhow::bail!(
+            "info: version {:?} is not a version (printable, no spaces, at most 64)",
+            sanitize(value, 80)
+        );
+    }
+    Ok(value.to_string())
+}
+
+pub(crate) fn manager_error_text(e: &ManagerError) -> String {
+    let text = match e {
+        ManagerError::Unsupported(m) => format!("unsupported: {m}"),
+        ManagerError::Incompatible(m) => format!("incompatible: {m}"),
+        ManagerError::InvalidArgument(m) => format!("invalid argument: {m}"),
+        ManagerError::Failed(f) => match &f.error_type {
+            Some(t) => format!("{t}: {}", f.details),
+            None => f.details.clone(),
+        },
+    };
+    sanitize(&text, 4096).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_must_be_identifiers() {
+        assert!(checked_identifier("id", "GenericHardwareManager").is_ok());
+        assert!(checked_identifier("name", "generic_hardware_manager").is_ok());
+        for bad in ["", "9lives", "a b", "x\ny", &"a".repeat(129)] {
+            assert!(checked_identifier("id", bad).is_err(), "{bad:?}");
+        }
+        assert!(checked_version("1.2.3").is_ok());
+        assert!(checked_version("9.9\nINFO forged").is_err());
+    }
+}
