@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ironic_host::{Grants, HostConfig, Limits};
+use ironic_host::{Grants, HostConfig};
 
 use crate::machine::Machine;
 
@@ -37,6 +37,11 @@ pub struct HostFlags {
     /// removed components take effect without a restart).
     #[arg(long)]
     pub no_watch_managers: bool,
+
+    /// Bounds on what managers and clients can make the agent spend (TOML;
+    /// see docs/security.md); default: the built-in bounds.
+    #[arg(long)]
+    pub limits: Option<PathBuf>,
 }
 
 /// Start watching the managers directory unless disabled; a watcher that
@@ -82,7 +87,7 @@ impl HostFlags {
                 .or_else(|| machine.default_cache_dir()),
             hardware_root: machine.root().to_path_buf(),
             grants,
-            limits: Limits::default(),
+            limits: crate::limits::AgentLimits::load(self.limits.as_deref())?.managers,
             program_dirs: machine.program_dirs(),
             network: machine.network(),
             faults_file: machine.faults_file(),

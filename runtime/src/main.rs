@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod cli;
 mod host_setup;
+mod limits;
 mod machine;
 mod managers;
 mod run;

@@ -42,6 +42,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
     let host_config = opts.host.host_config(&machine)?;
     let host = Arc::new(Host::new(host_config).context("starting the hardware-manager host")?);
     let managers = Arc::new(HostManagers::new(host));
@@ -109,6 +110,8 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         .context("reading the listen address")?;
     let mut api_config = ApiConfig::new(listen, &root);
     api_config.programs = machine.program_runner();
+    api_config.http = limits.http;
+    api_config.history = limits.history;
     api_config.standalone = opts.standalone;
     api_config.started_at = started_at;
     // Ironic gates features on the agent's version; report the IPA release

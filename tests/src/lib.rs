@@ -4,7 +4,9 @@
 //! `make test` builds both before running the suite; running `cargo test`
 //! alone after `make build` works too.
 
+pub mod agent;
 pub mod host;
+pub mod hostile;
 
 use std::path::{Path, PathBuf};
 

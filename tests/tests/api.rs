@@ -6,128 +6,11 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use agent_tests::{agent_binary, free_port, managers_dir, shared_cwasm_cache};
+use agent_tests::agent::{start, TOKEN};
 use serde_json::{json, Value};
-
-const TOKEN: &str = "process-test-token";
-
-/// A running agent process; killed on drop.
-struct Agent {
-    child: Child,
-    port: u16,
-    machine: tempfile::TempDir,
-    _managers: tempfile::TempDir,
-    http: reqwest::blocking::Client,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Agent {
-    let machine = tempfile::tempdir().expect("machine dir");
-    let desc = ironic_sim::MachineDescription::from_toml(
-        ironic_sim::DEFAULT_MACHINE,
-        Path::new("default.toml"),
-    )
-    .expect("default machine");
-    ironic_sim::create(&desc, machine.path()).expect("simulated machine");
-    let managers = managers_dir(&[("generic_manager", "generic")]);
-    let port = free_port();
-    let child = Command::new(agent_binary())
-        .arg("--standalone")
-        .arg("--hardware-root")
-        .arg(machine.path())
-        .arg("--managers-dir")
-        .arg(managers.path())
-        .arg("--cache-dir")
-        .arg(shared_cwasm_cache())
-        .args([
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            &port.to_string(),
-            "--agent-token",
-            TOKEN,
-        ])
-        .stdin(Stdio::null())
-        // The agent's log stays with its machine (inspect it on failure).
-        .stderr(
-            std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).expect("log file"),
-        )
-        .spawn()
-        .expect("agent starts");
-    let agent = Agent {
-        child,
-        port,
-        machine,
-        _managers: managers,
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("http client"),
-    };
-    let t = Instant::now();
-    loop {
-        if agent
-            .http
-            .get(agent.url("/v1/status"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break agent;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "agent never served /v1/status"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-impl Agent {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn post(&self, name: &str, params: Value, wait: bool) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(&format!("/v1/commands/?wait={wait}&agent_token={TOKEN}")))
-            .json(&json!({"name": name, "params": params}))
-            .send()
-            .expect("POST answered");
-        assert_eq!(r.headers()["content-type"], "application/json");
-        (r.status().as_u16(), r.json().expect("JSON reply"))
-    }
-
-    fn actions(&self) -> Vec<String> {
-        std::fs::read_to_string(self.machine.path().join(".ironic-sim/actions.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| v["action"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn refused_within(&self, limit: Duration) -> bool {
-        let t = Instant::now();
-        while t.elapsed() < limit {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-}
 
 fn node() -> Value {
     json!({"uuid": "5062a51c-ec9e-4a8d-844f-5a9dbc462eaf", "properties": {}, "instance_info": {}, "driver_internal_info": {}})
@@ -135,7 +18,7 @@ fn node() -> Value {
 
 #[test]
 fn binary_serves_the_ipa_api() {
-    let a = start();
+    let a = start(&[]);
     let status: Value = a
         .http
         .get(a.url("/v1/status"))
@@ -225,7 +108,7 @@ fn binary_serves_the_ipa_api() {
 
 #[test]
 fn lockdown_replies_then_stops_the_api_and_downs_the_network() {
-    let mut a = start();
+    let mut a = start(&[]);
     let (_, v) = a.post("standby.sync", json!({}), true);
     assert_eq!(v["command_status"], "SUCCEEDED");
     let (status, v) = a.post("system.lockdown", json!({}), false);
@@ -251,12 +134,12 @@ fn lockdown_replies_then_stops_the_api_and_downs_the_network() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Like IPA, a locked-down agent idles instead of exiting.
-    assert!(a.child.try_wait().unwrap().is_none());
+    assert!(a.child().try_wait().unwrap().is_none());
 }
 
 #[test]
 fn finalize_rescue_replies_then_exits_and_never_serves_again() {
-    let mut a = start();
+    let mut a = start(&[]);
     let (status, v) = a.post(
         "rescue.finalize_rescue",
         json!({"rescue_password": "$5$abc$def", "hashed": true}),
@@ -270,7 +153,7 @@ fn finalize_rescue_replies_then_exits_and_never_serves_again() {
     assert!(a.refused_within(Duration::from_secs(2)));
     let t = Instant::now();
     let exit = loop {
-        if let Some(s) = a.child.try_wait().unwrap() {
+        if let Some(s) = a.child().try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -288,12 +171,12 @@ fn finalize_rescue_replies_then_exits_and_never_serves_again() {
     assert!(root.join("etc/.rescued").exists());
 
     // Restarted on a rescued machine: exits without serving.
-    let status = Command::new(agent_binary())
+    let status = Command::new(agent_tests::agent_binary())
         .arg("--standalone")
         .arg("--hardware-root")
         .arg(root)
         .arg("--managers-dir")
-        .arg(a._managers.path())
+        .arg(a.managers.path())
         .args([
             "--listen-host",
             "127.0.0.1",

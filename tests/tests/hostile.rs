@@ -6,88 +6,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent_tests::host::Host;
-use agent_tests::{managers_dir, shared_cwasm_cache, stand_in_program};
-use ironic_host::{DispatchError, Grants, HostConfig, HostError, Limits, SandboxFailure, StepKind};
-use serde_json::{json, Value};
-
-/// A host with `hostile` (crate, stem) plus the well-behaved `override`
-/// manager, on a temporary hardware root.
-struct Fixture {
-    host: Host,
-    root: tempfile::TempDir,
-    _managers: tempfile::TempDir,
-    _programs: tempfile::TempDir,
-}
-
-fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &Path)) -> Fixture {
-    let managers = managers_dir(&[hostile, ("test_manager_override", "override")]);
-    let root = tempfile::tempdir().expect("hardware root");
-    let programs = tempfile::tempdir().expect("program dir");
-    setup(root.path(), programs.path());
-    let mut text = String::from("[managers.\"*\"]\nlog = true\nprogress = true\n");
-    text.push_str(grants);
-    let grants = Grants::from_toml(&text, Path::new("hostile-grants.toml")).expect("grants");
-    let host = Host::start(HostConfig {
-        cache_dir: Some(shared_cwasm_cache()),
-        grants,
-        limits: Limits {
-            memory_bytes: 64 * 1024 * 1024,
-            call_timeout: Duration::from_secs(2),
-            step_timeout: Duration::from_secs(2),
-            output_cap: 1024 * 1024,
-            ..Limits::default()
-        },
-        program_dirs: vec![programs.path().to_path_buf()],
-        ..HostConfig::new(managers.path(), root.path())
-    })
-    .expect("host starts");
-    assert_eq!(
-        host.managers().len(),
-        2,
-        "both managers load: {:?}",
-        host.rejected()
-    );
-    Fixture {
-        host,
-        root,
-        _managers: managers,
-        _programs: programs,
-    }
-}
-
-fn step(host: &Host, name: &str, args: Value) -> Result<Value, DispatchError> {
-    host.execute_step(
-        StepKind::Clean,
-        name,
-        &json!({}),
-        &json!([]),
-        &args,
-        &|_, _| {},
-    )
-}
-
-/// The well-behaved manager still answers on the same host.
-fn assert_host_still_serves(host: &Host) {
-    let out =
-        step(host, "vendor_flash", json!({"version": "2.0"})).expect("override still answers");
-    assert_eq!(out, json!({"flashed": true, "args": {"version": "2.0"}}));
-}
-
-fn assert_names(err: &DispatchError, manager: &str, step_name: &str) {
-    let text = err.to_string();
-    assert!(
-        text.contains(manager),
-        "error does not name manager {manager}: {text}"
-    );
-    assert!(
-        text.contains(&format!("execute-step clean {step_name}")),
-        "error does not name the call: {text}"
-    );
-}
+use agent_tests::hostile::{assert_host_still_serves, assert_names, fixture, step};
+use agent_tests::{managers_dir, stand_in_program};
+use ironic_host::{DispatchError, HostConfig, HostError, SandboxFailure};
+use serde_json::json;
 
 #[test]
 fn infinite_loop_times_out() {
-    let f = fixture(("test_manager_loop", "loop"), "", |_, _| {});
+    let f = fixture(("test_manager_hostile", "loop"), "", |_, _| {});
     let started = Instant::now();
     let err = step(&f.host, "hostile_loop", json!({})).expect_err("loop must be stopped");
     assert!(
@@ -117,7 +43,7 @@ fn infinite_loop_times_out() {
 
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
-    let f = fixture(("test_manager_membomb", "membomb"), "", |_, _| {});
+    let f = fixture(("test_manager_hostile", "membomb"), "", |_, _| {});
     let err = step(&f.host, "hostile_membomb", json!({})).expect_err("bomb must be stopped");
     assert!(
         matches!(&err, DispatchError::Sandbox { manager, failure: SandboxFailure::MemoryLimit, .. } if manager == "membomb"),
@@ -133,7 +59,7 @@ fn memory_bomb_hits_the_memory_limit() {
 
 #[test]
 fn panic_is_a_trap_with_the_panic_message() {
-    let f = fixture(("test_manager_panic", "panic"), "", |_, _| {});
+    let f = fixture(("test_manager_hostile", "panic"), "", |_, _| {});
     let err = step(&f.host, "hostile_panic", json!({})).expect_err("panic must fail the call");
     assert!(
         matches!(&err, DispatchError::Sandbox { manager, failure: SandboxFailure::Trap, .. } if manager == "panic"),
@@ -151,7 +77,7 @@ fn panic_is_a_trap_with_the_panic_message() {
 #[test]
 fn paths_cannot_escape_the_hardware_root() {
     let grants = "[managers.escape.machine]\npaths = [\"/sys/**\", \"/etc/**\"]\n";
-    let f = fixture(("test_manager_escape", "escape"), grants, |root, _| {
+    let f = fixture(("test_manager_hostile", "escape"), grants, |root, _| {
         let sys = root.join("sys");
         std::fs::create_dir_all(sys.join("devices/sda")).expect("mkdir");
         std::fs::write(sys.join("devices/sda/size"), "2048\n").expect("write");
@@ -212,15 +138,11 @@ fn paths_cannot_escape_the_hardware_root() {
 fn disk_write_needs_a_write_grant() {
     // Declared read and write; granted read only.
     let grants = "[managers.diskwrite.disks]\nread = [\"/dev/*\"]\n";
-    let f = fixture(
-        ("test_manager_diskwrite", "diskwrite"),
-        grants,
-        |root, _| {
-            std::fs::create_dir_all(root.join("dev")).expect("mkdir");
-            let disk = std::fs::File::create(root.join("dev/sda")).expect("disk");
-            disk.set_len(1024 * 1024).expect("size");
-        },
-    );
+    let f = fixture(("test_manager_hostile", "diskwrite"), grants, |root, _| {
+        std::fs::create_dir_all(root.join("dev")).expect("mkdir");
+        let disk = std::fs::File::create(root.join("dev/sda")).expect("disk");
+        disk.set_len(1024 * 1024).expect("size");
+    });
     let ok = step(
         &f.host,
         "hostile_diskwrite",
@@ -263,7 +185,7 @@ fn programs_must_be_declared_and_granted() {
     // Declares lshw and echo-ok; granted echo-ok and sh.
     let grants = "[managers.badprogram.commands]\nprograms = [\"echo-ok\", \"sh\"]\n";
     let f = fixture(
-        ("test_manager_badprogram", "badprogram"),
+        ("test_manager_hostile", "badprogram"),
         grants,
         |_, programs| {
             stand_in_program(
@@ -302,7 +224,7 @@ fn programs_must_be_declared_and_granted() {
 fn a_gigabyte_of_output_is_cut_off() {
     let grants = "[managers.bigoutput.commands]\nprograms = [\"spew\"]\n";
     let f = fixture(
-        ("test_manager_bigoutput", "bigoutput"),
+        ("test_manager_hostile", "bigoutput"),
         grants,
         |_, programs| {
             // Programs get PATH = the program dirs only, so name `head` by path.

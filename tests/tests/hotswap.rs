@@ -282,7 +282,7 @@ fn a_manifest_asking_for_ungranted_capabilities_is_rejected() {
     let _watch = f.host.watch(WatchOptions::default()).expect("watch");
     let before = f.host.versions().expect("versions");
     // diskwrite declares disks.write=/dev/*; only log and progress are granted.
-    install(f.dir.path(), "diskwrite", &guest("test_manager_diskwrite"));
+    install(f.dir.path(), "diskwrite", &guest("test_manager_hostile"));
     wait_until(Duration::from_secs(10), || !f.host.rejected().is_empty())
         .expect("diskwrite rejected");
     let rejected = f.host.rejected();

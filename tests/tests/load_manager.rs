@@ -7,14 +7,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-use agent_tests::{agent_binary, free_port, guest_component, managers_dir, shared_cwasm_cache};
+use agent_tests::agent::{start, Agent};
+use agent_tests::guest_component;
 use serde_json::{json, Value};
-
-const TOKEN: &str = "load-manager-test-token";
 
 /// A tiny HTTP/1.0 file server on 127.0.0.1 serving one directory (GET only).
 struct FileServer {
@@ -88,149 +86,19 @@ fn sha256_of(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
-/// A running agent process; killed on drop.
-struct Agent {
-    child: Child,
-    port: u16,
-    machine: tempfile::TempDir,
-    managers: tempfile::TempDir,
-    http: reqwest::blocking::Client,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> Agent {
-    let machine = tempfile::tempdir().expect("machine dir");
-    let desc = ironic_sim::MachineDescription::from_toml(
-        ironic_sim::DEFAULT_MACHINE,
-        Path::new("default.toml"),
-    )
-    .expect("default machine");
-    ironic_sim::create(&desc, machine.path()).expect("simulated machine");
-    let managers = managers_dir(&[("generic_manager", "generic")]);
-    let port = free_port();
-    let child = Command::new(agent_binary())
-        .arg("--standalone")
-        .arg("--hardware-root")
-        .arg(machine.path())
-        .arg("--managers-dir")
-        .arg(managers.path())
-        .arg("--cache-dir")
-        .arg(shared_cwasm_cache())
-        .args([
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            &port.to_string(),
-            "--agent-token",
-            TOKEN,
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stderr(
-            std::fs::File::create(machine.path().join(".ironic-sim/agent.log")).expect("log file"),
-        )
-        .spawn()
-        .expect("agent starts");
-    let agent = Agent {
-        child,
-        port,
-        machine,
-        managers,
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("http client"),
-    };
-    let t = Instant::now();
-    loop {
-        if agent
-            .http
-            .get(agent.url("/v1/status"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break agent;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "agent never served /v1/status; log:\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-impl Agent {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.machine.path().join(".ironic-sim/agent.log"))
-            .unwrap_or_default()
-    }
-
-    fn post(&self, name: &str, params: Value, wait: bool) -> Value {
-        let r = self
-            .http
-            .post(self.url(&format!("/v1/commands/?wait={wait}&agent_token={TOKEN}")))
-            .json(&json!({"name": name, "params": params}))
-            .send()
-            .expect("POST answered");
-        let status = r.status().as_u16();
-        let v: Value = r.json().expect("JSON reply");
-        assert_eq!(status, 200, "{name}: {v}");
-        v
-    }
-
-    /// Runs an (async) command and polls it until it is done.
-    fn run(&self, name: &str, params: Value) -> Value {
-        let v = self.post(name, params, false);
-        let id = v["id"].as_str().expect("command id").to_string();
-        let t = Instant::now();
-        loop {
-            let v: Value = self
-                .http
-                .get(self.url(&format!("/v1/commands/{id}?agent_token={TOKEN}")))
-                .send()
-                .unwrap()
-                .json()
-                .unwrap();
-            if v["command_status"] != "RUNNING" {
-                return v;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "{name} never finished: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn clean_steps(&self) -> Value {
-        let v = self.post(
-            "clean.get_clean_steps",
-            json!({"node": node(), "ports": []}),
-            true,
-        );
-        assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
-        v["command_result"].clone()
-    }
-
-    fn managers_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.managers.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files
-    }
+/// The listing's result (steps and versions).
+fn clean_steps(a: &Agent) -> Value {
+    let (status, v) = a.post(
+        "clean.get_clean_steps",
+        json!({"node": node(), "ports": []}),
+        true,
+    );
+    assert_eq!(
+        (status, &v["command_status"]),
+        (200, &json!("SUCCEEDED")),
+        "{v}"
+    );
+    v["command_result"].clone()
 }
 
 fn node() -> Value {
@@ -262,7 +130,7 @@ fn load_manager_step_downloads_verifies_and_activates() {
     let a = start(&[]);
 
     // Listed as a native clean step with its argsinfo; no override yet.
-    let before = a.clean_steps();
+    let before = clean_steps(&a);
     let names = step_names(&before);
     assert!(names.contains(&"load_manager".to_string()), "{before}");
     assert!(!names.contains(&"vendor_flash".to_string()), "{before}");
@@ -292,7 +160,7 @@ fn load_manager_step_downloads_verifies_and_activates() {
         "{details}"
     );
     assert_eq!(a.managers_files(), files_before);
-    assert!(!step_names(&a.clean_steps()).contains(&"vendor_flash".to_string()));
+    assert!(!step_names(&clean_steps(&a)).contains(&"vendor_flash".to_string()));
 
     // Unpinned: invalid parameters.
     let v = a.run(
@@ -319,7 +187,7 @@ fn load_manager_step_downloads_verifies_and_activates() {
     // No staging leftovers.
     assert_eq!(a.managers_files().len(), files_before.len() + 1);
 
-    let after = a.clean_steps();
+    let after = clean_steps(&a);
     assert!(
         step_names(&after).contains(&"vendor_flash".to_string()),
         "{after}"
@@ -355,7 +223,7 @@ fn a_rejected_component_changes_nothing() {
     let url = format!("http://127.0.0.1:{}/bogus.wasm", server.port);
     let a = start(&[]);
     let files_before = a.managers_files();
-    let versions_before = a.clean_steps()["hardware_manager_version"].clone();
+    let versions_before = clean_steps(&a)["hardware_manager_version"].clone();
     let v = a.run(
         "service.execute_service_step",
         json!({
@@ -372,7 +240,7 @@ fn a_rejected_component_changes_nothing() {
         std::fs::read(a.managers.path().join("generic.wasm")).unwrap(),
         std::fs::read(guest_component("generic_manager")).unwrap()
     );
-    assert_eq!(a.clean_steps()["hardware_manager_version"], versions_before);
+    assert_eq!(clean_steps(&a)["hardware_manager_version"], versions_before);
 }
 
 #[test]
@@ -390,7 +258,7 @@ fn boot_time_manager_urls() {
     )
     .unwrap();
     let a = start(&["--config-file", config.path().to_str().unwrap()]);
-    let steps = a.clean_steps();
+    let steps = clean_steps(&a);
     assert!(
         step_names(&steps).contains(&"vendor_flash".to_string()),
         "{steps}\n{}",

@@ -24,6 +24,7 @@
 // Tests may unwrap: a panic is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod connections;
 pub mod device;
 pub mod engine;
 pub mod errors;
@@ -88,6 +89,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// `collect_system_logs` content cap in bytes.
     pub max_log_bytes: usize,
+    /// Bounds of the HTTP server.
+    pub http: connections::HttpLimits,
+    /// Bounds of the results list.
+    pub history: engine::HistoryLimits,
     /// The native image pipeline (`standby.prepare_image`, the `write_image`
     /// deploy step, `image.install_bootloader`). `None` (the default) leaves
     /// `write_image` to the hardware managers, which is what the API tests
@@ -119,6 +124,8 @@ impl ApiConfig {
             tls: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            http: connections::HttpLimits::default(),
+            history: engine::HistoryLimits::default(),
             image: None,
         }
     }
@@ -171,6 +178,7 @@ impl AgentState {
         system: Arc<dyn SystemActions>,
     ) -> Self {
         let extensions = extensions::all();
+        let history = config.history;
         // Without the image pipeline the managers own `write_image` (what
         // the API's tests with fake managers rely on).
         let native = if config.image.is_some() {
@@ -186,7 +194,7 @@ impl AgentState {
         Self {
             inner: Arc::new(Inner {
                 config,
-                engine: CommandEngine::new(extensions),
+                engine: CommandEngine::with_limits(extensions, history),
                 token: token::TokenHolder::default(),
                 managers,
                 system,

@@ -2,7 +2,7 @@
 //! every error, 308 redirects of slash-less forms, body cap, version
 //! documents, and a server that stops cleanly after lockdown/rescue.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -69,10 +69,9 @@ pub async fn serve<L>(
 ) -> std::io::Result<Option<StopReason>>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
 {
     let mut stop_rx = state.stop_requested();
-    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<Option<StopReason>>();
+    let (fired_tx, mut fired_rx) = tokio::sync::oneshot::channel::<Option<StopReason>>();
     let signal = async move {
         let reason = tokio::select! {
             _ = shutdown => None,
@@ -81,35 +80,11 @@ where
         let _ = fired_tx.send(reason);
     };
     let app = router(state.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let mut task = tokio::spawn(server.into_future());
-
-    let mut fired_rx = fired_rx;
-    // Biased: with no connection open the server finishes right after the
-    // signal, so both branches are often ready at once; an unbiased select
-    // then sometimes took the "server ended" branch and lost the stop reason
-    // (a lockdown that never brought the network down).
-    let reason = tokio::select! {
-        biased;
-        reason = &mut fired_rx => reason.ok().flatten(),
-        res = &mut task => {
-            res.map_err(std::io::Error::other)??;
-            match fired_rx.try_recv() {
-                Ok(reason) => reason,
-                // The server ended without a signal (listener error).
-                Err(_) => return Ok(None),
-            }
-        }
-    };
     // In-flight replies (the lockdown answer itself) finish; waits on
     // never-ending commands are cut after a grace period.
-    match tokio::time::timeout(STOP_GRACE, &mut task).await {
-        Ok(res) => res.map_err(std::io::Error::other)??,
-        Err(_) => {
-            tracing::warn!("requests still in flight after stop; closing them");
-            task.abort();
-        }
-    }
+    crate::connections::serve_connections(listener, app, state.config().http, signal, STOP_GRACE)
+        .await;
+    let reason = fired_rx.try_recv().ok().flatten();
     tracing::info!(?reason, "API stopped");
 
     if reason == Some(StopReason::Lockdown) {

@@ -34,6 +34,8 @@ struct BudgetState {
 pub(crate) enum Admit {
     /// Log it; `dropped` lines went missing before it.
     Yes { dropped: u64 },
+    /// Drop it, the first of a run of drops (worth saying so).
+    FirstDrop,
     /// Drop it.
     No,
 }
@@ -67,7 +69,11 @@ impl LogBudget {
         } else {
             st.dropped += 1;
             st.dropped_total += 1;
-            Admit::No
+            if st.dropped == 1 {
+                Admit::FirstDrop
+            } else {
+                Admit::No
+            }
         }
     }
 
@@ -93,6 +99,10 @@ impl log::Host for LogView<'_> {
         let budget = &self.manager.log_budget;
         match budget.admit() {
             Admit::No => return Ok(()),
+            Admit::FirstDrop => {
+                tracing::warn!(target: "manager", manager, "log rate limit reached: dropping messages of manager {manager} until its rate falls");
+                return Ok(());
+            }
             Admit::Yes { dropped } if dropped > 0 => {
                 tracing::warn!(target: "manager", manager, dropped, "log rate limit: {dropped} messages of manager {manager} dropped");
             }
@@ -128,7 +138,8 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(b.admit(), Admit::Yes { dropped: 0 }));
         }
-        for _ in 0..5 {
+        assert!(matches!(b.admit(), Admit::FirstDrop));
+        for _ in 0..4 {
             assert!(matches!(b.admit(), Admit::No));
         }
         assert_eq!(b.dropped_total(), 5);

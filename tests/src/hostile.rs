@@ -1,0 +1,93 @@
+//! The hostile-manager fixture: a host with one hostile component (the
+//! `test-manager-hostile` crate, installed under the name a test grants)
+//! beside the well-behaved `override` manager, with short deadlines.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ironic_host::{DispatchError, Grants, HostConfig, Limits, StepKind};
+use serde_json::{json, Value};
+
+use crate::host::Host;
+use crate::{managers_dir, shared_cwasm_cache};
+
+/// The fixture's limits: 64 MiB, 2 s per call and per step, 1 MiB of
+/// program output; the rest default.
+pub fn hostile_limits() -> Limits {
+    Limits {
+        memory_bytes: 64 * 1024 * 1024,
+        call_timeout: Duration::from_secs(2),
+        step_timeout: Duration::from_secs(2),
+        output_cap: 1024 * 1024,
+        ..Limits::default()
+    }
+}
+
+/// A host with `hostile` (crate, stem) plus the well-behaved `override`
+/// manager, on a temporary hardware root.
+pub struct Fixture {
+    pub host: Host,
+    pub root: tempfile::TempDir,
+    _managers: tempfile::TempDir,
+    _programs: tempfile::TempDir,
+}
+
+pub fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &Path)) -> Fixture {
+    let managers = managers_dir(&[hostile, ("test_manager_override", "override")]);
+    let root = tempfile::tempdir().expect("hardware root");
+    let programs = tempfile::tempdir().expect("program dir");
+    setup(root.path(), programs.path());
+    let mut text = String::from("[managers.\"*\"]\nlog = true\nprogress = true\n");
+    text.push_str(grants);
+    let grants = Grants::from_toml(&text, Path::new("hostile-grants.toml")).expect("grants");
+    let host = Host::start(HostConfig {
+        cache_dir: Some(shared_cwasm_cache()),
+        grants,
+        limits: hostile_limits(),
+        program_dirs: vec![programs.path().to_path_buf()],
+        ..HostConfig::new(managers.path(), root.path())
+    })
+    .expect("host starts");
+    assert_eq!(
+        host.managers().len(),
+        2,
+        "both managers load: {:?}",
+        host.rejected()
+    );
+    Fixture {
+        host,
+        root,
+        _managers: managers,
+        _programs: programs,
+    }
+}
+
+pub fn step(host: &Host, name: &str, args: Value) -> Result<Value, DispatchError> {
+    host.execute_step(
+        StepKind::Clean,
+        name,
+        &json!({}),
+        &json!([]),
+        &args,
+        &|_, _| {},
+    )
+}
+
+/// The well-behaved manager still answers on the same host.
+pub fn assert_host_still_serves(host: &Host) {
+    let out =
+        step(host, "vendor_flash", json!({"version": "2.0"})).expect("override still answers");
+    assert_eq!(out, json!({"flashed": true, "args": {"version": "2.0"}}));
+}
+
+pub fn assert_names(err: &DispatchError, manager: &str, step_name: &str) {
+    let text = err.to_string();
+    assert!(
+        text.contains(manager),
+        "error does not name manager {manager}: {text}"
+    );
+    assert!(
+        text.contains(&format!("execute-step clean {step_name}")),
+        "error does not name the call: {text}"
+    );
+}
