@@ -11,5 +11,7 @@ echo "== API latency and throughput (cargo run --release -p agent-api --example 
 cargo run -q --release -p agent-api --example load
 echo "== erase (tests/bench/erase.sh)"
 bash tests/bench/erase.sh
+echo "== hostile floods (tests/bench/floods.sh)"
+bash tests/bench/floods.sh
 echo "== image pipeline (tests/bench/image.sh)"
 bash tests/bench/image.sh
