@@ -272,12 +272,15 @@ impl Disk {
             return blockdev::zero_out(&self.file, offset, len)
                 .map_err(|e| self.io("BLKZEROOUT", e));
         }
-        // Cheapest first: zero range, then punch a hole, then write zeroes.
-        if rustix::fs::fallocate(&self.file, FallocateFlags::ZERO_RANGE, offset, len).is_ok() {
-            return Ok(());
-        }
+        // A disk image file: punch a hole first. FALLOC_FL_ZERO_RANGE would
+        // also read back zeroes, but on ext4/xfs it allocates (unwritten)
+        // extents, so a full erase of a sparse 16 GiB image would take
+        // 16 GiB of the host's disk (fallocate(2)).
         let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
         if rustix::fs::fallocate(&self.file, punch, offset, len).is_ok() {
+            return Ok(());
+        }
+        if rustix::fs::fallocate(&self.file, FallocateFlags::ZERO_RANGE, offset, len).is_ok() {
             return Ok(());
         }
         self.zero_fill(offset, len)
@@ -684,6 +687,35 @@ mod tests {
         )
         .expect("pbs");
         root
+    }
+
+    /// Zeroing a disk image must give its blocks back: a full erase of the
+    /// simulated machine's sparse disks may not fill the host's disk.
+    #[tokio::test]
+    async fn write_zeroes_frees_the_blocks_of_an_image() {
+        use std::os::unix::fs::MetadataExt;
+        let root = disk_root();
+        let path = root.path().join("dev/sda");
+        std::fs::write(&path, vec![0xffu8; 4 << 20]).expect("4 MiB of data");
+        let mut s = state(
+            root.path(),
+            "[disks]\nread=[\"/dev/*\"]\nwrite=[\"/dev/*\"]",
+        );
+        let d = s
+            .open("/dev/sda".into(), Access::ReadWrite)
+            .await
+            .expect("open");
+        s.write_zeroes(Resource::new_borrow(d.rep()), 0, 4 << 20)
+            .await
+            .expect("write-zeroes");
+        s.flush(Resource::new_borrow(d.rep())).await.expect("flush");
+        let meta = std::fs::metadata(&path).expect("stat");
+        assert_eq!(meta.len(), 4 << 20, "size kept");
+        assert!(
+            meta.blocks() * 512 < 1 << 20,
+            "{} bytes still allocated after zeroing",
+            meta.blocks() * 512
+        );
     }
 
     #[tokio::test]
