@@ -91,6 +91,10 @@ impl HostFlags {
             program_dirs: machine.program_dirs(),
             network: machine.network(),
             faults_file: machine.faults_file(),
+            scratch_dir: machine.scratch_dir(),
+            // The agent's client TLS settings: set by the run sequence,
+            // which has the configuration.
+            fetch_tls: None,
         })
     }
 }

@@ -99,6 +99,16 @@ impl Machine {
         }
     }
 
+    /// Where managers' scratch spaces and unpacked assets go: the system's
+    /// temporary directory (a tmpfs in the ramdisk), or beside a simulated
+    /// machine.
+    pub fn scratch_dir(&self) -> PathBuf {
+        match self {
+            Machine::Real => std::env::temp_dir().join("ironic-agent-scratch"),
+            Machine::Simulated(sim) => sim.root.join(ironic_sim::SIM_DIR).join("scratch"),
+        }
+    }
+
     /// Fault injection: a simulated machine's faults file only.
     pub fn faults_file(&self) -> Option<PathBuf> {
         match self {

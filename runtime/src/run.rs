@@ -43,7 +43,9 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
-    let host_config = opts.host.host_config(&machine)?;
+    let mut host_config = opts.host.host_config(&machine)?;
+    // Managers fetch with the agent's own client TLS settings.
+    host_config.fetch_tls = image_settings(&opts.config)?.write.tls;
     let host = Arc::new(Host::new(host_config).context("starting the hardware-manager host")?);
     let managers = Arc::new(HostManagers::new(host));
     // Managers load beside everything else: every component at once, each

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::bindings::latest::ironic::hardware::types::{ManagerError, Step};
 use crate::bindings::{step_kind_to_wit, ExecuteStep, Export, GetOsInstallDevice, GetSteps};
+use crate::capabilities::fallback::FallbackCtx;
 use crate::capabilities::progress::{ProgressFn, ProgressSink};
 use crate::error::DispatchError;
 use crate::loader::LoadedManager;
@@ -58,16 +59,19 @@ impl Host {
         export: &E,
         timeout: Duration,
         progress: Arc<ProgressSink>,
+        fallback: Option<FallbackCtx>,
     ) -> Result<Outcome<E::Output>, DispatchError> {
         let call = export.name();
-        let answer = run_call(&m.pre, &m.ctx, &self.env, export, timeout, progress)
-            .await
-            .map_err(|e| DispatchError::Sandbox {
-                manager: m.ctx.name.clone(),
-                call: call.clone(),
-                failure: e.failure,
-                details: e.details,
-            })?;
+        let answer = run_call(
+            &m.pre, &m.ctx, &self.env, export, timeout, progress, fallback,
+        )
+        .await
+        .map_err(|e| DispatchError::Sandbox {
+            manager: m.ctx.name.clone(),
+            call: call.clone(),
+            failure: e.failure,
+            details: e.details,
+        })?;
         match answer {
             Ok(v) => Ok(Outcome::Answer(v)),
             Err(ManagerError::Unsupported(why)) | Err(ManagerError::Incompatible(why)) => {
@@ -92,17 +96,20 @@ impl Host {
         Arc::new(ProgressSink::new(None, &self.env.limits))
     }
 
-    /// First manager of `managers` that answers; its answer and the manager.
+    /// First manager of `managers` (of `registry`) that answers; its answer
+    /// and the manager.
     async fn first_of<E: Export>(
         &self,
+        registry: &Arc<Registry>,
         managers: &[Arc<LoadedManager>],
         export: &E,
         timeout: Duration,
         progress: Arc<ProgressSink>,
     ) -> Result<(E::Output, Arc<LoadedManager>), DispatchError> {
         for m in managers {
+            let fallback = FallbackCtx::of(registry, m, &self.env);
             if let Outcome::Answer(v) = self
-                .call_manager(m, export, timeout, progress.clone())
+                .call_manager(m, export, timeout, progress.clone(), fallback)
                 .await?
             {
                 tracing::debug!(manager = %m.ctx.name, call = export.name(), "answered");
@@ -122,6 +129,7 @@ impl Host {
         // One snapshot for the whole call: a swap meanwhile does not affect it.
         let registry = self.snapshot();
         self.first_of(
+            &registry,
             &registry.managers,
             export,
             self.env.limits.call_timeout,
@@ -134,16 +142,14 @@ impl Host {
     /// once.
     pub(crate) async fn every_manager<E: Export>(
         &self,
-        registry: &Registry,
+        registry: &Arc<Registry>,
         export: &E,
     ) -> Result<Vec<(E::Output, Arc<LoadedManager>)>, DispatchError> {
         let timeout = self.env.limits.call_timeout;
-        let answers = futures::future::join_all(
-            registry
-                .managers
-                .iter()
-                .map(|m| self.call_manager(m, export, timeout, self.quiet())),
-        )
+        let answers = futures::future::join_all(registry.managers.iter().map(|m| {
+            let fallback = FallbackCtx::of(registry, m, &self.env);
+            self.call_manager(m, export, timeout, self.quiet(), fallback)
+        }))
         .await;
         let mut out = Vec::new();
         for (answer, m) in answers.into_iter().zip(&registry.managers) {
@@ -293,7 +299,11 @@ impl Host {
                     .collect();
                 let mut answer = None;
                 for m in &candidates {
-                    match self.call_manager(m, &export, timeout, sink.clone()).await? {
+                    let fallback = FallbackCtx::of(&registry, m, &self.env);
+                    match self
+                        .call_manager(m, &export, timeout, sink.clone(), fallback)
+                        .await?
+                    {
                         Outcome::Answer(v) => {
                             answer = Some((v, m.clone()));
                             break;
@@ -306,7 +316,7 @@ impl Host {
                 answer.ok_or_else(|| DispatchError::NoManager { call: call.clone() })?
             }
             None => {
-                self.first_of(&registry.managers, &export, timeout, sink)
+                self.first_of(&registry, &registry.managers, &export, timeout, sink)
                     .await?
             }
         };

@@ -17,38 +17,70 @@ use crate::bindings::{
 use crate::error::DispatchError;
 use crate::registry::Host;
 
+/// `record` with the keys of `extra` (a JSON object a 0.3.0 manager may
+/// add) that it does not already have; an `extra` that is not an object
+/// is left out, with a warning.
+fn with_extra(mut record: Value, extra: &Option<String>) -> Value {
+    let Some(text) = extra else {
+        return record;
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(more)) => {
+            if let Value::Object(map) = &mut record {
+                for (k, v) in more {
+                    map.entry(k).or_insert(v);
+                }
+            }
+        }
+        _ => tracing::warn!(
+            "an inventory record's extra is not a JSON object; left out: {}",
+            crate::text::sanitize(text, 256)
+        ),
+    }
+    record
+}
+
 pub(crate) fn cpu_json(c: &Cpu) -> Value {
-    json!({
-        "model_name": c.model_name,
-        "frequency": c.frequency,
-        "count": c.count,
-        "architecture": c.architecture,
-        "flags": c.flags,
-        "socket_count": c.socket_count,
-    })
+    with_extra(
+        json!({
+            "model_name": c.model_name,
+            "frequency": c.frequency,
+            "count": c.count,
+            "architecture": c.architecture,
+            "flags": c.flags,
+            "socket_count": c.socket_count,
+        }),
+        &c.extra,
+    )
 }
 
 pub(crate) fn memory_json(m: &Memory) -> Value {
-    json!({ "total": m.total, "physical_mb": m.physical_mb })
+    with_extra(
+        json!({ "total": m.total, "physical_mb": m.physical_mb }),
+        &m.extra,
+    )
 }
 
 pub(crate) fn disk_json(d: &BlockDevice) -> Value {
-    json!({
-        "name": d.name,
-        "model": d.model,
-        "size": d.size,
-        "rotational": d.rotational,
-        "wwn": d.wwn,
-        "serial": d.serial,
-        "vendor": d.vendor,
-        "wwn_with_extension": d.wwn_with_extension,
-        "wwn_vendor_extension": d.wwn_vendor_extension,
-        "hctl": d.hctl,
-        "by_path": d.by_path,
-        "logical_sectors": d.logical_sectors,
-        "physical_sectors": d.physical_sectors,
-        "tran": d.tran,
-    })
+    with_extra(
+        json!({
+            "name": d.name,
+            "model": d.model,
+            "size": d.size,
+            "rotational": d.rotational,
+            "wwn": d.wwn,
+            "serial": d.serial,
+            "vendor": d.vendor,
+            "wwn_with_extension": d.wwn_with_extension,
+            "wwn_vendor_extension": d.wwn_vendor_extension,
+            "hctl": d.hctl,
+            "by_path": d.by_path,
+            "logical_sectors": d.logical_sectors,
+            "physical_sectors": d.physical_sectors,
+            "tran": d.tran,
+        }),
+        &d.extra,
+    )
 }
 
 pub(crate) fn interface_json(i: &NetworkInterface) -> Value {
@@ -57,38 +89,47 @@ pub(crate) fn interface_json(i: &NetworkInterface) -> Value {
         .as_ref()
         .map(|tlvs| Value::Array(tlvs.iter().map(|t| json!([t.tlv_type, t.value])).collect()))
         .unwrap_or(Value::Null);
-    json!({
-        "name": i.name,
-        "mac_address": i.mac_address,
-        "ipv4_address": i.ipv4_address,
-        "ipv6_address": i.ipv6_address,
-        "has_carrier": i.has_carrier,
-        "lldp": lldp,
-        "vendor": i.vendor,
-        "product": i.product,
-        "client_id": i.client_id,
-        "biosdevname": i.biosdevname,
-        "speed_mbps": i.speed_mbps,
-        "pci_address": i.pci_address,
-        "driver": i.driver,
-    })
+    with_extra(
+        json!({
+            "name": i.name,
+            "mac_address": i.mac_address,
+            "ipv4_address": i.ipv4_address,
+            "ipv6_address": i.ipv6_address,
+            "has_carrier": i.has_carrier,
+            "lldp": lldp,
+            "vendor": i.vendor,
+            "product": i.product,
+            "client_id": i.client_id,
+            "biosdevname": i.biosdevname,
+            "speed_mbps": i.speed_mbps,
+            "pci_address": i.pci_address,
+            "driver": i.driver,
+        }),
+        &i.extra,
+    )
 }
 
 pub(crate) fn system_vendor_json(v: &SystemVendor) -> Value {
-    json!({
-        "product_name": v.product_name,
-        "serial_number": v.serial_number,
-        "manufacturer": v.manufacturer,
-        "firmware": {
-            "vendor": v.firmware.vendor,
-            "version": v.firmware.version,
-            "build_date": v.firmware.build_date,
-        },
-    })
+    with_extra(
+        json!({
+            "product_name": v.product_name,
+            "serial_number": v.serial_number,
+            "manufacturer": v.manufacturer,
+            "firmware": {
+                "vendor": v.firmware.vendor,
+                "version": v.firmware.version,
+                "build_date": v.firmware.build_date,
+            },
+        }),
+        &v.extra,
+    )
 }
 
 pub(crate) fn boot_json(b: &BootInfo) -> Value {
-    json!({ "current_boot_mode": b.current_boot_mode, "pxe_interface": b.pxe_interface })
+    with_extra(
+        json!({ "current_boot_mode": b.current_boot_mode, "pxe_interface": b.pxe_interface }),
+        &b.extra,
+    )
 }
 
 /// A step as Ironic's dict: `abortable`/`argsinfo` only when given.
@@ -224,6 +265,7 @@ mod tests {
             logical_sectors: 512,
             physical_sectors: 4096,
             tran: Some("sata".into()),
+            extra: Some(r#"{"vendor_health": "ok", "name": "not replaced"}"#.into()),
         };
         assert_eq!(
             keys(&disk_json(&d)),
@@ -241,8 +283,14 @@ mod tests {
                 "by_path",
                 "logical_sectors",
                 "physical_sectors",
-                "tran"
+                "tran",
+                "vendor_health"
             ]
+        );
+        assert_eq!(
+            disk_json(&d)["name"],
+            "/dev/sda",
+            "extra never replaces a key"
         );
         let i = NetworkInterface {
             name: "eth0".into(),
@@ -261,7 +309,9 @@ mod tests {
             speed_mbps: Some(1000),
             pci_address: None,
             driver: None,
+            extra: Some("[1, 2]".into()),
         };
+        // An extra that is not an object is left out.
         let v = interface_json(&i);
         assert_eq!(
             keys(&v),

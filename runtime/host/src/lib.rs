@@ -135,6 +135,12 @@ pub struct HostConfig {
     /// A simulated machine's fault-injection file
     /// ([`capabilities::faults`]); `None` on the real machine.
     pub faults_file: Option<PathBuf>,
+    /// Where managers' scratch spaces and unpacked assets are made (a
+    /// tmpfs in the ramdisk).
+    pub scratch_dir: PathBuf,
+    /// The agent's client TLS settings for `fetch`; without them, only
+    /// `http://` URLs can be fetched.
+    pub fetch_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl HostConfig {
@@ -152,6 +158,8 @@ impl HostConfig {
             program_dirs: Vec::new(),
             network: NetworkSource::None,
             faults_file: None,
+            scratch_dir: std::env::temp_dir().join("ironic-agent-scratch"),
+            fetch_tls: None,
         }
     }
 }

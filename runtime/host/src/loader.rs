@@ -70,12 +70,16 @@ impl ComponentLoader {
                     path: config.hardware_root.clone(),
                     message: format!("opening the hardware root: {e}"),
                 })?;
+        let http = http_client(config.fetch_tls.clone())
+            .map_err(|e| HostError::Engine(format!("the fetch client: {e}")))?;
         let env = Arc::new(Environment {
             root,
             faults_file: config.faults_file.clone(),
             program_dirs: config.program_dirs.clone(),
             network: config.network.clone(),
             limits: config.limits.clone(),
+            scratch_dir: config.scratch_dir.clone(),
+            http: Some(http),
         });
         let mut linker: Linker<CallState> = Linker::new(&engine);
         bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
@@ -161,6 +165,11 @@ impl ComponentLoader {
             }
             tracing::warn!(manager = %name, ungranted = %missing.join(", "), "manager declares capabilities it is not granted; those calls will be denied");
         }
+        let assets = crate::capabilities::assets::load_assets(
+            file,
+            &declared.assets,
+            &self.config.scratch_dir,
+        )?;
         let policy = Policy::new(&name, declared, granted)?;
         let (component, loaded_from) = self.component_async(file, bytes).await?;
         let contract =
@@ -178,12 +187,14 @@ impl ComponentLoader {
             name: name.clone(),
             policy,
             log_budget: LogBudget::new(&self.config.limits),
+            assets,
+            persistent_scratch: Default::default(),
         });
         let timeout = self.config.limits.call_timeout;
         let env = &self.env;
         let quiet = || Arc::new(ProgressSink::new(None, &self.config.limits));
 
-        let info = run_call(&pre, &ctx, env, &Info, timeout, quiet())
+        let info = run_call(&pre, &ctx, env, &Info, timeout, quiet(), None)
             .await
             .map_err(|e| anyhow::anyhow!("info: {}: {}", e.failure, e.details))?
             .map_err(|e| anyhow::anyhow!("info: {}", manager_error_text(&e)))?;
@@ -193,7 +204,7 @@ impl ComponentLoader {
         if let Some(v) = trace.as_mut() {
             v.info = Some((id.clone(), manager_name.clone(), version.clone()));
         }
-        let support = run_call(&pre, &ctx, env, &EvaluateSupport, timeout, quiet())
+        let support = run_call(&pre, &ctx, env, &EvaluateSupport, timeout, quiet(), None)
             .await
             .map_err(|e| {
                 anyhow::anyhow!("evaluate-hardware-support: {}: {}", e.failure, e.details)
@@ -218,6 +229,19 @@ impl ComponentLoader {
             manifest,
             loaded_from,
         }))
+    }
+}
+
+/// The client `fetch` uses: the agent's TLS settings when given (without
+/// them, `https://` URLs fail with a clear error).
+fn http_client(tls: Option<Arc<rustls::ClientConfig>>) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("ironic-wasm-agent/", env!("CARGO_PKG_VERSION")));
+    match tls {
+        Some(tls) => builder.use_preconfigured_tls(tls.as_ref().clone()).build(),
+        None => builder.https_only(false).build(),
     }
 }
 

@@ -29,6 +29,46 @@ pub struct Capabilities {
     /// Programs to run.
     #[serde(default)]
     pub commands: CommandCaps,
+    /// May ask the managers after it for their inventory answers
+    /// (`fallback`, contract 0.3.0).
+    #[serde(default)]
+    pub fallback: bool,
+    /// Downloads (`fetch`, contract 0.3.0).
+    #[serde(default)]
+    pub fetch: FetchCaps,
+    /// A private directory (`scratch`, contract 0.3.0).
+    #[serde(default)]
+    pub scratch: ScratchCaps,
+    /// Files shipped beside the component, name → SHA-256 (lower-case
+    /// hex). Manifest only: a grant has none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub assets: std::collections::BTreeMap<String, String>,
+}
+
+/// `[fetch]`: URLs to download from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchCaps {
+    /// URL globs, e.g. `https://firmware.example.com/**` (`*` stays inside
+    /// one path segment).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Largest download, in bytes (the smaller of declared and granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+/// `[scratch]`: the size of the private directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchCaps {
+    /// MiB; none: no scratch space. The smaller of declared and granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_mib: Option<u64>,
+    /// Kept from call to call until the manager is unloaded (a grant's
+    /// choice; by default it is wiped after every call).
+    #[serde(default)]
+    pub persistent: bool,
 }
 
 /// `[machine]`: path globs and network addresses.
@@ -66,6 +106,10 @@ pub struct CommandCaps {
     /// Program names, looked up in the host's program directories.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// Environment variable names a program may be given
+    /// (`commands.run-with`, contract 0.3.0).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 impl Capabilities {
@@ -73,6 +117,21 @@ impl Capabilities {
     pub fn parse(text: &str, source: &str) -> anyhow::Result<Capabilities> {
         let caps: Capabilities =
             toml::from_str(text).with_context(|| format!("manifest {source} is invalid"))?;
+        for (name, digest) in &caps.assets {
+            if !crate::capabilities::is_plain_name(name) {
+                bail!("manifest {source}: assets: {name:?} is not a plain file name");
+            }
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("manifest {source}: assets.{name}: {digest:?} is not a SHA-256 in hex");
+            }
+        }
+        for name in &caps.commands.env {
+            if name.is_empty() || name.contains(['=', '\0']) || name == "PATH" {
+                bail!(
+                    "manifest {source}: commands.env: {name:?} is not a variable a manager may set"
+                );
+            }
+        }
         for program in &caps.commands.programs {
             if program.is_empty() || program.contains('/') || program.contains('\0') {
                 bail!(
@@ -108,7 +167,29 @@ impl Capabilities {
             },
             commands: CommandCaps {
                 programs: join(&self.commands.programs, &other.commands.programs),
+                env: join(&self.commands.env, &other.commands.env),
             },
+            fallback: self.fallback || other.fallback,
+            fetch: FetchCaps {
+                urls: join(&self.fetch.urls, &other.fetch.urls),
+                max_bytes: match (self.fetch.max_bytes, other.fetch.max_bytes) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
+            },
+            scratch: ScratchCaps {
+                size_mib: match (self.scratch.size_mib, other.scratch.size_mib) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
+                persistent: self.scratch.persistent || other.scratch.persistent,
+            },
+            assets: self
+                .assets
+                .iter()
+                .chain(&other.assets)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }

@@ -44,10 +44,19 @@ impl Grants {
         })?;
         for (name, caps) in &file.managers {
             // Validate globs up front so a typo fails at start, not per call.
+            if !caps.assets.is_empty() {
+                return Err(HostError::Grants {
+                    file: source.to_path_buf(),
+                    message: format!(
+                        "managers.{name}.assets: assets are listed in a manager's manifest, not granted"
+                    ),
+                });
+            }
             compile_globs(&caps.machine.paths)
                 .and(compile_globs(&caps.machine.remove))
                 .and(compile_globs(&caps.disks.read))
                 .and(compile_globs(&caps.disks.write))
+                .and(compile_globs(&caps.fetch.urls))
                 .map_err(|e| HostError::Grants {
                     file: source.to_path_buf(),
                     message: format!("managers.{name}: {e:#}"),
@@ -108,6 +117,7 @@ struct Side {
     removable: GlobSet,
     disk_read: GlobSet,
     disk_write: GlobSet,
+    urls: GlobSet,
 }
 
 impl Side {
@@ -117,6 +127,7 @@ impl Side {
             removable: compile_globs(&caps.machine.remove).context("machine.remove")?,
             disk_read: compile_globs(&caps.disks.read).context("disks.read")?,
             disk_write: compile_globs(&caps.disks.write).context("disks.write")?,
+            urls: compile_globs(&caps.fetch.urls).context("fetch.urls")?,
             caps,
         })
     }
@@ -141,6 +152,14 @@ pub enum Need<'a> {
     Log,
     /// Report progress.
     Progress,
+    /// Download `url`.
+    Fetch(&'a str),
+    /// Give a program the environment variable `name`.
+    Env(&'a str),
+    /// Use a scratch space.
+    Scratch,
+    /// Ask the next managers (`fallback`).
+    Fallback,
 }
 
 impl Need<'_> {
@@ -154,6 +173,10 @@ impl Need<'_> {
             Need::Program(p) => format!("program {p}"),
             Need::Log => "log".into(),
             Need::Progress => "progress".into(),
+            Need::Fetch(u) => format!("download of {u}"),
+            Need::Env(n) => format!("environment variable {n}"),
+            Need::Scratch => "scratch space".into(),
+            Need::Fallback => "fallback to the next managers".into(),
         }
     }
 }
@@ -190,6 +213,34 @@ impl Policy {
         &self.granted.caps
     }
 
+    /// Bytes of scratch space: the smaller of declared and granted.
+    pub fn scratch_bytes(&self) -> Option<u64> {
+        let mib = self
+            .declared
+            .caps
+            .scratch
+            .size_mib?
+            .min(self.granted.caps.scratch.size_mib?);
+        (mib > 0).then(|| mib.saturating_mul(1 << 20))
+    }
+
+    /// Whether the scratch space lasts from call to call (the grant's
+    /// choice).
+    pub fn scratch_persistent(&self) -> bool {
+        self.granted.caps.scratch.persistent
+    }
+
+    /// Largest download: the smaller of declared and granted, when set.
+    pub fn fetch_max_bytes(&self) -> Option<u64> {
+        match (
+            self.declared.caps.fetch.max_bytes,
+            self.granted.caps.fetch.max_bytes,
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// `Ok(())` when allowed; otherwise the denial message (also logged).
     pub fn check(&self, need: Need<'_>) -> Result<(), String> {
         let declared = allows(&self.declared, need);
@@ -221,6 +272,10 @@ fn allows(side: &Side, need: Need<'_>) -> bool {
         Need::Program(p) => side.caps.commands.programs.iter().any(|x| x == p),
         Need::Log => side.caps.log,
         Need::Progress => side.caps.progress,
+        Need::Fetch(u) => side.urls.is_match(u),
+        Need::Env(n) => side.caps.commands.env.iter().any(|x| x == n),
+        Need::Scratch => side.caps.scratch.size_mib.is_some_and(|m| m > 0),
+        Need::Fallback => side.caps.fallback,
     }
 }
 
@@ -284,6 +339,25 @@ pub fn ungranted(declared: &Capabilities, granted: &Capabilities) -> Vec<String>
             out.push(format!("commands.programs={p}"));
         }
     }
+    for n in &declared.commands.env {
+        if !granted.commands.env.contains(n) {
+            out.push(format!("commands.env={n}"));
+        }
+    }
+    if declared.fallback && !granted.fallback {
+        out.push("fallback".into());
+    }
+    globs(
+        "fetch.urls",
+        &declared.fetch.urls,
+        &granted.fetch.urls,
+        &mut out,
+    );
+    if let Some(mib) = declared.scratch.size_mib {
+        if granted.scratch.size_mib.is_none_or(|g| g < mib) {
+            out.push(format!("scratch.size_mib={mib}"));
+        }
+    }
     out
 }
 
@@ -325,11 +399,13 @@ mod tests {
         let builtin =
             Grants::from_toml(BUILTIN_GRANTS, Path::new("builtin")).expect("builtin grants parse");
         let manifest = include_str!("../../../managers/generic/manifest.toml");
-        let declared = caps(manifest);
+        let mut declared = caps(manifest);
+        // Everyone may fall back to the managers after it.
+        declared.fallback = true;
         assert_eq!(
             builtin.for_manager("generic"),
             declared,
-            "generic grants == generic manifest"
+            "generic grants == generic manifest + what everyone gets"
         );
         let other = builtin.for_manager("vendor");
         assert!(other.log && other.progress && other.machine.paths.is_empty());

@@ -14,7 +14,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::latest::ironic::hardware::types::ManagerError;
 use crate::bindings::{Export, ManagerPre};
+use crate::capabilities::fallback::FallbackCtx;
 use crate::capabilities::progress::ProgressSink;
+use crate::capabilities::scratch::ScratchSpace;
 use crate::capabilities::DeadlinePassed;
 use crate::error::SandboxFailure;
 use crate::policy::Policy;
@@ -34,6 +36,10 @@ pub(crate) struct Environment {
     pub program_dirs: Vec<PathBuf>,
     pub network: NetworkSource,
     pub limits: Limits,
+    /// Where scratch spaces and unpacked assets are made.
+    pub scratch_dir: PathBuf,
+    /// The client `fetch` downloads with (the agent's TLS settings).
+    pub http: Option<reqwest::Client>,
 }
 
 /// Per-manager data the calls need.
@@ -44,6 +50,28 @@ pub(crate) struct ManagerCtx {
     pub policy: Policy,
     /// The manager's log budget, shared by all its calls.
     pub log_budget: crate::capabilities::log::LogBudget,
+    /// Its verified assets.
+    pub assets: crate::capabilities::assets::Assets,
+    /// Its scratch space when the grant makes it last; wiped with the
+    /// manager.
+    pub persistent_scratch: std::sync::OnceLock<ScratchSpace>,
+}
+
+impl ManagerCtx {
+    /// The scratch space that lasts from call to call, made on first use
+    /// under `parent`.
+    pub(crate) fn persistent_scratch(
+        &self,
+        parent: &std::path::Path,
+    ) -> std::io::Result<&ScratchSpace> {
+        if let Some(space) = self.persistent_scratch.get() {
+            return Ok(space);
+        }
+        let cap = self.policy.scratch_bytes().unwrap_or(0);
+        let made = ScratchSpace::create(parent, &self.name, cap)?;
+        // A racing call may have made one first: that one is kept.
+        Ok(self.persistent_scratch.get_or_init(|| made))
+    }
 }
 
 /// The store's data for one call.
@@ -59,6 +87,10 @@ pub(crate) struct CallState {
     pub progress: Arc<ProgressSink>,
     /// Disks open now (capped by `Limits::max_open_disks`).
     pub open_disks: usize,
+    /// The call's scratch space, made on first use and wiped with the call.
+    pub scratch: Option<ScratchSpace>,
+    /// Where the call stands in the dispatch order (for `fallback`).
+    pub fallback: Option<FallbackCtx>,
 }
 
 impl WasiView for CallState {
@@ -179,6 +211,7 @@ pub(crate) async fn run_call<E: Export>(
     export: &E,
     timeout: Duration,
     progress: Arc<ProgressSink>,
+    fallback: Option<FallbackCtx>,
 ) -> Result<Result<E::Output, ManagerError>, SandboxError> {
     let call = export.name();
     let stdout = CappedOutput::new(GUEST_OUTPUT_CAP);
@@ -205,6 +238,8 @@ pub(crate) async fn run_call<E: Export>(
         deadline,
         progress,
         open_disks: 0,
+        scratch: None,
+        fallback,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
@@ -315,12 +350,16 @@ impl CallState {
             program_dirs: vec![],
             network: NetworkSource::File(root.join("addresses.json")),
             limits: limits.clone(),
+            scratch_dir: root.join("scratch"),
+            http: None,
         };
         CallState {
             manager: Arc::new(ManagerCtx {
                 name: "test".into(),
                 policy,
                 log_budget: crate::capabilities::log::LogBudget::new(&limits),
+                assets: Default::default(),
+                persistent_scratch: Default::default(),
             }),
             env: Arc::new(env),
             table: ResourceTable::new(),
@@ -332,6 +371,8 @@ impl CallState {
             deadline: Instant::now() + Duration::from_secs(60),
             progress: Arc::new(ProgressSink::new(None, &limits)),
             open_disks: 0,
+            scratch: None,
+            fallback: None,
         }
     }
 }

@@ -16,8 +16,9 @@
 
 pub(crate) mod since_v0_1_0;
 pub(crate) mod since_v0_2_0;
+pub(crate) mod since_v0_3_0;
 
-pub(crate) use since_v0_2_0 as latest;
+pub(crate) use since_v0_3_0 as latest;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,17 +50,25 @@ pub enum ContractVersion {
     /// `ironic:hardware@0.2.0`: batched erase, partition re-read,
     /// per-device progress.
     V0_2_0,
+    /// `ironic:hardware@0.3.0`: fetch, scratch, assets, fallback, `extra`
+    /// on inventory records, `commands.run-with`.
+    V0_3_0,
 }
 
 impl ContractVersion {
     /// Every version this host serves, oldest first.
-    pub const SERVED: [ContractVersion; 2] = [ContractVersion::V0_1_0, ContractVersion::V0_2_0];
+    pub const SERVED: [ContractVersion; 3] = [
+        ContractVersion::V0_1_0,
+        ContractVersion::V0_2_0,
+        ContractVersion::V0_3_0,
+    ];
 
     /// `0.1.0`, `0.2.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1_0 => "0.1.0",
             ContractVersion::V0_2_0 => "0.2.0",
+            ContractVersion::V0_3_0 => "0.3.0",
         }
     }
 
@@ -67,7 +76,7 @@ impl ContractVersion {
         Self::SERVED.into_iter().find(|v| v.as_str() == version)
     }
 
-    /// The versions served, as `0.1.0, 0.2.0`.
+    /// The versions served, as `0.1.0, 0.2.0, 0.3.0`.
     pub fn served_list() -> String {
         Self::SERVED
             .iter()
@@ -139,32 +148,49 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()
     }
     link("WASI", wasmtime_wasi::p2::add_to_linker_async(linker))?;
     {
-        use since_v0_2_0::ironic::hardware as v2;
+        use latest::ironic::hardware as v3;
         link(
-            "0.2.0 types",
-            v2::types::add_to_linker::<_, caps::Types>(linker, CallState::types_view),
+            "types",
+            v3::types::add_to_linker::<_, caps::Types>(linker, CallState::types_view),
         )?;
         link(
-            "0.2.0 machine",
-            v2::machine::add_to_linker::<_, caps::Machine>(linker, CallState::machine_view),
+            "machine",
+            v3::machine::add_to_linker::<_, caps::Machine>(linker, CallState::machine_view),
         )?;
         link(
-            "0.2.0 disks",
-            v2::disks::add_to_linker::<_, caps::Disks>(linker, CallState::disks_view),
+            "disks",
+            v3::disks::add_to_linker::<_, caps::Disks>(linker, CallState::disks_view),
         )?;
         link(
-            "0.2.0 commands",
-            v2::commands::add_to_linker::<_, caps::Commands>(linker, CallState::commands_view),
+            "commands",
+            v3::commands::add_to_linker::<_, caps::Commands>(linker, CallState::commands_view),
         )?;
         link(
-            "0.2.0 log",
-            v2::log::add_to_linker::<_, caps::Log>(linker, CallState::log_view),
+            "log",
+            v3::log::add_to_linker::<_, caps::Log>(linker, CallState::log_view),
         )?;
         link(
-            "0.2.0 progress",
-            v2::progress::add_to_linker::<_, caps::Progress>(linker, CallState::progress_view),
+            "progress",
+            v3::progress::add_to_linker::<_, caps::Progress>(linker, CallState::progress_view),
+        )?;
+        link(
+            "scratch",
+            v3::scratch::add_to_linker::<_, caps::Scratch>(linker, CallState::scratch_view),
+        )?;
+        link(
+            "fetch",
+            v3::fetch::add_to_linker::<_, caps::Fetch>(linker, CallState::fetch_view),
+        )?;
+        link(
+            "assets",
+            v3::assets::add_to_linker::<_, caps::Assets>(linker, CallState::assets_view),
+        )?;
+        link(
+            "fallback",
+            v3::fallback::add_to_linker::<_, caps::Fallback>(linker, CallState::fallback_view),
         )?;
     }
+    since_v0_2_0::add_to_linker(linker)?;
     since_v0_1_0::add_to_linker(linker)
 }
 
@@ -173,6 +199,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()
 pub(crate) enum ManagerPre {
     V0_1_0(since_v0_1_0::HardwareManagerPre<CallState>),
     V0_2_0(since_v0_2_0::HardwareManagerPre<CallState>),
+    V0_3_0(since_v0_3_0::HardwareManagerPre<CallState>),
 }
 
 impl ManagerPre {
@@ -190,6 +217,11 @@ impl ManagerPre {
                     .map_err(|e| anyhow::anyhow!("{e:?}"))
                     .with_context(what)?,
             ),
+            ContractVersion::V0_3_0 => ManagerPre::V0_3_0(
+                since_v0_3_0::HardwareManagerPre::new(pre)
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+                    .with_context(what)?,
+            ),
         })
     }
 
@@ -197,6 +229,7 @@ impl ManagerPre {
         match self {
             ManagerPre::V0_1_0(_) => ContractVersion::V0_1_0,
             ManagerPre::V0_2_0(_) => ContractVersion::V0_2_0,
+            ManagerPre::V0_3_0(_) => ContractVersion::V0_3_0,
         }
     }
 
@@ -204,6 +237,7 @@ impl ManagerPre {
         match self {
             ManagerPre::V0_1_0(p) => p.engine(),
             ManagerPre::V0_2_0(p) => p.engine(),
+            ManagerPre::V0_3_0(p) => p.engine(),
         }
     }
 
@@ -211,16 +245,17 @@ impl ManagerPre {
         Ok(match self {
             ManagerPre::V0_1_0(p) => Manager::V0_1_0(p.instantiate_async(&mut *store).await?),
             ManagerPre::V0_2_0(p) => Manager::V0_2_0(p.instantiate_async(&mut *store).await?),
+            ManagerPre::V0_3_0(p) => Manager::V0_3_0(p.instantiate_async(&mut *store).await?),
         })
     }
 }
 
 /// An instance of a manager, whatever contract version it targets; every
-/// call answers in the latest types (0.1.0 shares them, see
-/// `since_v0_1_0`).
+/// call answers in the latest types (older answers are converted).
 pub(crate) enum Manager {
     V0_1_0(since_v0_1_0::HardwareManager),
     V0_2_0(since_v0_2_0::HardwareManager),
+    V0_3_0(since_v0_3_0::HardwareManager),
 }
 
 /// What a manager export returns: a trap or the manager's own answer.
@@ -258,11 +293,13 @@ macro_rules! export_struct {
 }
 
 /// One [`Export`] per function of the manager interface: a unit struct for
-/// those without arguments, a struct of the arguments otherwise.
+/// those without arguments, a struct of the arguments otherwise. Older
+/// versions take `$older` arguments and their answers go through `$up`
+/// (`since_v0_2_0::up` or `up_list`) into the latest types.
 macro_rules! exports {
     ($(
         $export:ident $({ $($field:ident : $ty:ty),* })? => $method:ident ( $($arg:expr),* )
-            -> $ret:ty, $name:expr;
+            [ $($older:expr),* ] -> $ret:ty, $up:ident, $name:expr;
     )*) => {
         $(
             export_struct!($export $({ $($field: $ty),* })?);
@@ -283,12 +320,17 @@ macro_rules! exports {
                     $(let $export { $($field),* } = self;)?
                     Box::pin(async move {
                         match instance {
-                            Manager::V0_1_0(m) => {
+                            Manager::V0_1_0(m) => since_v0_2_0::$up(
                                 m.ironic_hardware_manager()
-                                    .$method(&mut *store, $($arg),*)
-                                    .await
-                            }
-                            Manager::V0_2_0(m) => {
+                                    .$method(&mut *store, $($older),*)
+                                    .await,
+                            ),
+                            Manager::V0_2_0(m) => since_v0_2_0::$up(
+                                m.ironic_hardware_manager()
+                                    .$method(&mut *store, $($older),*)
+                                    .await,
+                            ),
+                            Manager::V0_3_0(m) => {
                                 m.ironic_hardware_manager()
                                     .$method(&mut *store, $($arg),*)
                                     .await
@@ -302,26 +344,31 @@ macro_rules! exports {
 }
 
 exports! {
-    Info => call_info() -> ManagerInfo, "info".into();
-    EvaluateSupport => call_evaluate_hardware_support() -> u32, "evaluate-hardware-support".into();
-    GetCpus => call_get_cpus() -> Cpu, "get-cpus".into();
-    GetMemory => call_get_memory() -> Memory, "get-memory".into();
-    ListBlockDevices => call_list_block_devices() -> Vec<BlockDevice>, "list-block-devices".into();
-    ListNetworkInterfaces => call_list_network_interfaces() -> Vec<NetworkInterface>,
+    Info => call_info() [] -> ManagerInfo, up, "info".into();
+    EvaluateSupport => call_evaluate_hardware_support() [] -> u32, up,
+        "evaluate-hardware-support".into();
+    GetCpus => call_get_cpus() [] -> Cpu, up, "get-cpus".into();
+    GetMemory => call_get_memory() [] -> Memory, up, "get-memory".into();
+    ListBlockDevices => call_list_block_devices() [] -> Vec<BlockDevice>, up_list,
+        "list-block-devices".into();
+    ListNetworkInterfaces => call_list_network_interfaces() [] -> Vec<NetworkInterface>, up_list,
         "list-network-interfaces".into();
-    GetBmcAddress => call_get_bmc_address() -> Option<String>, "get-bmc-address".into();
-    GetBmcV6Address => call_get_bmc_v6address() -> Option<String>, "get-bmc-v6address".into();
-    GetBmcMac => call_get_bmc_mac() -> Option<String>, "get-bmc-mac".into();
-    GetSystemVendorInfo => call_get_system_vendor_info() -> SystemVendor,
+    GetBmcAddress => call_get_bmc_address() [] -> Option<String>, up, "get-bmc-address".into();
+    GetBmcV6Address => call_get_bmc_v6address() [] -> Option<String>, up,
+        "get-bmc-v6address".into();
+    GetBmcMac => call_get_bmc_mac() [] -> Option<String>, up, "get-bmc-mac".into();
+    GetSystemVendorInfo => call_get_system_vendor_info() [] -> SystemVendor, up,
         "get-system-vendor-info".into();
-    GetBootInfo => call_get_boot_info() -> BootInfo, "get-boot-info".into();
+    GetBootInfo => call_get_boot_info() [] -> BootInfo, up, "get-boot-info".into();
     GetOsInstallDevice { node: Option<String> } => call_get_os_install_device(node.as_ref())
-        -> String, "get-os-install-device".into();
+        [node.as_ref()] -> String, up, "get-os-install-device".into();
     GetSteps { kind: StepKind, node: String, ports: String } => call_get_steps(*kind, node, ports)
-        -> Vec<Step>, format!("get-steps {}", step_kind_name(*kind));
+        [(*kind).into(), node, ports] -> Vec<Step>, up_list,
+        format!("get-steps {}", step_kind_name(*kind));
     ExecuteStep { kind: StepKind, step: String, node: String, ports: String, args: String }
         => call_execute_step(*kind, step, node, ports, args)
-        -> String, format!("execute-step {} {step}", step_kind_name(*kind));
+        [(*kind).into(), step, node, ports, args] -> String, up,
+        format!("execute-step {} {step}", step_kind_name(*kind));
 }
 
 fn step_kind_name(kind: StepKind) -> &'static str {

@@ -1,17 +1,18 @@
 //! Host bindings of contract 0.1.0 (`wit/ironic-hardware-0.1.0`).
 //!
-//! 0.1.0's `types` are the latest's (bindgen `with`), so its exports answer
-//! in the types dispatch uses, with no conversion. Its imports cannot be
-//! shared the same way: their instance names carry the package version
+//! 0.1.0's `types` are 0.2.0's (bindgen `with`), so its exports convert to
+//! the latest types as 0.2.0's do. Its imports cannot be shared the same
+//! way: their instance names carry the package version
 //! (`ironic:hardware/machine@0.1.0`), and a linked interface is named after
 //! the bindings that generated it. So each 0.1.0 import is linked under its
-//! own name and delegates to the latest implementation, converting only the
-//! error and record types those interfaces define themselves. 0.1.0 lacks
-//! `erase-many`, `reread-partitions` and `report-device`.
+//! own name and delegates to the 0.2.0 implementation (which delegates to
+//! the latest), converting only the error and record types those
+//! interfaces define themselves. 0.1.0 lacks `erase-many`,
+//! `reread-partitions` and `report-device`.
 
 use wasmtime::component::{Linker, Resource};
 
-use super::latest;
+use super::since_v0_2_0::{down, down_list, record, variant};
 use crate::capabilities::disks::DiskHandle;
 use crate::capabilities::{
     self as caps, CommandsView, DisksView, LogView, MachineView, ProgressView,
@@ -29,36 +30,8 @@ wasmtime::component::bindgen!({
     },
 });
 
+use super::since_v0_2_0::ironic::hardware as v2;
 use ironic::hardware as v1;
-use latest::ironic::hardware as v2;
-
-/// `From` between two copies of a record whose fields convert with `into`.
-macro_rules! record {
-    ($($from:ident)::+ => $($to:ident)::+ { $($field:ident),* $(,)? }) => {
-        impl From<$($from)::+> for $($to)::+ {
-            fn from(v: $($from)::+) -> Self {
-                $($to)::+ { $($field: v.$field.into()),* }
-            }
-        }
-    };
-}
-
-/// `From` between two copies of an enum or variant: plain cases, then cases
-/// with a payload (converted with `into`).
-macro_rules! variant {
-    ($($from:ident)::+ => $($to:ident)::+ { $($case:ident),* $(,)? } { $($payload:ident),* $(,)? }) => {
-        impl From<$($from)::+> for $($to)::+ {
-            fn from(v: $($from)::+) -> Self {
-                type F = $($from)::+;
-                type T = $($to)::+;
-                match v {
-                    $(F::$case => T::$case,)*
-                    $(F::$payload(x) => T::$payload(x.into()),)*
-                }
-            }
-        }
-    };
-}
 
 variant!(v1::disks::Access => v2::disks::Access { ReadOnly, ReadWrite } {});
 variant!(v2::disks::DiskError => v1::disks::DiskError {}
@@ -77,22 +50,6 @@ variant!(v2::commands::CommandError => v1::commands::CommandError {}
 record!(v2::commands::CommandOutput => v1::commands::CommandOutput { exit_code, stdout, stderr });
 variant!(v1::log::Level => v2::log::Level { Trace, Debug, Info, Warn, Error } {});
 
-/// An answer of the latest implementation, in 0.1.0's types.
-fn down<T, U: From<T>, E, F: From<E>>(
-    answer: wasmtime::Result<Result<T, E>>,
-) -> wasmtime::Result<Result<U, F>> {
-    answer.map(|r| r.map(Into::into).map_err(Into::into))
-}
-
-fn down_list<T, U: From<T>, E, F: From<E>>(
-    answer: wasmtime::Result<Result<Vec<T>, E>>,
-) -> wasmtime::Result<Result<Vec<U>, F>> {
-    answer.map(|r| {
-        r.map(|items| items.into_iter().map(Into::into).collect())
-            .map_err(Into::into)
-    })
-}
-
 /// Links 0.1.0's imports, each with the view the latest version uses.
 pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -101,7 +58,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()
             .with_context(|| format!("linking contract 0.1.0 {what}"))
     }
     // 0.1.0 components import their `types` instance, which defines types
-    // only (shared with the latest through `with`): an empty instance.
+    // only (shared with 0.2.0 through `with`): an empty instance.
     link(
         "types",
         linker.instance("ironic:hardware/types@0.1.0").map(drop),

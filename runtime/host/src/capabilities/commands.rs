@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::process_tree::{kill_group, CommandCgroup};
-use super::CommandsView;
-use crate::bindings::latest::ironic::hardware::commands::{self, CommandError, CommandOutput};
+use super::{CommandsView, ScratchView};
+use crate::bindings::latest::ironic::hardware::commands::{
+    self, CommandError, CommandOutput, RunRequest,
+};
 use crate::policy::Need;
 use crate::text::sanitize;
 
@@ -86,6 +88,8 @@ impl CommandsView<'_> {
         args: Vec<String>,
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
+        env: Vec<(String, String)>,
+        cwd: Option<PathBuf>,
     ) -> Result<CommandOutput, CommandError> {
         let manager = self.manager.name.as_str();
         if program.is_empty() || program.contains('/') || program.contains('\0') {
@@ -108,6 +112,17 @@ impl CommandsView<'_> {
                 "{program}: an argument contains a NUL byte"
             )));
         }
+        for (name, value) in &env {
+            self.manager
+                .policy
+                .check(Need::Env(name))
+                .map_err(CommandError::Denied)?;
+            if value.contains('\0') {
+                return Err(CommandError::Failed(format!(
+                    "{program}: the value of {name} contains a NUL byte"
+                )));
+            }
+        }
 
         // Capped at the call's remaining time: a command never outlives it.
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -125,6 +140,7 @@ impl CommandsView<'_> {
             .env_clear()
             .env("PATH", path_var)
             .env("LC_ALL", "C")
+            .envs(env)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -134,6 +150,9 @@ impl CommandsView<'_> {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(dir) = &cwd {
+            command.current_dir(dir);
+        }
         if let Some(cg) = &cgroup {
             let fd = cg.procs_fd();
             // SAFETY: runs in the child between fork and exec, where only
@@ -224,6 +243,42 @@ impl commands::Host for CommandsView<'_> {
         stdin: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
     ) -> wasmtime::Result<Result<CommandOutput, CommandError>> {
-        Ok(self.run_program(&program, args, stdin, timeout_ms).await)
+        Ok(self
+            .run_program(&program, args, stdin, timeout_ms, Vec::new(), None)
+            .await)
+    }
+
+    async fn run_with(
+        &mut self,
+        request: RunRequest,
+    ) -> wasmtime::Result<Result<CommandOutput, CommandError>> {
+        let cwd = if request.in_scratch {
+            let mut scratch = ScratchView {
+                manager: self.manager,
+                env: self.env,
+                space: &mut *self.space,
+            };
+            match scratch.space() {
+                Ok(space) => Some(space.dir().to_path_buf()),
+                Err(e) => {
+                    return Ok(Err(CommandError::Denied(format!(
+                        "{}: a working directory in the scratch space: {e:?}",
+                        request.program
+                    ))))
+                }
+            }
+        } else {
+            None
+        };
+        Ok(self
+            .run_program(
+                &request.program,
+                request.args,
+                request.stdin,
+                request.timeout_ms,
+                request.env,
+                cwd,
+            )
+            .await)
     }
 }

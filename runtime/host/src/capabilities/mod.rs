@@ -9,14 +9,18 @@
 //! ([`CallState`]) projects the views; bindings link each interface with
 //! its own.
 
+pub(crate) mod assets;
 pub mod commands;
 pub mod disks;
 pub(crate) mod erase;
+pub(crate) mod fallback;
 pub(crate) mod faults;
+pub(crate) mod fetch;
 pub mod log;
 pub mod machine;
 pub(crate) mod process_tree;
 pub(crate) mod progress;
+pub(crate) mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -81,11 +85,12 @@ pub(crate) struct DisksView<'a> {
     pub deadline: Instant,
 }
 
-/// `commands`: programs.
+/// `commands`: programs (which may run in the scratch space).
 pub(crate) struct CommandsView<'a> {
     pub manager: &'a ManagerCtx,
     pub env: &'a Environment,
     pub deadline: Instant,
+    pub space: &'a mut Option<scratch::ScratchSpace>,
 }
 
 /// `log`.
@@ -99,8 +104,45 @@ pub(crate) struct ProgressView<'a> {
     pub sink: &'a ProgressSink,
 }
 
+/// `scratch`: the call's private directory (made on first use).
+pub(crate) struct ScratchView<'a> {
+    pub manager: &'a ManagerCtx,
+    pub env: &'a Environment,
+    pub space: &'a mut Option<scratch::ScratchSpace>,
+}
+
+/// `fetch`: downloads into the scratch space.
+pub(crate) struct FetchView<'a> {
+    pub scratch: ScratchView<'a>,
+    pub progress: &'a ProgressSink,
+}
+
+/// `assets`: the manager's verified files.
+pub(crate) struct AssetsView<'a> {
+    pub manager: &'a ManagerCtx,
+}
+
+/// `fallback`: the managers after this one.
+pub(crate) struct FallbackView<'a> {
+    pub manager: &'a ManagerCtx,
+    pub fallback: &'a Option<fallback::FallbackCtx>,
+    pub deadline: Instant,
+}
+
 /// `types`: no functions, but the bindings want a host for it.
 pub(crate) struct TypesView;
+
+/// A name that is one plain path component: letters, digits, `.`, `_`,
+/// `-`, at most 128 characters, not `.` or `..`.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
 
 /// The [`HasData`] of each view.
 pub(crate) struct Machine;
@@ -109,7 +151,23 @@ pub(crate) struct Commands;
 pub(crate) struct Log;
 pub(crate) struct Progress;
 pub(crate) struct Types;
+pub(crate) struct Scratch;
+pub(crate) struct Fetch;
+pub(crate) struct Assets;
+pub(crate) struct Fallback;
 
+impl HasData for Scratch {
+    type Data<'a> = ScratchView<'a>;
+}
+impl HasData for Fetch {
+    type Data<'a> = FetchView<'a>;
+}
+impl HasData for Assets {
+    type Data<'a> = AssetsView<'a>;
+}
+impl HasData for Fallback {
+    type Data<'a> = FallbackView<'a>;
+}
 impl HasData for Machine {
     type Data<'a> = MachineView<'a>;
 }
@@ -153,6 +211,7 @@ impl CallState {
             manager: &self.manager,
             env: &self.env,
             deadline: self.deadline,
+            space: &mut self.scratch,
         }
     }
 
@@ -171,5 +230,38 @@ impl CallState {
 
     pub(crate) fn types_view(&mut self) -> TypesView {
         TypesView
+    }
+
+    pub(crate) fn scratch_view(&mut self) -> ScratchView<'_> {
+        ScratchView {
+            manager: &self.manager,
+            env: &self.env,
+            space: &mut self.scratch,
+        }
+    }
+
+    pub(crate) fn fetch_view(&mut self) -> FetchView<'_> {
+        FetchView {
+            scratch: ScratchView {
+                manager: &self.manager,
+                env: &self.env,
+                space: &mut self.scratch,
+            },
+            progress: &self.progress,
+        }
+    }
+
+    pub(crate) fn assets_view(&mut self) -> AssetsView<'_> {
+        AssetsView {
+            manager: &self.manager,
+        }
+    }
+
+    pub(crate) fn fallback_view(&mut self) -> FallbackView<'_> {
+        FallbackView {
+            manager: &self.manager,
+            fallback: &self.fallback,
+            deadline: self.deadline,
+        }
     }
 }

@@ -134,7 +134,8 @@ impl HardwareManager for Hostile {
                 json_result(&json!({"jobs": results.len(), "ok": ok}))
             }
             "hostile_progress_flood" => {
-                let big = "x".repeat(8 << 20);
+                let mib = args["mib"].as_u64().unwrap_or(8) as usize;
+                let big = "x".repeat(mib << 20);
                 for round in 0..4 {
                     for dev in 0..64 {
                         progress::report_device(&format!("/dev/sd{dev}"), Some(round * 25), &big);
