@@ -55,7 +55,7 @@ run: build
 
 ## Every test.
 test: build examples
-	$(CARGO) test --locked --workspace --exclude generic-manager --exclude ironic-hardware-guest \
+	$(CARGO) test --locked --workspace --exclude generic-manager \
 		$(addprefix --exclude ,$(filter-out generic-manager,$(GUEST_CRATES)))
 
 ## The ramdisk: static (musl) agent, precompiled generic manager, Debian's

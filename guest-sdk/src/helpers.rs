@@ -129,3 +129,92 @@ pub fn json_result<T: Serialize>(value: &T) -> Result<String, ManagerError> {
     serde_json::to_string(value)
         .map_err(|e| ManagerError::failed(format!("step result is not serialisable: {e}")))
 }
+
+/// An inventory record's `extra` field from any JSON object: its keys are
+/// added to the record in the inventory Ironic stores.
+pub fn extra(value: serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Null => None,
+        v => Some(v.to_string()),
+    }
+}
+
+/// A program to run, built up then run: `run` fails unless it exits 0,
+/// with its stdout and stderr in the error (IPA's `utils.execute` raising
+/// `ProcessExecutionError`); `output` returns whatever happened.
+#[derive(Debug, Clone)]
+pub struct Command {
+    request: crate::commands::RunRequest,
+}
+
+impl Command {
+    pub fn new(program: impl Into<String>) -> Self {
+        Command {
+            request: crate::commands::RunRequest {
+                program: program.into(),
+                args: Vec::new(),
+                stdin: None,
+                timeout_ms: None,
+                env: Vec::new(),
+                in_scratch: false,
+            },
+        }
+    }
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.request.args.push(arg.into());
+        self
+    }
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.request.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    /// An environment variable; its name must be declared (`[commands] env`)
+    /// and granted.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request.env.push((name.into(), value.into()));
+        self
+    }
+    /// Run in the call's scratch space (declared and granted `[scratch]`).
+    pub fn in_scratch(mut self) -> Self {
+        self.request.in_scratch = true;
+        self
+    }
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.request.stdin = Some(bytes.into());
+        self
+    }
+    pub fn timeout_ms(mut self, ms: u32) -> Self {
+        self.request.timeout_ms = Some(ms);
+        self
+    }
+
+    /// Run it and return what happened, whatever the exit status.
+    pub fn output(&self) -> Result<crate::commands::CommandOutput, crate::commands::CommandError> {
+        crate::commands::run_with(&self.request)
+    }
+
+    /// Run it; anything but exit status 0 is a failure naming the program,
+    /// the status and its output.
+    pub fn run(&self) -> Result<crate::commands::CommandOutput, ManagerError> {
+        let program = &self.request.program;
+        let out = self
+            .output()
+            .map_err(|e| ManagerError::failed(format!("{program}: {e:?}")))?;
+        if out.exit_code == Some(0) {
+            return Ok(out);
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        Err(ManagerError::failed(format!(
+            "{program} {} exited with {}; stdout: {}; stderr: {}",
+            self.request.args.join(" "),
+            out.exit_code
+                .map_or_else(|| "a signal".to_string(), |c| format!("status {c}")),
+            text(&out.stdout),
+            text(&out.stderr)
+        )))
+    }
+}

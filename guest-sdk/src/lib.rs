@@ -52,15 +52,24 @@
 //! The manifest (TOML) declares the capabilities the manager needs; the
 //! operator must grant each of them too. See `docs/managers.md`.
 //!
-//! The SDK targets contract `ironic:hardware@0.2.0` ([`CONTRACT_VERSION`]):
-//! besides 0.1.0's calls it offers [`disks::erase_many`] (several disks
-//! overwritten at once on host threads), `Disk::reread_partitions` and
+//! Steps can instead be declared once, with their handlers, in
+//! [`HardwareManager::steps`]: the SDK then answers `get-steps` and
+//! dispatches `execute-step`, checking the arguments against `argsinfo`
+//! (a missing required argument or an unknown one is an invalid-argument
+//! error naming it).
+//!
+//! The SDK targets contract `ironic:hardware@0.3.0` ([`CONTRACT_VERSION`]):
+//! downloads into a private scratch space ([`fetch`], [`scratch`]), files
+//! shipped with the manager ([`assets`]), programs run with an environment
+//! and a working directory ([`commands::Command`]), the next manager's
+//! answer ([`fallback`]) and `extra` fields on inventory records; and
+//! 0.2.0's [`disks::erase_many`], `Disk::reread_partitions` and
 //! [`progress::report_device`].
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/ironic-hardware-0.2.0",
+        path: "../wit/ironic-hardware-0.3.0",
         world: "hardware-manager",
         pub_export_macro: true,
         export_macro_name: "__export_raw",
@@ -76,10 +85,13 @@ pub use bindings::ironic::hardware::types::{
     ArgInfo, BlockDevice, BootInfo, Cpu, Failure, LldpTlv, ManagerError, ManagerInfo, Memory,
     NetworkInterface, Step, StepKind, SystemFirmware, SystemVendor,
 };
-pub use helpers::{json_result, StepArgs};
+pub use helpers::{extra, json_result, StepArgs};
+pub use steps::{StepCall, StepDef, StepHandler};
+
+mod steps;
 
 /// The contract version this SDK builds components for.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// JSON text crossing the boundary (node, ports, step args and results).
 pub type Json = String;
@@ -112,6 +124,22 @@ pub mod disks {
 }
 pub mod commands {
     pub use crate::bindings::ironic::hardware::commands::*;
+    pub use crate::helpers::Command;
+}
+pub mod scratch {
+    pub use crate::bindings::ironic::hardware::scratch::*;
+}
+pub mod fetch {
+    pub use crate::bindings::ironic::hardware::fetch::*;
+}
+pub mod assets {
+    pub use crate::bindings::ironic::hardware::assets::*;
+}
+/// The next manager's answer (IPA's `super()` / `dispatch_to_managers`):
+/// extend it instead of rebuilding it. Needs `fallback = true` in the
+/// manifest (granted to every manager by default).
+pub mod fallback {
+    pub use crate::bindings::ironic::hardware::fallback::*;
 }
 pub mod log {
     pub use crate::bindings::ironic::hardware::log::*;
@@ -123,10 +151,11 @@ pub mod progress {
 /// Everything a manager usually needs.
 pub mod prelude {
     pub use crate::{
-        commands, disks, export_manager, json_result, log, machine, progress, ArgInfo, BlockDevice,
-        BootInfo, Cpu, Failure, HardwareManager, Json, LldpTlv, ManagerError, ManagerInfo, Memory,
-        NetworkInterface, Step, StepArgs, StepKind, SystemFirmware, SystemVendor, SUPPORT_GENERIC,
-        SUPPORT_MAINLINE, SUPPORT_NONE, SUPPORT_SERVICE_PROVIDER,
+        assets, commands, disks, export_manager, extra, fallback, fetch, json_result, log, machine,
+        progress, scratch, ArgInfo, BlockDevice, BootInfo, Cpu, Failure, HardwareManager, Json,
+        LldpTlv, ManagerError, ManagerInfo, Memory, NetworkInterface, Step, StepArgs, StepCall,
+        StepDef, StepKind, SystemFirmware, SystemVendor, SUPPORT_GENERIC, SUPPORT_MAINLINE,
+        SUPPORT_NONE, SUPPORT_SERVICE_PROVIDER,
     };
 }
 
@@ -167,17 +196,22 @@ pub trait HardwareManager {
     fn get_os_install_device(_node: Option<Json>) -> Result<String, ManagerError> {
         Err(ManagerError::unsupported("get-os-install-device"))
     }
-    fn get_steps(_kind: StepKind, _node: Json, _ports: Json) -> Result<Vec<Step>, ManagerError> {
-        Ok(Vec::new())
+    /// The steps this manager offers, with their handlers. The default
+    /// `get_steps` and `execute_step` are built from it.
+    fn steps() -> Vec<StepDef> {
+        Vec::new()
+    }
+    fn get_steps(kind: StepKind, _node: Json, _ports: Json) -> Result<Vec<Step>, ManagerError> {
+        Ok(steps::listing(&Self::steps(), kind))
     }
     fn execute_step(
-        _kind: StepKind,
+        kind: StepKind,
         name: String,
-        _node: Json,
-        _ports: Json,
-        _args: Json,
+        node: Json,
+        ports: Json,
+        args: Json,
     ) -> Result<Json, ManagerError> {
-        Err(ManagerError::unsupported(name))
+        steps::dispatch(&Self::steps(), kind, &name, &node, &ports, &args)
     }
 }
 

@@ -69,7 +69,8 @@ async fn managers_list_async(flags: &HostFlags) -> anyhow::Result<()> {
     }
     for r in host.rejected() {
         println!();
-        println!("rejected {}: {}", r.file.display(), r.reason);
+        // The same words as the agent's log and `managers validate`.
+        println!("{} {}: {}", r.kind, r.file.display(), r.reason);
     }
     print_step_owners(&host).await;
     Ok(())
@@ -187,16 +188,63 @@ pub fn managers_validate(flags: &HostFlags, file: &Path) -> anyhow::Result<()> {
     if !v.ungranted.is_empty() {
         println!("  ungranted: {}", v.ungranted.join(" "));
     }
-    match &v.verdict {
-        Ok(()) => {
+    for (kind, steps) in &v.steps {
+        match steps {
+            Ok(steps) if steps.is_empty() => {}
+            Ok(steps) => {
+                println!("  {} steps:", kind.as_str());
+                for step in steps {
+                    println!("    {}", step_line(step));
+                }
+            }
+            Err(e) => println!("  {} steps: listing failed: {e}", kind.as_str()),
+        }
+    }
+    match (&v.verdict, &v.unused) {
+        (Ok(()), _) => {
             println!("verdict: OK");
             Ok(())
         }
-        Err(reason) => {
-            println!("verdict: REJECTED: {reason}");
-            anyhow::bail!("{} rejected: {reason}", v.file.display())
+        (Err(reason), kind) => {
+            let kind = kind.clone().unwrap_or(ironic_host::Unused::Rejected);
+            println!("verdict: {}: {reason}", kind.to_string().to_uppercase());
+            anyhow::bail!("{} {kind}: {reason}", v.file.display())
         }
     }
+}
+
+/// `name (priority P, interface I, abortable, reboot) args: a*, b` for a
+/// step dict; `*` marks required arguments.
+fn step_line(step: &serde_json::Value) -> String {
+    let mut line = format!(
+        "{} (priority {}, interface {}",
+        step["step"].as_str().unwrap_or("?"),
+        step["priority"],
+        step["interface"].as_str().unwrap_or("?")
+    );
+    if step["abortable"] == serde_json::Value::Bool(true) {
+        line.push_str(", abortable");
+    }
+    if step["reboot_requested"] == serde_json::Value::Bool(true) {
+        line.push_str(", reboot requested");
+    }
+    line.push(')');
+    if let Some(args) = step["argsinfo"].as_object() {
+        let names: Vec<String> = args
+            .iter()
+            .map(|(name, info)| {
+                if info["required"] == serde_json::Value::Bool(true) {
+                    format!("{name}*")
+                } else {
+                    name.clone()
+                }
+            })
+            .collect();
+        if !names.is_empty() {
+            line.push_str(&format!(" args: {}", names.join(", ")));
+        }
+    }
+    line
 }
 
 /// One line per capability set, e.g. `log progress machine.paths=[...]`.
@@ -227,6 +275,8 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
         serde_json::Value::Array(items) if !items.is_empty() => {
             out.push(format!("{prefix}={value}"))
         }
+        serde_json::Value::Number(n) => out.push(format!("{prefix}={n}")),
+        serde_json::Value::String(s) => out.push(format!("{prefix}={s}")),
         _ => {}
     }
 }

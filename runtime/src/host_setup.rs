@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use ironic_host::{Grants, HostConfig};
 
@@ -29,9 +28,16 @@ pub struct HostFlags {
     #[arg(long, alias = "cache_dir")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Operator grants (TOML); default: the built-in grants.
+    /// Operator grants (TOML); default: the built-in grants. Re-read on
+    /// SIGHUP.
     #[arg(long)]
     pub grants: Option<PathBuf>,
+
+    /// Grants directory: one `<manager>.toml` per manager, added to the
+    /// grants; watched, and re-read on SIGHUP (default:
+    /// /etc/ironic-wasm-agent/grants.d, or the simulated machine's).
+    #[arg(long, alias = "grants_dir")]
+    pub grants_dir: Option<PathBuf>,
 
     /// Do not watch the managers directory (by default new, replaced and
     /// removed components take effect without a restart).
@@ -71,14 +77,6 @@ impl HostFlags {
 
     /// The host's configuration on `machine`.
     pub fn host_config(&self, machine: &Machine) -> anyhow::Result<HostConfig> {
-        let grants = match &self.grants {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading grants file {}", path.display()))?;
-                Grants::from_toml(&text, path)?
-            }
-            None => Grants::builtin(),
-        };
         Ok(HostConfig {
             managers_dir: self.managers_dir.clone(),
             cache_dir: self
@@ -86,7 +84,13 @@ impl HostFlags {
                 .clone()
                 .or_else(|| machine.default_cache_dir()),
             hardware_root: machine.root().to_path_buf(),
-            grants,
+            grants: Grants::builtin(),
+            grants_file: self.grants.clone(),
+            grants_dir: Some(
+                self.grants_dir
+                    .clone()
+                    .unwrap_or_else(|| machine.default_grants_dir()),
+            ),
             limits: crate::limits::AgentLimits::load(self.limits.as_deref())?.managers,
             program_dirs: machine.program_dirs(),
             network: machine.network(),

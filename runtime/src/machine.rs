@@ -109,6 +109,16 @@ impl Machine {
         }
     }
 
+    /// The default grants directory (one `<manager>.toml` per manager):
+    /// `/etc/ironic-wasm-agent/grants.d`, or inside a simulated machine's
+    /// state directory.
+    pub fn default_grants_dir(&self) -> PathBuf {
+        match self {
+            Machine::Real => PathBuf::from("/etc/ironic-wasm-agent/grants.d"),
+            Machine::Simulated(sim) => sim.root.join(ironic_sim::SIM_DIR).join("grants.d"),
+        }
+    }
+
     /// Fault injection: a simulated machine's faults file only.
     pub fn faults_file(&self) -> Option<PathBuf> {
         match self {

@@ -105,7 +105,13 @@ pub async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<H
                 continue;
             }
         };
-        match managers.load_manager(&source.name, &bytes).await {
+        let upload = agent_api::ManagerUpload {
+            name: &source.name,
+            component: &bytes,
+            grants: None,
+            assets_tar: None,
+        };
+        match managers.load_manager(upload).await {
             Ok(info) => {
                 tracing::info!(url = %source.url, manager = %info.name, id = %info.id, version = %info.version, "manager_urls: hardware manager loaded")
             }
@@ -114,6 +120,23 @@ pub async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<H
             }
         }
     }
+}
+
+/// `load_manager`'s `grants` argument: a capability table as a JSON object
+/// or as TOML text; a bad one is an `InvalidCommandParamsError` naming the
+/// problem.
+fn grants_argument(name: &str, grants: &Value) -> Result<ironic_host::Capabilities, AgentError> {
+    let parsed = match grants {
+        Value::String(text) => toml::from_str(text).map_err(|e| e.to_string()),
+        other => serde_json::from_value(other.clone()).map_err(|e| e.to_string()),
+    };
+    let caps = parsed.map_err(|e| {
+        AgentError::invalid_params(format!("load_manager: grants for manager {name}: {e}"))
+    })?;
+    ironic_host::grants::check_grant(name, &caps).map_err(|e| {
+        AgentError::invalid_params(format!("load_manager: grants for manager {name}: {e}"))
+    })?;
+    Ok(caps)
 }
 
 /// What a failed call was, for wording its error as IPA would.
@@ -134,6 +157,11 @@ fn to_agent_error(err: DispatchError, site: CallSite<'_>) -> AgentError {
             CallSite::Step(_, name) => name,
             _ => call.as_str(),
         }),
+        DispatchError::StepNotHandled { step, hint, .. } => {
+            let mut e = AgentError::method_not_found(&step);
+            e.details = format!("{}; {hint}", e.details);
+            e
+        }
         DispatchError::Failed {
             error_type: Some(t),
             details,
@@ -217,16 +245,26 @@ impl Managers for HostManagers {
 
     async fn load_manager(
         &self,
-        name: &str,
-        bytes: &[u8],
+        upload: agent_api::ManagerUpload<'_>,
     ) -> Result<LoadedManagerInfo, AgentError> {
+        let name = upload.name;
         if !ironic_host::manager_name_is_valid(name) {
             return Err(AgentError::invalid_params(format!(
                 "invalid hardware manager name {name:?}"
             )));
         }
+        let grants = upload
+            .grants
+            .map(|g| grants_argument(name, g))
+            .transpose()?;
         self.ready().await;
-        match self.host.install_component(name, bytes).await {
+        let request = ironic_host::InstallRequest {
+            name,
+            component: upload.component,
+            grants: grants.as_ref(),
+            assets_tar: upload.assets_tar,
+        };
+        match self.host.install_component(request).await {
             Ok(installed) => Ok(LoadedManagerInfo {
                 name: installed.manager.name,
                 id: installed.manager.id,

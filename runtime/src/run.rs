@@ -67,6 +67,8 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         })
     };
 
+    let _reload_on_sighup = tokio::spawn(reload_on_sighup(managers.host().clone()));
+
     let system = machine.system_actions();
 
     let config = opts.config;
@@ -245,6 +247,31 @@ async fn bind(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> 
                 .with_context(|| format!("binding 0.0.0.0:{port}"))
         }
         Err(e) => Err(e).with_context(|| format!("binding {host}:{port}")),
+    }
+}
+
+/// SIGHUP: read the grants (file and directory) again and rescan the
+/// managers directory, as the watcher would; for operators who disabled
+/// it or edit files in place.
+async fn reload_on_sighup(host: Arc<Host>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("SIGHUP will not reload grants: {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading grants and managers");
+        match host.reload_grants().await {
+            Ok(report) => {
+                tracing::info!(added = ?report.added, removed = ?report.removed, replaced = report.replaced.len(), waiting_or_rejected = report.rejected.len(), "grants reloaded")
+            }
+            Err(e) => tracing::error!("grants not reloaded, the previous ones stay in force: {e}"),
+        }
+        if let Err(e) = host.reload().await {
+            tracing::error!("managers directory not rescanned: {e}");
+        }
     }
 }
 

@@ -14,6 +14,14 @@ trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/managers"
 cp "$guest/generic_manager.wasm" "$work/managers/generic.wasm"
 cp "$guest/test_manager_hostile.wasm" "$work/managers/flood.wasm"
+# The hostile component declares what it is granted (a sidecar manifest).
+cat > "$work/managers/flood.manifest.toml" <<'MANIFEST'
+log = true
+progress = true
+[disks]
+read = ["/dev/*"]
+write = ["/dev/*"]
+MANIFEST
 cat runtime/host/src/default-grants.toml > "$work/grants.toml"
 cat >> "$work/grants.toml" <<'GRANTS'
 [managers.flood]

@@ -21,6 +21,9 @@ pub struct AgentOptions<'a> {
     pub grants: Option<String>,
     /// A limits file's content (`--limits`).
     pub limits: Option<String>,
+    /// Sidecar manifests: `(file stem, manifest text)` written as
+    /// `<stem>.manifest.toml` (for components built without one).
+    pub manifests: Vec<(&'a str, String)>,
     /// More flags.
     pub extra: Vec<String>,
     /// Wait until `/v1/status` answers.
@@ -33,6 +36,7 @@ impl Default for AgentOptions<'_> {
             managers: vec![("generic_manager", "generic")],
             grants: None,
             limits: None,
+            manifests: Vec::new(),
             extra: Vec::new(),
             wait_for_api: true,
         }
@@ -75,6 +79,13 @@ pub fn start_with(opts: AgentOptions<'_>) -> Agent {
     .expect("default machine");
     ironic_sim::create(&desc, machine.path()).expect("simulated machine");
     let managers = managers_dir(&opts.managers);
+    for (stem, manifest) in &opts.manifests {
+        std::fs::write(
+            managers.path().join(format!("{stem}.manifest.toml")),
+            manifest,
+        )
+        .expect("sidecar manifest");
+    }
     let port = free_port();
     let mut command = Command::new(agent_binary());
     command

@@ -108,6 +108,10 @@ impl Host {
         self.block_on(self.inner.reload())
     }
 
+    pub fn reload_grants(&self) -> Result<ReloadReport, HostError> {
+        self.block_on(self.inner.reload_grants())
+    }
+
     pub fn add_component(&self, path: &Path) -> Result<ManagerSummary, HostError> {
         self.block_on(self.inner.add_component(path))
     }

@@ -32,7 +32,26 @@ pub struct Fixture {
     _programs: tempfile::TempDir,
 }
 
+/// A manifest declaring exactly what `grants` grant manager `stem`.
+pub fn declared_as_granted(grants: &Grants, stem: &str) -> String {
+    toml::to_string(&grants.for_manager(stem)).expect("manifest")
+}
+
+/// [`fixture_declaring`] with the hostile manager declaring exactly what
+/// the test grants it.
 pub fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &Path)) -> Fixture {
+    fixture_declaring(hostile, None, grants, setup)
+}
+
+/// The fixture, the hostile manager declaring `declared` (a manifest;
+/// default: what `grants` grants it) in a sidecar manifest. It must be
+/// covered by the grants, or the manager waits for them and is not loaded.
+pub fn fixture_declaring(
+    hostile: (&str, &str),
+    declared: Option<&str>,
+    grants: &str,
+    setup: impl FnOnce(&Path, &Path),
+) -> Fixture {
     let managers = managers_dir(&[hostile, ("test_manager_override", "override")]);
     let root = tempfile::tempdir().expect("hardware root");
     let programs = tempfile::tempdir().expect("program dir");
@@ -40,6 +59,15 @@ pub fn fixture(hostile: (&str, &str), grants: &str, setup: impl FnOnce(&Path, &P
     let mut text = String::from("[managers.\"*\"]\nlog = true\nprogress = true\n");
     text.push_str(grants);
     let grants = Grants::from_toml(&text, Path::new("hostile-grants.toml")).expect("grants");
+    let manifest = match declared {
+        Some(m) => m.to_string(),
+        None => declared_as_granted(&grants, hostile.1),
+    };
+    std::fs::write(
+        managers.path().join(format!("{}.manifest.toml", hostile.1)),
+        manifest,
+    )
+    .expect("sidecar manifest");
     let host = Host::start(HostConfig {
         cache_dir: Some(shared_cwasm_cache()),
         grants,

@@ -121,6 +121,7 @@ pub fn sim_host_config(managers_dir: &Path, sim: &SimMachine) -> HostConfig {
         program_dirs: vec![sim.bin_dir()],
         network: NetworkSource::File(sim.addresses_file()),
         faults_file: Some(sim.faults_file()),
+        scratch_dir: sim.root.join(ironic_sim::SIM_DIR).join("scratch"),
         ..HostConfig::new(managers_dir, &sim.root)
     }
 }

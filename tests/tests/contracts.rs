@@ -1,8 +1,9 @@
-//! Contract versions side by side: a component built against
-//! `ironic:hardware@0.1.0` (tests/managers/contract-v010, wit-bindgen
-//! alone) and the generic manager built with the SDK against 0.2.0 load in
-//! one host and are dispatched to as one set; validation names the version
-//! a component targets and rejects versions the host does not serve.
+//! Contract versions side by side: components built against
+//! `ironic:hardware@0.1.0` and `@0.2.0` (tests/managers/contract-v010 and
+//! contract-v020, wit-bindgen alone) and the generic manager built with the
+//! SDK against 0.3.0 load in one host and are dispatched to as one set;
+//! validation names the version a component targets and rejects versions
+//! the host does not serve.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,8 +44,9 @@ struct Rig {
     config: HostConfig,
 }
 
-/// The generic manager (0.2.0) as `generic.wasm` and the 0.1.0 test manager
-/// as `v010.wasm`, granted what their manifests declare.
+/// The generic manager (0.3.0) as `generic.wasm` and the 0.1.0 and 0.2.0
+/// test managers as `v010.wasm` and `v020.wasm`, granted what their
+/// manifests declare.
 fn rig() -> Rig {
     let tmp = tempfile::tempdir().expect("temp dir");
     let desc = MachineDescription::from_toml(&small_machine(), Path::new("contracts.toml"))
@@ -57,15 +59,17 @@ fn rig() -> Rig {
         managers.join("generic.wasm"),
     )
     .expect("copy generic");
-    fs::copy(
-        guest_component("test_manager_contract_v010"),
-        managers.join("v010.wasm"),
-    )
-    .expect("copy v010");
+    for (krate, file) in [
+        ("test_manager_contract_v010", "v010.wasm"),
+        ("test_manager_contract_v020", "v020.wasm"),
+    ] {
+        fs::copy(guest_component(krate), managers.join(file)).expect("copy a test manager");
+    }
     let mut grants = Grants::builtin();
     for (name, manifest) in [
         ("generic", "managers/generic/manifest.toml"),
         ("v010", "tests/managers/contract-v010/manifest.toml"),
+        ("v020", "tests/managers/contract-v020/manifest.toml"),
     ] {
         let text = fs::read_to_string(workspace_root().join(manifest)).expect("manifest");
         grants.grant(
@@ -104,7 +108,7 @@ fn all_zero(path: &Path) -> bool {
 }
 
 #[test]
-fn a_0_1_0_and_a_0_2_0_component_load_side_by_side_and_both_dispatch() {
+fn components_of_every_contract_load_side_by_side_and_all_dispatch() {
     let rig = rig();
     let host = Host::start(rig.config.clone()).expect("host starts");
     let loaded: Vec<(String, ContractVersion, u32)> = host
@@ -116,7 +120,8 @@ fn a_0_1_0_and_a_0_2_0_component_load_side_by_side_and_both_dispatch() {
         loaded,
         vec![
             ("v010".to_string(), ContractVersion::V0_1_0, 2),
-            ("generic".to_string(), ContractVersion::V0_2_0, 1),
+            ("v020".to_string(), ContractVersion::V0_2_0, 2),
+            ("generic".to_string(), ContractVersion::V0_3_0, 1),
         ]
     );
     assert!(host.rejected().is_empty(), "{:?}", host.rejected());
@@ -190,7 +195,26 @@ fn a_0_1_0_and_a_0_2_0_component_load_side_by_side_and_both_dispatch() {
         "{progress:?}"
     );
 
-    // A 0.2.0 step (erase-many) in the same host.
+    // A 0.2.0 step (erase-many through the 0.2.0 imports).
+    fill(&sda, 32 * MIB);
+    fill(&rig.sim.disk_path("sdb"), 32 * MIB);
+    let (result, progress) = run(
+        &host,
+        "v020_erase",
+        json!({}),
+        json!({"disks": ["/dev/sda", "/dev/sdb"]}),
+    );
+    assert_eq!(result, Ok(json!({"/dev/sda": null, "/dev/sdb": null})));
+    assert!(
+        all_zero(&sda) && all_zero(&rig.sim.disk_path("sdb")),
+        "zeroed by the 0.2.0 erase-many"
+    );
+    assert!(
+        progress.iter().any(|m| m.starts_with("/dev/sda")),
+        "per-device progress through 0.2.0: {progress:?}"
+    );
+
+    // A 0.3.0 step (erase-many) in the same host.
     fill(&sda, 32 * MIB);
     fill(&rig.sim.disk_path("sdb"), 32 * MIB);
     let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false,
@@ -221,7 +245,8 @@ fn validation_names_the_contract_version_and_rejects_unknown_ones() {
     let rig = rig();
     for (file, version) in [
         ("v010.wasm", ContractVersion::V0_1_0),
-        ("generic.wasm", ContractVersion::V0_2_0),
+        ("v020.wasm", ContractVersion::V0_2_0),
+        ("generic.wasm", ContractVersion::V0_3_0),
     ] {
         let v =
             agent_tests::host::validate(&rig.config, &rig.managers.join(file)).expect("validate");
@@ -257,7 +282,7 @@ fn validation_names_the_contract_version_and_rejects_unknown_ones() {
 
     // A host started with it loads the others and reports it.
     let host = Host::start(config).expect("host starts");
-    assert_eq!(host.managers().len(), 2);
+    assert_eq!(host.managers().len(), 3);
     let rejected = host.rejected();
     assert!(
         rejected

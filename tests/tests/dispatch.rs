@@ -165,8 +165,12 @@ fn execute_step_reaches_the_manager_that_offers_it() {
             &|_, _| {},
         )
         .expect_err("nobody offers it");
+    // The error names the steps that do exist, so a typo is obvious.
     assert!(
-        matches!(&err, DispatchError::NoManager { call } if call == "execute-step clean no_such_step"),
+        matches!(&err, DispatchError::StepNotHandled { call, step, hint }
+            if call == "execute-step clean no_such_step" && step == "no_such_step"
+            && hint.contains("the clean steps are: erase_devices,")
+            && hint.contains("vendor_flash")),
         "{err:?}"
     );
 }

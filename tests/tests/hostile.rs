@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent_tests::host::Host;
-use agent_tests::hostile::{assert_host_still_serves, assert_names, fixture, step};
+use agent_tests::hostile::{
+    assert_host_still_serves, assert_names, fixture, fixture_declaring, step,
+};
 use agent_tests::{managers_dir, stand_in_program};
 use ironic_host::{DispatchError, HostConfig, HostError, SandboxFailure};
 use serde_json::json;
@@ -136,7 +138,7 @@ fn paths_cannot_escape_the_hardware_root() {
 
 #[test]
 fn disk_write_needs_a_write_grant() {
-    // Declared read and write; granted read only.
+    // Declared and granted read only.
     let grants = "[managers.diskwrite.disks]\nread = [\"/dev/*\"]\n";
     let f = fixture(("test_manager_hostile", "diskwrite"), grants, |root, _| {
         std::fs::create_dir_all(root.join("dev")).expect("mkdir");
@@ -164,7 +166,7 @@ fn disk_write_needs_a_write_grant() {
     );
     assert!(
         text.contains("Denied")
-            && text.contains("write access to disk /dev/sda not granted to manager diskwrite"),
+            && text.contains("write access to disk /dev/sda not declared by manager diskwrite"),
         "{text}"
     );
     let contents = std::fs::read(f.root.path().join("dev/sda")).expect("read disk");
@@ -182,10 +184,12 @@ fn disk_write_needs_a_write_grant() {
 
 #[test]
 fn programs_must_be_declared_and_granted() {
-    // Declares lshw and echo-ok; granted echo-ok and sh.
+    // Declares echo-ok; granted echo-ok and sh. (A manager declaring a
+    // program it is not granted waits for grants: tests/tests/grants.rs.)
     let grants = "[managers.badprogram.commands]\nprograms = [\"echo-ok\", \"sh\"]\n";
-    let f = fixture(
+    let f = fixture_declaring(
         ("test_manager_hostile", "badprogram"),
+        Some("log = true\n[commands]\nprograms = [\"echo-ok\"]\n"),
         grants,
         |_, programs| {
             stand_in_program(
@@ -202,7 +206,7 @@ fn programs_must_be_declared_and_granted() {
     assert_eq!(out, json!({"exit": 0, "stdout": "ok\n"}));
 
     for (program, why) in [
-        ("lshw", "program lshw not granted to manager badprogram"),
+        ("lshw", "program lshw not declared by manager badprogram"),
         ("sh", "program sh not declared by manager badprogram"),
         ("/bin/sh", "only bare program names"),
     ] {

@@ -12,15 +12,24 @@ use agent_tests::agent::{start_with, Agent, AgentOptions, TOKEN};
 use serde_json::{json, Value};
 
 fn hostile_agent(stem: &'static str, grants: &str, limits: &str) -> Agent {
+    let grants = format!(
+        "{}\n{grants}",
+        include_str!("../../runtime/host/src/default-grants.toml")
+    );
+    // The hostile component has no embedded manifest: it declares what the
+    // test grants it.
+    let parsed = ironic_host::Grants::from_toml(&grants, std::path::Path::new("grants.toml"))
+        .expect("grants parse");
     start_with(AgentOptions {
         managers: vec![
             ("generic_manager", "generic"),
             ("test_manager_hostile", stem),
         ],
-        grants: Some(format!(
-            "{}\n{grants}",
-            include_str!("../../runtime/host/src/default-grants.toml")
-        )),
+        manifests: vec![(
+            stem,
+            agent_tests::hostile::declared_as_granted(&parsed, stem),
+        )],
+        grants: Some(grants),
         limits: Some(limits.to_string()),
         ..AgentOptions::default()
     })

@@ -234,7 +234,7 @@ fn wrong_contract_version(bytes: &[u8]) -> Vec<u8> {
             let end = (i + 64).min(out.len());
             if let Some(at) = out[i..end]
                 .windows(6)
-                .position(|w| w == b"@0.1.0" || w == b"@0.2.0")
+                .position(|w| w == b"@0.1.0" || w == b"@0.2.0" || w == b"@0.3.0")
             {
                 out[i + at + 3] = b'9';
                 patched += 1;
@@ -274,30 +274,6 @@ fn a_component_for_another_contract_version_is_rejected() {
         .expect("validate runs");
     assert!(v.verdict.is_err(), "{v:?}");
     assert!(v.info.is_none(), "never instantiated: {v:?}");
-}
-
-#[test]
-fn a_manifest_asking_for_ungranted_capabilities_is_rejected() {
-    let f = fixture();
-    let _watch = f.host.watch(WatchOptions::default()).expect("watch");
-    let before = f.host.versions().expect("versions");
-    // diskwrite declares disks.write=/dev/*; only log and progress are granted.
-    install(f.dir.path(), "diskwrite", &guest("test_manager_hostile"));
-    wait_until(Duration::from_secs(10), || !f.host.rejected().is_empty())
-        .expect("diskwrite rejected");
-    let rejected = f.host.rejected();
-    assert_eq!(rejected.len(), 1);
-    assert!(
-        rejected[0]
-            .reason
-            .contains("not granted to manager diskwrite")
-            && rejected[0].reason.contains("disks.write=/dev/*"),
-        "{}",
-        rejected[0].reason
-    );
-    assert_eq!(f.host.versions().expect("versions"), before);
-    assert_eq!(f.host.managers().len(), 2);
-    assert_override_serves(&f.host);
 }
 
 #[test]
@@ -368,7 +344,7 @@ fn remove_add_and_reload_through_the_api() {
     assert!(version(&f.host).is_none());
     assert!(matches!(
         slow_step(&f.host, 0),
-        Err(DispatchError::NoManager { .. })
+        Err(DispatchError::StepNotHandled { .. })
     ));
     assert!(matches!(
         f.host.remove("slowstep"),

@@ -270,3 +270,161 @@ fn boot_time_manager_urls() {
     let log = a.log();
     assert!(log.contains("manager_urls: manager skipped"), "{log}");
 }
+
+/// The firmware test manager and its assets (a tar archive), served.
+fn serve_firmware(server: &FileServer) -> ((String, String), (String, String)) {
+    let wasm = server.dir.path().join("firmware.wasm");
+    std::fs::copy(guest_component("test_manager_firmware"), &wasm).unwrap();
+    let tar = server.dir.path().join("firmware-assets.tar");
+    let assets = agent_tests::workspace_root().join("tests/managers/firmware/assets");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&assets)
+        .arg("flash.conf")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let url = |f: &str| format!("http://127.0.0.1:{}/{f}", server.port);
+    (
+        (url("firmware.wasm"), sha256_of(&wasm)),
+        (url("firmware-assets.tar"), sha256_of(&tar)),
+    )
+}
+
+#[test]
+fn load_manager_installs_a_manager_with_its_grants_and_assets() {
+    let server = FileServer::start();
+    let ((url, sha), (assets_url, assets_sha)) = serve_firmware(&server);
+    let a = start(&[]);
+    let grants_file = a.machine.path().join(".ironic-sim/grants.d/firmware.toml");
+    let files_before = a.managers_files();
+    let load = |extra: Value| {
+        let mut args = json!({"url": url, "sha256": sha,
+                              "assets_url": assets_url, "assets_sha256": assets_sha});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        a.run("clean.execute_clean_step", load_step(args))
+    };
+
+    // Without grants it would only wait for them: refused, nothing kept.
+    let v = load(json!({}));
+    assert_eq!(v["command_status"], "FAILED", "{v}");
+    assert_eq!(v["command_error"]["type"], "HardwareManagerRejected", "{v}");
+    let details = v["command_error"]["details"].as_str().unwrap();
+    assert!(
+        details.contains("waiting for grants: manager firmware declares")
+            && details.contains("fetch.urls"),
+        "{details}"
+    );
+    assert_eq!(a.managers_files(), files_before);
+    assert!(!grants_file.exists());
+
+    // A grant that is not one: invalid parameters naming the problem.
+    let v = load(json!({"grants": {"commands": {"programs": ["/bin/sh"]}}}));
+    assert_eq!(
+        v["command_error"]["type"], "InvalidCommandParamsError",
+        "{v}"
+    );
+    assert!(
+        v["command_error"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("not a bare program name"),
+        "{v}"
+    );
+    // An argument the step does not take.
+    let v = load(json!({"grant": {}}));
+    assert_eq!(
+        v["command_error"]["type"], "InvalidCommandParamsError",
+        "{v}"
+    );
+    assert!(
+        v["command_error"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("valid arguments: url, sha256, name, grants"),
+        "{v}"
+    );
+
+    // With its grants (TOML text, as an operator pastes it): loaded, the
+    // grants kept in the grants directory, the assets beside it.
+    let grants = "log = true\nprogress = true\nfallback = true\n\
+                  [commands]\nprograms = [\"flash-tool\"]\nenv = [\"FLASH_MODE\"]\n\
+                  [fetch]\nurls = [\"http://127.0.0.1:*/**\"]\n[scratch]\nsize_mib = 8\n";
+    let v = load(json!({ "grants": grants }));
+    assert_eq!(v["command_status"], "SUCCEEDED", "{v}\n{}", a.log());
+    assert_eq!(
+        v["command_result"]["clean_result"]["loaded"]["name"],
+        "firmware"
+    );
+    assert!(grants_file.is_file());
+    assert!(a.managers.path().join("firmware.assets.tar").is_file());
+    let v = a.run(
+        "clean.execute_clean_step",
+        json!({
+            "step": {"step": "assets_listing", "interface": "deploy", "priority": 0, "args": {}},
+            "node": node(),
+            "ports": [],
+        }),
+    );
+    assert_eq!(v["command_status"], "SUCCEEDED", "{v}");
+    assert_eq!(
+        v["command_result"]["clean_result"]["first_line"],
+        "erase_block_size=4096"
+    );
+}
+
+#[test]
+fn sighup_rereads_the_grants_file() {
+    use agent_tests::agent::{start_with, AgentOptions};
+    let grants = tempfile::NamedTempFile::new().unwrap();
+    let builtin = include_str!("../../runtime/host/src/default-grants.toml");
+    std::fs::write(grants.path(), builtin).unwrap();
+    let mut a = start_with(AgentOptions {
+        managers: vec![
+            ("generic_manager", "generic"),
+            ("test_manager_override", "override"),
+        ],
+        extra: vec![
+            "--grants".into(),
+            grants.path().to_str().unwrap().into(),
+            "--no-watch-managers".into(),
+        ],
+        ..AgentOptions::default()
+    });
+    assert!(step_names(&clean_steps(&a)).contains(&"vendor_flash".to_string()));
+
+    // The operator takes `progress` away from every manager: `override`
+    // declares it, so it stops on SIGHUP (and only then: nothing watches).
+    std::fs::write(
+        grants.path(),
+        builtin.replace(
+            "[managers.\"*\"]\nlog = true\nprogress = true\n",
+            "[managers.\"*\"]\nlog = true\n",
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(step_names(&clean_steps(&a)).contains(&"vendor_flash".to_string()));
+    let pid = a.child().id();
+    let st = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while step_names(&clean_steps(&a)).contains(&"vendor_flash".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "override still loaded after SIGHUP\n{}",
+            a.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(a
+        .log()
+        .contains("waiting for grants: manager override declares progress"));
+}

@@ -47,7 +47,9 @@ pub use errors::{AgentError, ErrorClass, HttpFault};
 /// The image pipeline, re-exported so the agent binary configures
 /// [`ImageSettings`] without its own dependency on it.
 pub use ironic_image;
-pub use managers::{deduplicate_steps, LoadedManagerInfo, ManagerSteps, Managers, StepKind};
+pub use managers::{
+    deduplicate_steps, LoadedManagerInfo, ManagerSteps, ManagerUpload, Managers, StepKind,
+};
 pub use server::{router, serve};
 pub use system_actions::{RealSystem, Recorder, SystemAction, SystemActions};
 

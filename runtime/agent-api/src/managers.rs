@@ -12,6 +12,20 @@ use serde_json::Value;
 
 use crate::errors::AgentError;
 
+/// A manager to install at run time (`load_manager`, `manager_urls`).
+#[derive(Debug, Clone, Copy)]
+pub struct ManagerUpload<'a> {
+    /// File stem: `<name>.wasm`, the name grants know.
+    pub name: &'a str,
+    /// The component, already verified against its pinned digest.
+    pub component: &'a [u8],
+    /// Grants to install with it: a capability table (the manifest's
+    /// schema) as a JSON object, or TOML text as a JSON string.
+    pub grants: Option<&'a Value>,
+    /// Its assets as a tar archive, already verified.
+    pub assets_tar: Option<&'a [u8]>,
+}
+
 /// What a successful load reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoadedManagerInfo {
@@ -76,21 +90,21 @@ pub trait Managers: Send + Sync + 'static {
         Err(AgentError::method_not_found("get_os_install_device"))
     }
 
-    /// Installs `bytes` (an already verified component) as manager `name`
-    /// (`<name>.wasm` in the managers directory) and activates it, replacing
-    /// a manager of the same name. Validation (contract, grants, support)
-    /// comes first: a rejected component leaves the directory and the
-    /// running managers unchanged and answers an error naming the reason.
+    /// Installs `upload.component` (already verified) as manager
+    /// `upload.name` (`<name>.wasm` in the managers directory), with its
+    /// grants and assets, and activates it, replacing a manager of the same
+    /// name. Validation (contract, grants, assets, support) comes first: a
+    /// rejected component leaves the directories and the running managers
+    /// unchanged and answers an error naming the reason.
     ///
     /// The default refuses: this agent cannot load managers at run time.
     async fn load_manager(
         &self,
-        name: &str,
-        bytes: &[u8],
+        upload: ManagerUpload<'_>,
     ) -> Result<LoadedManagerInfo, AgentError> {
-        let _ = bytes;
         Err(AgentError::command_execution(format!(
-            "cannot load hardware manager {name}: this agent does not support loading managers"
+            "cannot load hardware manager {}: this agent does not support loading managers",
+            upload.name
         )))
     }
 }

@@ -298,6 +298,7 @@ impl Host {
                     .cloned()
                     .collect();
                 let mut answer = None;
+                let mut refusals = Vec::new();
                 for m in &candidates {
                     let fallback = FallbackCtx::of(&registry, m, &self.env);
                     match self
@@ -309,15 +310,47 @@ impl Host {
                             break;
                         }
                         Outcome::Skip(why) => {
-                            tracing::warn!(manager = %m.ctx.name, step = name, "manager {} advertises step {name} but answered unsupported: {why}", m.ctx.name);
+                            let refusal = format!(
+                                "manager {} advertises step {name} but answered unsupported: {why}",
+                                m.ctx.name
+                            );
+                            tracing::warn!(manager = %m.ctx.name, step = name, "{refusal}");
+                            refusals.push(refusal);
                         }
                     }
                 }
-                answer.ok_or_else(|| DispatchError::NoManager { call: call.clone() })?
+                answer.ok_or_else(|| DispatchError::StepNotHandled {
+                    call: call.clone(),
+                    step: name.to_string(),
+                    hint: refusals.join("; "),
+                })?
             }
             None => {
-                self.first_of(&registry, &registry.managers, &export, timeout, sink)
-                    .await?
+                match self
+                    .first_of(&registry, &registry.managers, &export, timeout, sink)
+                    .await
+                {
+                    Err(DispatchError::NoManager { .. }) => {
+                        let mut valid: Vec<&str> = owners.keys().map(String::as_str).collect();
+                        valid.sort_unstable();
+                        return Err(DispatchError::StepNotHandled {
+                            call,
+                            step: name.to_string(),
+                            hint: format!(
+                                "no manager lists a {} step {}; the {} steps are: {}",
+                                kind.as_str(),
+                                sanitize(name, 128),
+                                kind.as_str(),
+                                if valid.is_empty() {
+                                    "(none)".to_string()
+                                } else {
+                                    valid.join(", ")
+                                }
+                            ),
+                        });
+                    }
+                    other => other?,
+                }
             }
         };
         let cap = self.env.limits.max_step_result_bytes;

@@ -96,6 +96,18 @@ pub enum DispatchError {
         /// The call, e.g. `get-cpus` or `execute-step erase_devices`.
         call: String,
     },
+    /// No manager ran step `step`: none lists it (`hint` names the steps
+    /// that exist), or the managers listing it answered unsupported
+    /// (`hint` names them and their reasons).
+    #[error("no hardware manager handles {call}: {hint}")]
+    StepNotHandled {
+        /// `execute-step <kind> <step>`.
+        call: String,
+        /// The step name.
+        step: String,
+        /// Why, for the operator.
+        hint: String,
+    },
     /// A manager answered with a failure; dispatch stopped.
     #[error("manager {manager} failed {call}: {}{details}", error_type.as_deref().map(|t| format!("{t}: ")).unwrap_or_default())]
     Failed {

@@ -13,6 +13,7 @@ pub mod capabilities;
 mod dispatch;
 mod engine;
 mod error;
+pub mod grants;
 mod install;
 mod inventory;
 mod loader;
@@ -31,10 +32,11 @@ pub use bindings::ContractVersion;
 pub use capabilities::progress::ProgressFn;
 pub use engine::COMPILER;
 pub use error::{DispatchError, HostError, SandboxFailure};
-pub use install::Installed;
+pub use grants::{GrantSources, Grants};
+pub use install::{InstallRequest, Installed};
 pub use ironic_steps::{ManagerSteps, StepKind};
 pub use manifest::{Capabilities, CommandCaps, DiskCaps, MachineCaps, ManifestSource};
-pub use policy::{normalise_path, Grants};
+pub use policy::normalise_path;
 pub use registry::{
     manager_name_is_valid, precompile, validate, Host, Precompiled, ReloadReport, Validation,
 };
@@ -124,8 +126,15 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// Root the machine and disk capabilities resolve in (`/` in production).
     pub hardware_root: PathBuf,
-    /// The operator's grants.
+    /// The operator's grants when there is no grants file (see
+    /// [`grants`]).
     pub grants: Grants,
+    /// The operator's grants file: read at start and by
+    /// [`Host::reload_grants`]; replaces `grants` when set.
+    pub grants_file: Option<PathBuf>,
+    /// The grants directory: one `<name>.toml` per manager, added to the
+    /// other grants; watched with the managers directory.
+    pub grants_dir: Option<PathBuf>,
     /// Per-call limits.
     pub limits: Limits,
     /// Directories programs are looked up in (also the programs' `PATH`).
@@ -154,6 +163,8 @@ impl HostConfig {
             cache_dir: None,
             hardware_root: hardware_root.into(),
             grants: Grants::builtin(),
+            grants_file: None,
+            grants_dir: None,
             limits: Limits::default(),
             program_dirs: Vec::new(),
             network: NetworkSource::None,
@@ -198,6 +209,31 @@ pub struct ManagerSummary {
 pub struct RejectedManager {
     /// The component file.
     pub file: PathBuf,
-    /// Why it was rejected (or not used, for support 0).
+    /// Why it is not used, in words (the same wording everywhere: agent
+    /// log, `managers list`, `managers validate`, `load_manager` errors).
     pub reason: String,
+    /// Which kind of "not used".
+    pub kind: Unused,
+}
+
+/// Why a component is not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unused {
+    /// Invalid: bad component, manifest, identity, or a failing `info`.
+    Rejected,
+    /// `evaluate-hardware-support` answered 0.
+    NotForThisHardware,
+    /// It declares capabilities the operator has not granted (listed); it
+    /// loads when the grants arrive.
+    WaitingForGrants(Vec<String>),
+}
+
+impl std::fmt::Display for Unused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unused::Rejected => "rejected",
+            Unused::NotForThisHardware => "not used",
+            Unused::WaitingForGrants(_) => "waiting for grants",
+        })
+    }
 }

@@ -18,8 +18,9 @@ use crate::capabilities::log::LogBudget;
 use crate::capabilities::progress::ProgressSink;
 use crate::engine::build_engine;
 use crate::error::HostError;
-use crate::manifest::{find_manifest, ManifestSource};
-use crate::policy::{ungranted, Policy};
+use crate::grants::{GrantSources, Grants};
+use crate::manifest::{find_manifest, Capabilities, ManifestSource};
+use crate::policy::{grants_verdict, Policy};
 use crate::registry::Validation;
 use crate::sandbox::{run_call, CallState, Environment, ManagerCtx};
 use crate::text::sanitize;
@@ -51,6 +52,18 @@ impl LoadedManager {
     }
 }
 
+/// What loading a component came to.
+pub(crate) enum LoadOutcome {
+    Loaded(Box<LoadedManager>),
+    /// Valid, but `evaluate-hardware-support` answered 0.
+    NotForThisHardware,
+    /// Not run at all: it declares capabilities not granted.
+    WaitingForGrants {
+        missing: Vec<String>,
+        reason: String,
+    },
+}
+
 /// Engine, linker and configuration: everything needed to turn bytes into
 /// a validated [`LoadedManager`].
 pub(crate) struct ComponentLoader {
@@ -59,6 +72,9 @@ pub(crate) struct ComponentLoader {
     pub config: HostConfig,
     pub(crate) env: Arc<Environment>,
     compiled: Mutex<HashMap<String, Component>>,
+    /// Where the grants come from, and what they are now.
+    pub(crate) grant_sources: GrantSources,
+    grants: std::sync::RwLock<Arc<Grants>>,
 }
 
 impl ComponentLoader {
@@ -83,13 +99,39 @@ impl ComponentLoader {
         });
         let mut linker: Linker<CallState> = Linker::new(&engine);
         bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let grant_sources = GrantSources {
+            base: config.grants.clone(),
+            file: config.grants_file.clone(),
+            dir: config.grants_dir.clone(),
+        };
+        let (grants, skipped) = grant_sources.read()?;
+        log_skipped_grants(&skipped);
         Ok(ComponentLoader {
             engine,
             linker,
             config,
             env,
             compiled: Mutex::new(HashMap::new()),
+            grant_sources,
+            grants: std::sync::RwLock::new(Arc::new(grants)),
         })
+    }
+
+    /// The grants now in force.
+    pub fn grants(&self) -> Arc<Grants> {
+        match self.grants.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Put `grants` in force; returns the previous ones.
+    pub fn replace_grants(&self, grants: Grants) -> Arc<Grants> {
+        let grants = Arc::new(grants);
+        match self.grants.write() {
+            Ok(mut g) => std::mem::replace(&mut *g, grants),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), grants),
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -135,35 +177,36 @@ impl ComponentLoader {
     }
 
     /// Validate and load one component from `bytes` (read from `file`).
-    /// `strict_grants`: reject a manifest declaring capabilities the grants
-    /// do not cover (hot loads), rather than loading it and denying those
-    /// calls one by one (start-up, IPA-compatible behaviour).
-    /// `Ok(None)`: valid, but support 0 (not for this hardware).
+    /// The grants are those in force, or `grants` when given (a manager
+    /// validated together with the grants it is installed with). The
+    /// grants verdict comes first: a manager waiting for grants is not
+    /// compiled, let alone run.
     pub async fn load(
         self: &Arc<Self>,
         file: &Path,
         bytes: Arc<Vec<u8>>,
-        strict_grants: bool,
+        grants: Option<&Capabilities>,
         trace: &mut Option<Validation>,
-    ) -> anyhow::Result<Option<LoadedManager>> {
+    ) -> anyhow::Result<LoadOutcome> {
         let name = crate::registry::manager_name(file)?;
         let (declared, manifest) = find_manifest(file, &bytes)?;
-        let granted = self.config.grants.for_manager(&name);
-        let missing = ungranted(&declared, &granted);
+        let granted = match grants {
+            Some(g) => g.union(&self.grants().for_manager(&name)),
+            None => self.grants().for_manager(&name),
+        };
+        let verdict = grants_verdict(&name, &declared, &granted);
         if let Some(v) = trace.as_mut() {
             v.manifest = Some(manifest.clone());
             v.declared = declared.clone();
             v.granted = granted.clone();
-            v.ungranted = missing.clone();
+            v.ungranted = verdict
+                .as_ref()
+                .err()
+                .map(|e| e.0.clone())
+                .unwrap_or_default();
         }
-        if !missing.is_empty() {
-            if strict_grants {
-                anyhow::bail!(
-                    "manifest declares capabilities not granted to manager {name}: {}",
-                    missing.join(", ")
-                );
-            }
-            tracing::warn!(manager = %name, ungranted = %missing.join(", "), "manager declares capabilities it is not granted; those calls will be denied");
+        if let Err((missing, reason)) = verdict {
+            return Ok(LoadOutcome::WaitingForGrants { missing, reason });
         }
         let assets = crate::capabilities::assets::load_assets(
             file,
@@ -180,7 +223,7 @@ impl ComponentLoader {
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
+            .map_err(|e| anyhow::anyhow!("{e:?}{}", import_hint(&self.engine, &component)))
             .with_context(|| format!("linking against contract ironic:hardware@{contract}"))?;
         let pre = ManagerPre::new(contract, instance_pre)?;
         let ctx = Arc::new(ManagerCtx {
@@ -216,9 +259,9 @@ impl ComponentLoader {
             v.support = Some(support);
         }
         if support == 0 {
-            return Ok(None);
+            return Ok(LoadOutcome::NotForThisHardware);
         }
-        Ok(Some(LoadedManager {
+        Ok(LoadOutcome::Loaded(Box::new(LoadedManager {
             file: file.to_path_buf(),
             ctx,
             pre,
@@ -228,7 +271,33 @@ impl ComponentLoader {
             support,
             manifest,
             loaded_from,
-        }))
+        })))
+    }
+}
+
+/// Advice for imports the host never provides. Toolchains for Python and
+/// JavaScript add `wasi:http` by default; a manager downloads with the
+/// contract's `fetch` instead (docs/managers/README.md).
+fn import_hint(engine: &Engine, component: &Component) -> String {
+    let http = component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/"));
+    if http {
+        "; hint: the component imports wasi:http, which managers do not get: use the \
+         contract's fetch interface and rebuild without wasi:http (componentize-js: \
+         --disable http; jco componentize: -d http; componentize-py: do not import \
+         wasi:http bindings)"
+            .to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Grants-directory files that were skipped, each named with the reason.
+pub(crate) fn log_skipped_grants(skipped: &[(std::path::PathBuf, String)]) {
+    for (file, reason) in skipped {
+        tracing::error!(file = %file.display(), "grants file skipped: {reason}");
     }
 }
 

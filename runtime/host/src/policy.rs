@@ -1,102 +1,14 @@
-//! Grants and the effective policy: a capability is usable only when the
+//! The effective policy: a capability is usable only when the
 //! manager declared it AND the operator granted it; checked on every call.
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use serde::Deserialize;
 
-use crate::error::HostError;
 use crate::manifest::Capabilities;
 
-/// The operator's grants: `[managers.<name>]` tables, plus `[managers."*"]`
-/// applying to every manager. `<name>` is the component's file stem.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    managers: BTreeMap<String, Capabilities>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantsFile {
-    #[serde(default)]
-    managers: BTreeMap<String, Capabilities>,
-}
-
-const BUILTIN_GRANTS: &str = include_str!("default-grants.toml");
-
-impl Grants {
-    /// The built-in grants: `generic` gets what the generic manager declares,
-    /// every manager may log and report progress.
-    pub fn builtin() -> Grants {
-        // The file is part of the crate and covered by a unit test.
-        Grants::from_toml(BUILTIN_GRANTS, Path::new("<built-in default-grants.toml>"))
-            .unwrap_or_default()
-    }
-
-    /// Parse a grants file; errors name the file and the offending key.
-    pub fn from_toml(text: &str, source: &Path) -> Result<Grants, HostError> {
-        let file: GrantsFile = toml::from_str(text).map_err(|e| HostError::Grants {
-            file: source.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        for (name, caps) in &file.managers {
-            // Validate globs up front so a typo fails at start, not per call.
-            if !caps.assets.is_empty() {
-                return Err(HostError::Grants {
-                    file: source.to_path_buf(),
-                    message: format!(
-                        "managers.{name}.assets: assets are listed in a manager's manifest, not granted"
-                    ),
-                });
-            }
-            compile_globs(&caps.machine.paths)
-                .and(compile_globs(&caps.machine.remove))
-                .and(compile_globs(&caps.disks.read))
-                .and(compile_globs(&caps.disks.write))
-                .and(compile_globs(&caps.fetch.urls))
-                .map_err(|e| HostError::Grants {
-                    file: source.to_path_buf(),
-                    message: format!("managers.{name}: {e:#}"),
-                })?;
-            if let Some(bad) = caps
-                .commands
-                .programs
-                .iter()
-                .find(|p| p.contains('/') || p.is_empty())
-            {
-                return Err(HostError::Grants {
-                    file: source.to_path_buf(),
-                    message: format!(
-                        "managers.{name}.commands.programs: {bad:?} is not a bare program name"
-                    ),
-                });
-            }
-        }
-        Ok(Grants {
-            managers: file.managers,
-        })
-    }
-
-    /// Grant a manager (by file stem) a set of capabilities, replacing any
-    /// previous table for it.
-    pub fn grant(&mut self, name: &str, caps: Capabilities) {
-        self.managers.insert(name.to_string(), caps);
-    }
-
-    /// What the operator grants manager `name`: its table ∪ the `"*"` table.
-    pub fn for_manager(&self, name: &str) -> Capabilities {
-        let everyone = self.managers.get("*").cloned().unwrap_or_default();
-        match self.managers.get(name) {
-            Some(own) => own.union(&everyone),
-            None => everyone,
-        }
-    }
-}
-
-fn compile_globs(patterns: &[String]) -> anyhow::Result<GlobSet> {
+pub(crate) fn compile_globs(patterns: &[String]) -> anyhow::Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
         // `*` stays inside one path component: `/dev/*` is not `/dev/disk/by-id/x`.
@@ -361,6 +273,30 @@ pub fn ungranted(declared: &Capabilities, granted: &Capabilities) -> Vec<String>
     out
 }
 
+/// The one verdict on a manager's grants, the same for the running agent,
+/// `managers list`, `managers validate` and `load_manager`: a manager runs
+/// only when everything it declares is granted. Otherwise it waits (not
+/// loaded, named in the listing) until the grants arrive; it never runs
+/// with calls failing one by one. `Err`: the missing capabilities and the
+/// wording every caller shows.
+pub fn grants_verdict(
+    name: &str,
+    declared: &Capabilities,
+    granted: &Capabilities,
+) -> Result<(), (Vec<String>, String)> {
+    let missing = ungranted(declared, granted);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let reason = format!(
+        "waiting for grants: manager {name} declares {} which the operator has not granted \
+         (grant them in the grants directory as {name}.toml, in the grants file as \
+         [managers.{name}], or with load_manager's grants argument)",
+        missing.join(", ")
+    );
+    Err((missing, reason))
+}
+
 /// Normalise an absolute guest path lexically: `.` dropped, `..` pops;
 /// relative paths, NUL bytes and `..` above `/` are errors.
 pub fn normalise_path(path: &str) -> Result<PathBuf, String> {
@@ -389,6 +325,7 @@ pub fn normalise_path(path: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grants::Grants;
 
     fn caps(toml: &str) -> Capabilities {
         Capabilities::parse(toml, "test").expect("valid")
@@ -396,8 +333,7 @@ mod tests {
 
     #[test]
     fn builtin_grants_parse_and_match_generic_manifest() {
-        let builtin =
-            Grants::from_toml(BUILTIN_GRANTS, Path::new("builtin")).expect("builtin grants parse");
+        let builtin = Grants::builtin();
         let manifest = include_str!("../../../managers/generic/manifest.toml");
         let mut declared = caps(manifest);
         // Everyone may fall back to the managers after it.

@@ -27,11 +27,11 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::EpochTicker;
 use crate::error::HostError;
-use crate::loader::{ComponentLoader, LoadedManager};
+use crate::loader::{log_skipped_grants, ComponentLoader, LoadOutcome, LoadedManager};
 use crate::manifest::sidecar_path;
 use crate::sandbox::Environment;
 use crate::{
-    ContractVersion, HostConfig, ManagerSummary, ManifestSource, RejectedManager, StepKind,
+    ContractVersion, HostConfig, ManagerSummary, ManifestSource, RejectedManager, StepKind, Unused,
 };
 
 /// SHA-256 over a component's bytes and its sidecar manifest (if any): two
@@ -77,10 +77,13 @@ pub(crate) type BmcAddresses = (Option<String>, Option<String>, Option<String>);
 pub(crate) enum Change {
     /// A new or replaced component, already read into memory (the host
     /// never maps the `.wasm` file, so it may be rewritten while loaded).
+    /// `force`: load even when the content is the one last processed
+    /// (its grants changed).
     Upsert {
         file: PathBuf,
         bytes: Vec<u8>,
         fingerprint: Fingerprint,
+        force: bool,
     },
     /// Drop the manager loaded from `file`. `forget`: the file is gone, so
     /// forget its fingerprint; otherwise (removal by name) remember it, so
@@ -134,8 +137,14 @@ pub struct Validation {
     pub info: Option<(String, String, String)>,
     /// `evaluate-hardware-support`, when it answered.
     pub support: Option<u32>,
-    /// `Ok` when the component would be loaded; otherwise why not.
+    /// `Ok` when the component would be loaded; otherwise why not, in the
+    /// words the agent and `managers list` use.
     pub verdict: Result<(), String>,
+    /// Which kind of "not used", when it would not be.
+    pub unused: Option<Unused>,
+    /// The steps it offers per kind (for an empty node), as Ironic sees
+    /// them; a listing that fails is the error text.
+    pub steps: Vec<(StepKind, Result<Vec<serde_json::Value>, String>)>,
 }
 
 /// The manager host. `Send + Sync`; share it through an `Arc`.
@@ -229,7 +238,7 @@ fn summary(m: &LoadedManager) -> ManagerSummary {
 struct Loaded {
     file: PathBuf,
     fingerprint: Fingerprint,
-    outcome: anyhow::Result<Option<LoadedManager>>,
+    outcome: anyhow::Result<LoadOutcome>,
     elapsed: Duration,
 }
 
@@ -256,13 +265,13 @@ impl Host {
 
     /// Loads every `*.wasm` of the managers directory, all at once (each
     /// bounded by its own deadline), and keeps those with support > 0. A
-    /// component that fails is recorded in [`Host::rejected`]. Start-up
-    /// keeps IPA's behaviour for ungranted declarations: the manager loads
-    /// and those calls are denied (and logged).
+    /// component that fails is recorded in [`Host::rejected`]; one that
+    /// declares capabilities not granted waits for them there (see
+    /// [`crate::policy::grants_verdict`]).
     pub async fn load_managers(&self) -> Result<ReloadReport, HostError> {
         let dir = self.managers_dir().to_path_buf();
         let (changes, unreadable) = read_dir_changes(&dir)?;
-        let mut report = self.apply(changes, false).await;
+        let mut report = self.apply(changes).await;
         self.add_rejected(&unreadable);
         report.rejected.extend(unreadable);
         Ok(report)
@@ -330,7 +339,7 @@ impl Host {
     /// is compiled and validated first, all of them at once and outside any
     /// lock; one that fails leaves its running predecessor (if any) in
     /// place.
-    pub(crate) async fn apply(&self, changes: Vec<Change>, strict_grants: bool) -> ReloadReport {
+    pub(crate) async fn apply(&self, changes: Vec<Change>) -> ReloadReport {
         let before = self.snapshot();
         let mut upserts = Vec::new();
         let mut removals = Vec::new();
@@ -340,8 +349,9 @@ impl Host {
                     file,
                     bytes,
                     fingerprint,
+                    force,
                 } => {
-                    if before.seen.get(&file) != Some(&fingerprint) {
+                    if force || before.seen.get(&file) != Some(&fingerprint) {
                         upserts.push((file, Arc::new(bytes), fingerprint));
                     }
                 }
@@ -352,10 +362,7 @@ impl Host {
         let loads = futures::future::join_all(upserts.into_iter().map(
             |(file, bytes, fingerprint)| async move {
                 let started = Instant::now();
-                let outcome = self
-                    .loader
-                    .load(&file, bytes, strict_grants, &mut None)
-                    .await;
+                let outcome = self.loader.load(&file, bytes, None, &mut None).await;
                 Loaded {
                     file,
                     fingerprint,
@@ -376,7 +383,9 @@ impl Host {
         // Identity claims are settled in this order: disk-write grants
         // first, then file names.
         loads.sort_by(|a, b| {
-            let writes = |l: &Loaded| matches!(&l.outcome, Ok(Some(m)) if m.may_write_disks());
+            let writes = |l: &Loaded| {
+                matches!(&l.outcome, Ok(LoadOutcome::Loaded(m)) if m.may_write_disks())
+            };
             writes(b).cmp(&writes(a)).then_with(|| a.file.cmp(&b.file))
         });
         for loaded in loads {
@@ -395,12 +404,13 @@ impl Host {
                 let r = RejectedManager {
                     file: file.clone(),
                     reason,
+                    kind: Unused::Rejected,
                 };
                 report.rejected.push(r.clone());
                 next.rejected.push(r);
             };
             match outcome {
-                Ok(Some(m)) => {
+                Ok(LoadOutcome::Loaded(m)) => {
                     if let Some(holder) = next.managers.iter().find(|other| {
                         other.ctx.name != name
                             && (other.id == m.id || other.manager_name == m.manager_name)
@@ -425,7 +435,7 @@ impl Host {
                         continue;
                     }
                     tracing::info!(manager = %name, id = %m.id, version = %m.version, support = m.support, from = ?m.loaded_from, elapsed_ms = elapsed.as_millis() as u64, "loaded hardware manager");
-                    let m = Arc::new(m);
+                    let m: Arc<LoadedManager> = Arc::from(m);
                     match old {
                         Some(i) => {
                             let prev = std::mem::replace(&mut next.managers[i], m.clone());
@@ -439,8 +449,8 @@ impl Host {
                         }
                     }
                 }
-                Ok(None) => {
-                    let reason = "evaluate-hardware-support returned 0: not used".to_string();
+                Ok(LoadOutcome::NotForThisHardware) => {
+                    let reason = NOT_FOR_THIS_HARDWARE.to_string();
                     tracing::info!(file = %file.display(), "{reason}");
                     if let Some(i) = old {
                         // The new content is valid and says "not this
@@ -451,6 +461,45 @@ impl Host {
                     let r = RejectedManager {
                         file: file.clone(),
                         reason,
+                        kind: Unused::NotForThisHardware,
+                    };
+                    report.rejected.push(r.clone());
+                    next.rejected.push(r);
+                }
+                Ok(LoadOutcome::WaitingForGrants {
+                    missing,
+                    mut reason,
+                }) => {
+                    // A new version needing more than its predecessor's
+                    // grants leaves the predecessor running while it
+                    // waits; a manager whose own grants were taken away
+                    // stops.
+                    let grants = self.loader.grants();
+                    match old {
+                        Some(i)
+                            if crate::policy::grants_verdict(
+                                &name,
+                                next.managers[i].ctx.policy.declared(),
+                                &grants.for_manager(&name),
+                            )
+                            .is_ok() =>
+                        {
+                            reason.push_str(&format!(
+                                " (version {} of manager {name} keeps running)",
+                                next.managers[i].version
+                            ));
+                        }
+                        Some(i) => {
+                            next.managers.remove(i);
+                            report.removed.push(name.clone());
+                        }
+                        None => {}
+                    }
+                    tracing::warn!(manager = %name, file = %file.display(), "{reason}");
+                    let r = RejectedManager {
+                        file: file.clone(),
+                        reason,
+                        kind: Unused::WaitingForGrants(missing),
                     };
                     report.rejected.push(r.clone());
                     next.rejected.push(r);
@@ -519,9 +568,59 @@ impl Host {
                 });
             }
         }
-        let mut report = self.apply(changes, true).await;
+        let mut report = self.apply(changes).await;
         report.rejected.extend(unreadable);
         Ok(report)
+    }
+
+    /// Read the grants again (grants file and directory) and put them in
+    /// force: every manager whose grants changed is loaded again under the
+    /// new ones. A manager waiting for grants starts when they arrive; one
+    /// whose grants were taken away stops. A grants file that does not
+    /// parse changes nothing (the error says why).
+    pub async fn reload_grants(&self) -> Result<ReloadReport, HostError> {
+        let (grants, skipped) = self.loader.grant_sources.read()?;
+        log_skipped_grants(&skipped);
+        Ok(self.set_grants(grants).await)
+    }
+
+    /// Put `grants` in force (see [`Host::reload_grants`]).
+    pub(crate) async fn set_grants(&self, grants: crate::Grants) -> ReloadReport {
+        let old = self.loader.replace_grants(grants);
+        let new = self.loader.grants();
+        if *old == *new {
+            return ReloadReport::default();
+        }
+        let mut changes = Vec::new();
+        let mut unreadable = Vec::new();
+        for file in self.known_files() {
+            let Ok(name) = manager_name(&file) else {
+                continue;
+            };
+            if old.for_manager(&name) == new.for_manager(&name) {
+                continue;
+            }
+            match read_component(&file) {
+                Ok((bytes, fingerprint)) => changes.push(Change::Upsert {
+                    file,
+                    bytes,
+                    fingerprint,
+                    force: true,
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => unreadable.push(RejectedManager {
+                    reason: format!("reading {}: {e}", file.display()),
+                    file,
+                    kind: Unused::Rejected,
+                }),
+            }
+        }
+        let mut report = self.apply(changes).await;
+        report.rejected.extend(unreadable);
+        if !report.is_empty() {
+            tracing::info!(added = ?report.added, replaced = ?report.replaced, removed = ?report.removed, waiting = ?report.rejected.iter().filter(|r| matches!(r.kind, Unused::WaitingForGrants(_))).map(|r| r.file.display().to_string()).collect::<Vec<_>>(), "grants changed");
+        }
+        report
     }
 
     /// Load (or replace, by file stem) the component at `path`, validated
@@ -537,14 +636,12 @@ impl Host {
             message: format!("reading component of manager {name}: {e}"),
         })?;
         let report = self
-            .apply(
-                vec![Change::Upsert {
-                    file: path.to_path_buf(),
-                    bytes,
-                    fingerprint,
-                }],
-                true,
-            )
+            .apply(vec![Change::Upsert {
+                file: path.to_path_buf(),
+                bytes,
+                fingerprint,
+                force: false,
+            }])
             .await;
         if let Some(r) = report.rejected.into_iter().next() {
             return Err(HostError::Rejected {
@@ -615,6 +712,10 @@ fn log_ties(managers: &[Arc<LoadedManager>]) {
     }
 }
 
+/// The verdict on a manager answering support 0, worded once.
+pub(crate) const NOT_FOR_THIS_HARDWARE: &str =
+    "evaluate-hardware-support returned 0: not used on this machine";
+
 /// One upsert per readable component of `dir`, and the unreadable ones.
 fn read_dir_changes(dir: &Path) -> Result<(Vec<Change>, Vec<RejectedManager>), HostError> {
     let mut changes = Vec::new();
@@ -625,10 +726,12 @@ fn read_dir_changes(dir: &Path) -> Result<(Vec<Change>, Vec<RejectedManager>), H
                 file,
                 bytes,
                 fingerprint,
+                force: false,
             }),
             Err(e) => unreadable.push(RejectedManager {
                 reason: format!("reading {}: {e}", file.display()),
                 file,
+                kind: Unused::Rejected,
             }),
         }
     }
@@ -649,24 +752,78 @@ pub async fn validate(config: &HostConfig, file: &Path) -> Result<Validation, Ho
         name: name.clone(),
         manifest: None,
         declared: Default::default(),
-        granted: config.grants.for_manager(&name),
+        granted: loader.grants().for_manager(&name),
         ungranted: Vec::new(),
         contract: None,
         info: None,
         support: None,
         verdict: Ok(()),
+        unused: None,
+        steps: Vec::new(),
     });
     let outcome = match std::fs::read(file).with_context(|| format!("reading {}", file.display())) {
-        Ok(bytes) => loader.load(file, Arc::new(bytes), true, &mut v).await,
+        Ok(bytes) => loader.load(file, Arc::new(bytes), None, &mut v).await,
         Err(e) => Err(e),
     };
     let mut v = v.ok_or_else(|| HostError::Engine("validation state lost".into()))?;
-    v.verdict = match outcome {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err("evaluate-hardware-support returned 0: not used on this machine".into()),
-        Err(e) => Err(format!("manager {name}: {e:#}")),
+    let (verdict, unused) = match outcome {
+        Ok(LoadOutcome::Loaded(m)) => {
+            v.steps = listed_steps(&loader, &m).await;
+            (Ok(()), None)
+        }
+        Ok(LoadOutcome::NotForThisHardware) => (
+            Err(NOT_FOR_THIS_HARDWARE.into()),
+            Some(Unused::NotForThisHardware),
+        ),
+        Ok(LoadOutcome::WaitingForGrants { reason, missing }) => {
+            (Err(reason), Some(Unused::WaitingForGrants(missing)))
+        }
+        Err(e) => (
+            Err(format!("manager {name}: {e:#}")),
+            Some(Unused::Rejected),
+        ),
     };
+    v.verdict = verdict;
+    v.unused = unused;
     Ok(v)
+}
+
+/// `get-steps` of every kind on one manager, for `managers validate`.
+async fn listed_steps(
+    loader: &Arc<ComponentLoader>,
+    m: &LoadedManager,
+) -> Vec<(StepKind, Result<Vec<serde_json::Value>, String>)> {
+    let mut out = Vec::new();
+    for kind in [StepKind::Clean, StepKind::Deploy, StepKind::Service] {
+        let export = crate::bindings::GetSteps {
+            kind: crate::bindings::step_kind_to_wit(kind),
+            node: "{}".into(),
+            ports: "[]".into(),
+        };
+        let progress = Arc::new(crate::capabilities::progress::ProgressSink::new(
+            None,
+            &loader.config.limits,
+        ));
+        let answer = crate::sandbox::run_call(
+            &m.pre,
+            &m.ctx,
+            &loader.env,
+            &export,
+            loader.config.limits.call_timeout,
+            progress,
+            None,
+        )
+        .await;
+        out.push((
+            kind,
+            match answer {
+                Ok(Ok(steps)) => Ok(steps.iter().map(crate::inventory::step_json).collect()),
+                Ok(Err(e)) => Err(crate::loader::manager_error_text(&e)),
+                Err(e) => Err(format!("{}: {}", e.failure, e.details)),
+            },
+        ));
+    }
+    out
 }
 
 /// One component handled by [`precompile`].
@@ -712,6 +869,7 @@ pub fn precompile(
             Err(e) => Err(RejectedManager {
                 file,
                 reason: format!("{e:#}"),
+                kind: Unused::Rejected,
             }),
         });
     }

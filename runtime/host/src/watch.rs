@@ -1,5 +1,6 @@
-//! Watching the managers directory: new, replaced and removed components
-//! take effect without a restart.
+//! Watching the managers directory and the grants directory: new, replaced
+//! and removed components, and changed grants, take effect without a
+//! restart.
 //!
 //! A dedicated thread waits on inotify (with a periodic rescan as the
 //! fallback, e.g. when inotify is unavailable), debounces bursts of events,
@@ -10,7 +11,7 @@
 //! code; a half-written file that happens to look stable is rejected by
 //! validation and the previous version keeps running.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::mem::MaybeUninit;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -83,7 +84,13 @@ impl Host {
             eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                 .map_err(|e| HostError::Engine(format!("watcher wake-up eventfd: {e}")))?,
         );
-        let notify = match inotify_on(&dir) {
+        let grants_dir = self.loader.grant_sources.dir.clone();
+        if let Some(g) = &grants_dir {
+            if let Err(e) = std::fs::create_dir_all(g) {
+                tracing::warn!(dir = %g.display(), "cannot create the grants directory: {e}");
+            }
+        }
+        let notify = match inotify_on(&dir, grants_dir.as_deref()) {
             Ok(fd) => Some(fd),
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), "inotify unavailable ({e}); polling every {:?}", options.rescan);
@@ -100,6 +107,8 @@ impl Host {
             options,
             stamps: HashMap::new(),
             pending: HashMap::new(),
+            grants_dir,
+            grant_stamps: None,
         };
         let thread = std::thread::Builder::new()
             .name("managers-watch".into())
@@ -117,20 +126,23 @@ impl Host {
     }
 }
 
-fn inotify_on(dir: &Path) -> rustix::io::Result<OwnedFd> {
+fn inotify_on(dir: &Path, grants_dir: Option<&Path>) -> rustix::io::Result<OwnedFd> {
     use inotify::WatchFlags as W;
     let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-    inotify::add_watch(
-        &fd,
-        dir,
-        W::CREATE
-            | W::MODIFY
-            | W::CLOSE_WRITE
-            | W::MOVED_TO
-            | W::MOVED_FROM
-            | W::DELETE
-            | W::ATTRIB,
-    )?;
+    let flags = W::CREATE
+        | W::MODIFY
+        | W::CLOSE_WRITE
+        | W::MOVED_TO
+        | W::MOVED_FROM
+        | W::DELETE
+        | W::ATTRIB;
+    inotify::add_watch(&fd, dir, flags)?;
+    if let Some(g) = grants_dir {
+        // Missing grants directory: the periodic rescan still notices it.
+        if let Err(e) = inotify::add_watch(&fd, g, flags) {
+            tracing::debug!(dir = %g.display(), "not watching the grants directory with inotify: {e}");
+        }
+    }
     Ok(fd)
 }
 
@@ -181,6 +193,9 @@ struct Watcher {
     stamps: HashMap<PathBuf, FileStamp>,
     /// Files seen changing: stamp and fingerprint at the last scan.
     pending: HashMap<PathBuf, (FileStamp, Fingerprint)>,
+    /// The grants directory, and its files' stamps at the last scan.
+    grants_dir: Option<PathBuf>,
+    grant_stamps: Option<BTreeMap<PathBuf, Stamp>>,
 }
 
 impl Watcher {
@@ -263,8 +278,31 @@ impl Watcher {
         Ok(Some((own, Stamp::of(&sidecar_path(file))?)))
     }
 
+    /// Re-read the grants when a file of the grants directory changed.
+    fn scan_grants(&mut self, host: &Host) {
+        let Some(dir) = &self.grants_dir else { return };
+        let mut now = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+                if crate::grants::is_grant_file(&path) {
+                    if let Ok(Some(stamp)) = Stamp::of(&path) {
+                        now.insert(path, stamp);
+                    }
+                }
+            }
+        }
+        if self.grant_stamps.as_ref() == Some(&now) {
+            return;
+        }
+        self.grant_stamps = Some(now);
+        if let Err(e) = host.runtime.block_on(host.reload_grants()) {
+            tracing::error!("grants not changed: {e}");
+        }
+    }
+
     /// One pass: find stable changes and removals and apply them together.
     fn scan(&mut self, host: &Host) {
+        self.scan_grants(host);
         let files = match wasm_files(&self.dir) {
             Ok(f) => f,
             Err(e) => {
@@ -306,6 +344,7 @@ impl Watcher {
                         file: file.clone(),
                         bytes,
                         fingerprint,
+                        force: false,
                     });
                 }
                 _ => {
@@ -327,7 +366,7 @@ impl Watcher {
         if changes.is_empty() {
             return;
         }
-        let report = host.runtime.block_on(host.apply(changes, true));
+        let report = host.runtime.block_on(host.apply(changes));
         if !report.is_empty() {
             tracing::info!(added = ?report.added, replaced = ?report.replaced, removed = ?report.removed, rejected = report.rejected.len(), "managers directory changed");
         }

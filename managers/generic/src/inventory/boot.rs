@@ -14,6 +14,7 @@ pub(crate) fn get_boot_info() -> Result<BootInfo, ManagerError> {
         }
         .to_string(),
         pxe_interface: kernel_param(&cmdline, "BOOTIF"),
+        extra: None,
     })
 }
 

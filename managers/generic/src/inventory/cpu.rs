@@ -70,6 +70,7 @@ pub(crate) fn get_cpus() -> Result<Cpu, ManagerError> {
         architecture: architecture(first.map(Vec::as_slice).unwrap_or(&[])),
         flags,
         socket_count: u32::try_from(packages.len()).unwrap_or(u32::MAX),
+        extra: None,
     })
 }
 

@@ -149,6 +149,7 @@ fn read_disk(
         logical_sectors: read_u32(&format!("{base}/queue/logical_block_size"))?,
         physical_sectors: read_u32(&format!("{base}/queue/physical_block_size"))?,
         tran,
+        extra: None,
     };
     Ok(Some(DiskRecord {
         device,

@@ -26,5 +26,6 @@ pub(crate) fn get_system_vendor_info() -> SystemVendor {
             version: get("bios_version"),
             build_date: get("bios_date"),
         },
+        extra: None,
     }
 }

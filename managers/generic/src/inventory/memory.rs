@@ -28,7 +28,11 @@ pub(crate) fn get_memory() -> Result<Memory, ManagerError> {
         .and_then(|table| smbios_memory_bytes(&table))
         .map(|bytes| bytes / MIB)
         .or_else(memory_blocks_mib);
-    Ok(Memory { total, physical_mb })
+    Ok(Memory {
+        total,
+        physical_mb,
+        extra: None,
+    })
 }
 
 /// `MemTotal:  16318460 kB` → bytes.

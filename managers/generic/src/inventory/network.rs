@@ -90,6 +90,7 @@ fn interface_info(name: &str, addresses: &[InterfaceAddress]) -> Option<NetworkI
         speed_mbps,
         pci_address: sysfs::link_basename(&format!("{dir}/device")),
         driver: sysfs::link_basename(&format!("{dir}/device/driver")),
+        extra: None,
     })
 }
 

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{CommandFuture, Ctx};
 use crate::errors::{AgentError, ErrorClass};
-use crate::managers::StepKind;
+use crate::managers::{ManagerUpload, StepKind};
 use crate::native_steps::{NativeStep, StepCall};
 
 /// Largest component accepted (64 MiB).
@@ -33,6 +33,21 @@ pub const ARGSINFO: &[(&str, &str, bool)] = &[
     (
         "name",
         "manager name (file stem) the grants know; default: the URL's file stem",
+        false,
+    ),
+    (
+        "grants",
+        "capabilities granted to the manager (an object in the manifest's schema, or TOML text); kept in the grants directory as <name>.toml",
+        false,
+    ),
+    (
+        "assets_url",
+        "HTTP(S) URL of a tar archive of the manager's assets",
+        false,
+    ),
+    (
+        "assets_sha256",
+        "expected SHA-256 of the assets archive (required with assets_url)",
         false,
     ),
 ];
@@ -270,6 +285,18 @@ pub fn native_step(kind: StepKind) -> NativeStep {
 /// The native `load_manager` step: download, verify, install, activate.
 fn load_manager_step(ctx: Ctx, call: StepCall) -> CommandFuture {
     Box::pin(async move {
+        if let Some(unknown) = call
+            .kwargs
+            .keys()
+            .find(|k| !ARGSINFO.iter().any(|(name, _, _)| name == k))
+        {
+            let valid: Vec<&str> = ARGSINFO.iter().map(|(name, _, _)| *name).collect();
+            return Err(invalid(format!(
+                "load_manager: unknown argument {unknown:?}; valid arguments: {}",
+                valid.join(", ")
+            ))
+            .into());
+        }
         let url = str_arg(&call.kwargs, "url")?
             .ok_or_else(|| invalid("load_manager: the url argument is required"))?;
         let source = ComponentSource::new(
@@ -277,13 +304,49 @@ fn load_manager_step(ctx: Ctx, call: StepCall) -> CommandFuture {
             str_arg(&call.kwargs, "sha256")?,
             str_arg(&call.kwargs, "name")?,
         )?;
+        let assets = match str_arg(&call.kwargs, "assets_url")? {
+            Some(assets_url) => Some(ComponentSource::new(
+                assets_url,
+                str_arg(&call.kwargs, "assets_sha256")?,
+                Some(&source.name),
+            )?),
+            None if str_arg(&call.kwargs, "assets_sha256")?.is_some() => {
+                return Err(
+                    invalid("load_manager: assets_sha256 was given without assets_url").into(),
+                )
+            }
+            None => None,
+        };
+        let grants = match call.kwargs.get("grants") {
+            None | Some(Value::Null) => None,
+            Some(g @ (Value::Object(_) | Value::String(_))) => Some(g),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "load_manager: grants must be an object or TOML text, got {other}"
+                ))
+                .into())
+            }
+        };
+        let options = step_fetch_options(&ctx);
         ctx.progress(None, &format!("downloading {}", source.url));
-        let bytes = fetch(&source, &step_fetch_options(&ctx)).await?;
+        let bytes = fetch(&source, &options).await?;
+        let assets_tar = match &assets {
+            Some(a) => {
+                ctx.progress(None, &format!("downloading {}", a.url));
+                Some(fetch(a, &options).await?)
+            }
+            None => None,
+        };
         ctx.progress(None, &format!("loading manager {}", source.name));
         let loaded = ctx
             .state
             .managers()
-            .load_manager(&source.name, &bytes)
+            .load_manager(ManagerUpload {
+                name: &source.name,
+                component: &bytes,
+                grants,
+                assets_tar: assets_tar.as_deref(),
+            })
             .await?;
         tracing::info!(manager = %loaded.name, version = %loaded.version, url = %source.url, "hardware manager loaded by load_manager");
         Ok(json!({

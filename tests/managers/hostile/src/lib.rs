@@ -189,4 +189,6 @@ impl HardwareManager for Hostile {
     }
 }
 
-export_manager!(Hostile, manifest = "../manifest.toml");
+// No embedded manifest: each test declares, in a sidecar manifest, what it
+// grants (tests/src/hostile.rs).
+export_manager!(Hostile);

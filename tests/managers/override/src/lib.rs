@@ -28,6 +28,7 @@ impl HardwareManager for Override {
                 version: "9.9.9".into(),
                 build_date: "01/01/2030".into(),
             },
+            extra: None,
         })
     }
     fn get_steps(kind: StepKind, _node: Json, _ports: Json) -> Result<Vec<Step>, ManagerError> {
