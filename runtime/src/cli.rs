@@ -7,13 +7,16 @@ use anyhow::Context;
 use crate::host_setup::HostFlags;
 
 pub fn init_logging(debug: bool, json: bool) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     use tracing_subscriber::EnvFilter;
     let default = if debug { "debug" } else { "info" };
     let filter =
         EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Teed into memory: the logs collector and `collect_system_logs`
+        // carry the agent's own log where there is no journal (the ramdisk).
+        .with_writer(std::io::stderr.and(|| agent_api::AgentLogWriter));
     if json {
         builder.json().init();
     } else {

@@ -80,6 +80,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         let hardware = Arc::new(HostMachine {
             managers: managers.clone(),
             root: root.clone(),
+            system: system.clone(),
         });
         let mut ironic = IronicLoop::new(config.clone(), hardware)?;
         let startup = ironic.startup().await?;
@@ -206,6 +207,8 @@ impl ironic_client::AgentHandle for ApiHandle {
 struct HostMachine {
     managers: Arc<HostManagers>,
     root: std::path::PathBuf,
+    /// The same log sources as `log.collect_system_logs`.
+    system: Arc<dyn agent_api::SystemActions>,
 }
 
 #[async_trait::async_trait]
@@ -224,6 +227,13 @@ impl ironic_client::Machine for HostMachine {
     }
     fn hardware_root(&self) -> std::path::PathBuf {
         self.root.clone()
+    }
+    fn system_logs(&self) -> Vec<(String, Vec<u8>)> {
+        self.system
+            .collect_logs(agent_api::DEFAULT_MAX_LOG_BYTES)
+            .into_iter()
+            .map(|m| (m.name, m.data))
+            .collect()
     }
 }
 

@@ -34,11 +34,18 @@ pub struct Ironic {
     pub work: PathBuf,
     http: reqwest::blocking::Client,
     require_tls: bool,
+    /// Appended to ironic.conf (`IRONIC_EXTRA_CONF` of start-ironic.sh).
+    extra_conf: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Ironic {
     pub fn start(require_tls: bool) -> Ironic {
+        Ironic::start_with_conf(require_tls, "")
+    }
+
+    /// An Ironic whose ironic.conf ends with `extra_conf` (later values win).
+    pub fn start_with_conf(require_tls: bool, extra_conf: &str) -> Ironic {
         let dir = tempfile::Builder::new()
             .prefix("ironic-")
             .tempdir()
@@ -53,6 +60,7 @@ impl Ironic {
                 .build()
                 .expect("http"),
             require_tls,
+            extra_conf: extra_conf.to_string(),
             _dir: Some(dir),
         };
         me.launch();
@@ -67,6 +75,7 @@ impl Ironic {
             .arg(self.port.to_string())
             .arg(if self.require_tls { "True" } else { "False" })
             .arg("10")
+            .env("IRONIC_EXTRA_CONF", &self.extra_conf)
             .stderr(Stdio::inherit())
             .output()
             .expect("running start-ironic.sh");

@@ -58,10 +58,10 @@ pub trait Machine: Send + Sync + 'static {
     async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value>;
     /// `(name, version)` of every hardware manager, in dispatch order.
     fn managers(&self) -> Vec<(String, String)>;
-    /// Extra files for the `logs` collector: `(name in the archive, content)`.
-    fn system_logs(&self) -> Vec<(String, Vec<u8>)> {
-        Vec::new()
-    }
+    /// What the `logs` collector sends (IPA's `collect_system_logs`):
+    /// `(name in the archive, content)`. No default: a machine that forgot
+    /// it sent Ironic an empty archive.
+    fn system_logs(&self) -> Vec<(String, Vec<u8>)>;
     /// Root of the machine's hardware view (`/`, or a simulated machine).
     fn hardware_root(&self) -> std::path::PathBuf {
         std::path::PathBuf::from("/")
