@@ -14,6 +14,7 @@ mod machine;
 mod managers;
 mod run;
 mod settings;
+mod startup;
 
 /// Ironic's deploy agent; hardware managers run as sandboxed WebAssembly
 /// components. Without a subcommand it runs the agent.
@@ -128,7 +129,7 @@ fn start() -> anyhow::Result<()> {
         Some(_) => None,
     };
     let Some(root) = config_root else {
-        cli::init_logging(false, false);
+        cli::init_logging(false, false, None);
         return dispatch(cli, None);
     };
     let machine = machine::Machine::at(&root)?;
@@ -142,7 +143,11 @@ fn start() -> anyhow::Result<()> {
         load = load.ipa_default_paths();
     }
     let config = ironic_config::load(&load)?;
-    cli::init_logging(config.bool("debug"), config.bool("use_json"));
+    cli::init_logging(
+        config.bool("debug"),
+        config.bool("use_json"),
+        config.log_file_path().as_deref(),
+    );
     config.log_warnings();
     dispatch(cli, Some((machine, config)))
 }

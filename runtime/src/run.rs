@@ -16,6 +16,7 @@ use crate::host_setup::{self, HostFlags};
 use crate::machine::Machine;
 use crate::managers::{load_boot_managers, HostManagers};
 use crate::settings::image_settings;
+use crate::startup;
 
 /// What `main.rs` hands over.
 pub struct RunOptions {
@@ -64,6 +65,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
             watcher
         })
     };
+    startup::hardware_initialization_delay(&opts.config).await;
 
     let system = machine.system_actions();
 
@@ -77,6 +79,16 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         // Inspection and lookup report the inventory: every manager first,
         // the boot-time ones too.
         let _ = loaded.wait_for(|done| *done).await;
+        let probe = managers.clone();
+        startup::wait_for_disks(&config, move || {
+            let managers = probe.clone();
+            async move {
+                managers.host().inventory(true).await.is_ok_and(|inv| {
+                    inv["disks"].as_array().is_some_and(|d| !d.is_empty())
+                })
+            }
+        })
+        .await;
         let hardware = Arc::new(HostMachine {
             managers: managers.clone(),
             root: root.clone(),

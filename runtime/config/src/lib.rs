@@ -15,6 +15,7 @@
 
 mod ini;
 pub mod options;
+pub mod unsupported;
 mod value;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use options::{OptSpec, OptType, OPTIONS};
+pub use unsupported::unsupported;
 pub use value::{parse_bool, Value};
 
 /// Where an effective value came from.
@@ -785,11 +787,65 @@ impl Config {
         &self.warnings
     }
 
-    /// Logs every warning through `tracing` (call once logging is set up).
+    /// Logs every warning through `tracing` (call once logging is set up),
+    /// then names, once, the options set to something other than their
+    /// default that this agent accepts but does not act on.
     pub fn log_warnings(&self) {
         for w in &self.warnings {
             tracing::warn!(origin = %w.origin, "configuration: {}", w.message);
         }
+        let set = self.unsupported_in_use();
+        if !set.is_empty() {
+            tracing::warn!(
+                "accepted but not supported by this agent: {}",
+                set.join("; ")
+            );
+        }
+        tracing::debug!(
+            "options accepted but not supported by this agent (left at their defaults): {}",
+            unsupported::UNSUPPORTED
+                .iter()
+                .map(|(g, n, _)| format!("[{g}]{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    /// Where oslo.log would write (`log_file`, relative to `log_dir` when
+    /// both are set; `log_dir` alone gives `ironic-python-agent.log` there).
+    pub fn log_file_path(&self) -> Option<PathBuf> {
+        let file = self.non_empty("log_file").map(PathBuf::from);
+        let dir = self.non_empty("log_dir").map(PathBuf::from);
+        match (dir, file) {
+            (Some(dir), Some(file)) => Some(dir.join(file)),
+            (None, Some(file)) => Some(file),
+            (Some(dir), None) => Some(dir.join("ironic-python-agent.log")),
+            (None, None) => None,
+        }
+    }
+
+    /// `[group]name = value (source): why` for every unsupported option
+    /// given a value by any layer but the built-in defaults.
+    pub fn unsupported_in_use(&self) -> Vec<String> {
+        OPTIONS
+            .iter()
+            .filter_map(|spec| {
+                let why = unsupported::unsupported(spec.group, spec.name)?;
+                let entry = self.values.get(&key(spec.group, spec.name))?;
+                if entry.source == Source::Default {
+                    return None;
+                }
+                let shown = if spec.secret {
+                    "***".to_string()
+                } else {
+                    entry.value.to_string()
+                };
+                Some(format!(
+                    "[{}]{} = {} ({}): {why}",
+                    spec.group, spec.name, shown, entry.source
+                ))
+            })
+            .collect()
     }
 
     /// Sets a runtime override (the agent's own decisions, e.g. auto-TLS
@@ -903,10 +959,14 @@ pub fn render(cfg: &Config) -> String {
                 } else {
                     e.value.to_string()
                 };
-                out.push_str(&format!("{} = {}    # {}\n", spec.name, shown, e.source));
+                out.push_str(&format!("{} = {}    # {}", spec.name, shown, e.source));
             }
-            None => out.push_str(&format!("{} = <unset>\n", spec.name)),
+            None => out.push_str(&format!("{} = <unset>", spec.name)),
         }
+        if let Some(why) = unsupported::unsupported(spec.group, spec.name) {
+            out.push_str(&format!("    # NOT SUPPORTED by this agent: {why}"));
+        }
+        out.push('\n');
     }
     out.push_str("\n# kernel command line: ");
     out.push_str(&cfg.cmdline_path.display().to_string());

@@ -64,9 +64,10 @@ fn logs_archive(cfg: &ironic_config::Config, machine: &dyn Machine) -> anyhow::R
         tar.append_data(&mut h, name, data)?;
         Ok(())
     };
-    if let Some(f) = cfg.non_empty("log_file") {
+    if let Some(f) = cfg.log_file_path() {
         if let Ok(data) = std::fs::read(&f) {
-            add(f.trim_start_matches('/'), &data)?;
+            let name = f.to_string_lossy().trim_start_matches('/').to_string();
+            add(&name, &data)?;
         }
     }
     for (name, data) in machine.system_logs() {
