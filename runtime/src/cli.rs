@@ -30,8 +30,13 @@ pub fn init_logging(debug: bool, json: bool, log_file: Option<&Path>) {
             }
         }
     });
+    // Colours only for a person at a terminal: the same text goes to the
+    // in-memory log and the log file, which end up in Ironic's log store.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         // Teed into memory: the logs collector and `collect_system_logs`
         // carry the agent's own log where there is no journal (the ramdisk).
         .with_writer(

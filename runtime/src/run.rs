@@ -57,10 +57,13 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let (all_loaded, mut loaded) = tokio::sync::watch::channel(false);
     let _loading = {
         let (managers, flags, config) = (managers.clone(), opts.host.clone(), opts.config.clone());
+        let scope = machine.network_scope();
         tokio::spawn(async move {
             managers.load().await;
             let watcher = host_setup::watch_managers(&flags, managers.host());
             load_boot_managers(&config, &managers).await;
+            // LLDP and VLANs need the interfaces the managers list.
+            prepare_network(&config, &scope, &managers).await;
             all_loaded.send_replace(true);
             watcher
         })
@@ -226,8 +229,10 @@ struct HostMachine {
 #[async_trait::async_trait]
 impl ironic_client::Machine for HostMachine {
     async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value> {
-        self.managers.ready().await;
-        Ok(self.managers.host().inventory(skip_bmc_detect).await?)
+        Ok(self.managers.full_inventory(skip_bmc_detect).await?)
+    }
+    fn lldp_raw(&self) -> Option<Value> {
+        self.managers.network().lldp_raw()
     }
     fn managers(&self) -> Vec<(String, String)> {
         self.managers
@@ -247,6 +252,29 @@ impl ironic_client::Machine for HostMachine {
             .map(|m| (m.name, m.data))
             .collect()
     }
+}
+
+/// LLDP and VLAN interfaces before inspection and lookup (IPA lists
+/// interfaces, with LLDP, and brings VLANs up while building the inventory
+/// for inspection; done once here, the result merged into every inventory).
+async fn prepare_network(
+    config: &ironic_config::Config,
+    scope: &ironic_net::Scope,
+    managers: &Arc<HostManagers>,
+) {
+    let nics = match managers.host().inventory(true).await {
+        Ok(inventory) => ironic_net::nics_of(&inventory),
+        Err(_) => Vec::new(),
+    };
+    let lldp_wanted = ironic_client::inspect::wants_lldp(config);
+    ironic_net::prepare(
+        config,
+        lldp_wanted,
+        scope,
+        &nics,
+        managers.network(),
+    )
+    .await;
 }
 
 /// Binds `host:port`; `::` falls back to `0.0.0.0` when IPv6 is unavailable

@@ -243,6 +243,12 @@ impl Drop for Agent {
 /// A simulated machine and a managers directory holding only the generic
 /// manager (as `generic.wasm`, the name the built-in grants know).
 pub fn sim_machine(dir: &Path) -> (PathBuf, String) {
+    sim_machine_described(dir, None)
+}
+
+/// [`sim_machine`] from a machine description (TOML text) instead of the
+/// default one.
+pub fn sim_machine_described(dir: &Path, description: Option<&str>) -> (PathBuf, String) {
     let root = dir.join("machine");
     let managers = dir.join("managers");
     std::fs::create_dir_all(&managers).expect("managers dir");
@@ -251,11 +257,14 @@ pub fn sim_machine(dir: &Path) -> (PathBuf, String) {
         managers.join("generic.wasm"),
     )
     .expect("copy the generic manager");
-    let st = Command::new(crate::agent_binary())
-        .args(["sim", "create"])
-        .arg(&root)
-        .status()
-        .expect("sim create");
+    let mut create = Command::new(crate::agent_binary());
+    create.args(["sim", "create"]).arg(&root);
+    if let Some(text) = description {
+        let file = dir.join("machine.toml");
+        std::fs::write(&file, text).expect("machine description");
+        create.arg("--machine").arg(file);
+    }
+    let st = create.status().expect("sim create");
     assert!(st.success());
     let out = Command::new(crate::agent_binary())
         .args(["inventory", "--hardware-root"])

@@ -13,7 +13,23 @@ use crate::client::IronicClient;
 use crate::Machine;
 
 /// Collectors this agent implements.
-pub const COLLECTORS: &[&str] = &["default", "logs", "pci-devices"];
+pub const COLLECTORS: &[&str] = &["default", "logs", "pci-devices", "lldp"];
+
+/// The configured collectors (IPA's default: `default,logs`).
+pub fn collector_names(cfg: &ironic_config::Config) -> Vec<String> {
+    let l = cfg.list_in("DEFAULT", "inspection_collectors");
+    if l.is_empty() {
+        vec!["default".to_string(), "logs".to_string()]
+    } else {
+        l
+    }
+}
+
+/// Whether inspection will ask for LLDP (the `lldp` collector), so the
+/// agent listens at start-up even without `collect_lldp`.
+pub fn wants_lldp(cfg: &ironic_config::Config) -> bool {
+    enabled(cfg) && collector_names(cfg).iter().any(|c| c == "lldp")
+}
 
 /// Inspection runs when `inspection_callback_url` is set, or when both
 /// `inspection_collectors` and `api_url` are.
@@ -150,16 +166,9 @@ pub async fn collect(
     mut inventory: Value,
     hardware_root: &std::path::Path,
 ) -> (Value, Vec<String>) {
-    let names = {
-        let l = cfg.list_in("DEFAULT", "inspection_collectors");
-        if l.is_empty() {
-            vec!["default".to_string(), "logs".to_string()]
-        } else {
-            l
-        }
-    };
+    let names = collector_names(cfg);
     let mut data = serde_json::Map::new();
-    let mut failures = Vec::new();
+    let failures: Vec<String> = Vec::new();
     for name in &names {
         match name.as_str() {
             "default" => {
@@ -197,9 +206,20 @@ pub async fn collect(
                     Value::from(pci_devices(hardware_root)),
                 );
             }
-            other => failures.push(format!(
-                "collector {other} failed: no such collector in this agent"
-            )),
+            // IPA: hardware.dispatch_to_managers('collect_lldp_data').
+            "lldp" => {
+                data.insert(
+                    "lldp_raw".into(),
+                    machine.lldp_raw().unwrap_or_else(|| json!({})),
+                );
+            }
+            // IPA refuses to inspect with an unknown collector; a warning
+            // keeps inspection (and the node UUID) useful.
+            other => tracing::warn!(
+                collector = %other,
+                known = ?COLLECTORS,
+                "inspection collector {other} does not exist in this agent; skipped"
+            ),
         }
     }
     let error = if failures.is_empty() {

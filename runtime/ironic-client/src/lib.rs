@@ -62,6 +62,9 @@ pub trait Machine: Send + Sync + 'static {
     /// `(name in the archive, content)`. No default: a machine that forgot
     /// it sent Ironic an empty archive.
     fn system_logs(&self) -> Vec<(String, Vec<u8>)>;
+    /// LLDP heard per interface (`{name: [[type, hex], ...]}`) for the
+    /// `lldp` collector, `None` when the agent did not listen.
+    fn lldp_raw(&self) -> Option<Value>;
     /// Root of the machine's hardware view (`/`, or a simulated machine).
     fn hardware_root(&self) -> std::path::PathBuf {
         std::path::PathBuf::from("/")
