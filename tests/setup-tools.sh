@@ -24,3 +24,14 @@ if [ ${#need[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+
+# The clock test's NTP server: chronyd unpacked from Debian's package, not
+# installed (installing would start a system service that disciplines this
+# machine's clock). It runs in a test namespace with -x (never sets a clock).
+tools="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/test-tools"
+if [ ! -x "$tools/chrony/usr/sbin/chronyd" ]; then
+    mkdir -p "$tools/debs"
+    (cd "$tools/debs" && apt-get download -q chrony >/dev/null 2>&1) || { echo "cannot download chrony" >&2; exit 1; }
+    rm -rf "$tools/chrony"
+    dpkg-deb -x "$tools"/debs/chrony_*.deb "$tools/chrony"
+fi

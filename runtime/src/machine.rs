@@ -123,6 +123,18 @@ impl Machine {
         }
     }
 
+    /// Whether the clock may be stepped (`ntp_server`): only on the real
+    /// machine. The clock is not namespaced, so a simulated machine records
+    /// the offset even when its agent runs in a namespace of its own.
+    pub fn clock_control(&self) -> ironic_net::clock::ClockControl {
+        match self {
+            Machine::Real => ironic_net::clock::ClockControl::Set,
+            Machine::Simulated(sim) => ironic_net::clock::ClockControl::Record {
+                actions_file: sim.actions_file(),
+            },
+        }
+    }
+
     /// Power, network and log actions: performed on the real machine,
     /// recorded on a simulated one.
     pub fn system_actions(&self) -> Arc<dyn SystemActions> {

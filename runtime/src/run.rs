@@ -44,6 +44,11 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
+    // The clock first: TLS (Ironic's certificate, auto-TLS) depends on it.
+    ironic_net::clock::sync(&opts.config, &machine.clock_control())
+        .await
+        .context("fail_if_clock_not_set")?;
+
     let host_config = opts.host.host_config(&machine)?;
     let host = Arc::new(Host::new(host_config).context("starting the hardware-manager host")?);
     let managers = Arc::new(HostManagers::new(host));

@@ -278,3 +278,113 @@ fn vlans_on_a_simulated_machine_are_recorded_and_in_the_inventory() {
         ["eno1.100", "eno2.200"]
     );
 }
+
+/// chronyd (unpacked by tests/setup-tools.sh) serving its local clock on
+/// the namespace's loopback; `-x`: it never touches a clock.
+fn chronyd(ns: &NetNs, dir: &std::path::Path) -> netns::Daemon {
+    let chronyd = agent_tests::target_dir().join("test-tools/chrony/usr/sbin/chronyd");
+    assert!(
+        chronyd.exists(),
+        "{} missing: run tests/setup-tools.sh",
+        chronyd.display()
+    );
+    let conf = dir.join("chrony.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "local stratum 8\nallow all\nport 123\ncmdport 0\npidfile {}\n",
+            dir.join("chronyd.pid").display()
+        ),
+    )
+    .expect("chrony.conf");
+    let child = ns
+        .command(chronyd)
+        .args(["-x", "-d", "-u", "root", "-f"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chronyd");
+    netns::Daemon { child }
+}
+
+/// `ntp_server`: the agent asks the server before anything else (a
+/// simulated machine records the offset instead of stepping the clock);
+/// with `fail_if_clock_not_set` an unreachable server stops the agent.
+#[test]
+fn clock_is_synced_from_ntp_server_first() {
+    assert!(
+        netns::available(),
+        "this test creates network namespaces: run it as root with iproute2"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ns = NetNs::new("ntp");
+    let _chronyd = chronyd(&ns, dir.path());
+    let (root, _) = sim_machine(dir.path());
+    let log = dir.path().join("agent.log");
+    let agent = |cmdline: &str, flags: &[&str]| {
+        std::fs::write(root.join("proc/cmdline"), cmdline).expect("cmdline");
+        ns.command(agent_tests::agent_binary())
+            .arg("--standalone")
+            .arg("--hardware-root")
+            .arg(&root)
+            .arg("--managers-dir")
+            .arg(dir.path().join("managers"))
+            .args(["--listen_host", "127.0.0.1", "--listen_port", "9999"])
+            .args(flags)
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("agent")
+    };
+    let actions = root.join(".ironic-sim/actions.jsonl");
+    let synced = || {
+        std::fs::read_to_string(&actions)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|a| a["action"] == "clock_set")
+    };
+    let running = netns::Daemon {
+        child: agent("ipa-ntp-server=127.0.0.1", &[]),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        if let Some(r) = synced() {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no clock_set recorded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(running);
+    assert_eq!(record["server"], "127.0.0.1");
+    // Both clocks are this machine's: the offset is tiny.
+    let offset = record["offset_us"].as_i64().expect("offset");
+    assert!(offset.abs() < 1_000_000, "offset {offset} µs");
+
+    // No route to the server in the namespace: the agent gives up and, as
+    // told (IPA has no kernel parameter for it: a flag), stops with an
+    // error naming the setting.
+    std::fs::remove_file(&actions).expect("reset actions");
+    let mut failing = netns::Daemon {
+        child: agent("ipa-ntp-server=192.0.2.1", &["--fail_if_clock_not_set"]),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = failing.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(&log).expect("agent log");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("fail_if_clock_not_set"), "{stderr}");
+    assert!(stderr.contains("192.0.2.1"), "{stderr}");
+    assert!(synced().is_none());
+}

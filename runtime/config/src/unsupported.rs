@@ -65,8 +65,6 @@ pub static UNSUPPORTED: &[(&str, &str, &str)] = &[
         "guard-special-filesystems",
         "the generic manager's erase always guards special file systems",
     ),
-    ("DEFAULT", "ntp_server", NOT_YET),
-    ("DEFAULT", "fail_if_clock_not_set", NOT_YET),
     ("mdns", "use_mdns", NOT_YET),
     ("mdns", "allowed_overrides", NOT_YET),
     ("mdns", "lookup_attempts", NOT_YET),

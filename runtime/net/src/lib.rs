@@ -12,6 +12,7 @@
 //! machine in this host's namespace nothing is changed or listened to: the
 //! VLANs are recorded in the machine's actions file instead.
 
+pub mod clock;
 pub mod link;
 pub mod lldp;
 pub mod vlan;
@@ -42,6 +43,9 @@ pub enum NetError {
     /// No interface of that name.
     #[error("no network interface named {name}")]
     NoSuchInterface { name: String },
+    /// The clock could not be synced.
+    #[error("clock sync with ntp_server {server}: {message}")]
+    Clock { server: String, message: String },
     /// Not a usable interface name.
     #[error("{name:?} is not a usable interface name")]
     BadName { name: String },
