@@ -44,8 +44,13 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
-    // The clock first: TLS (Ironic's certificate, auto-TLS) depends on it.
-    ironic_net::clock::sync(&opts.config, &machine.clock_control())
+    let mut config = opts.config;
+    // Ironic by mDNS (its announcement may set ntp_server), then the clock:
+    // TLS (Ironic's certificate, auto-TLS) depends on it.
+    ironic_net::mdns::resolve_api_url(&mut config, opts.standalone)
+        .await
+        .context("api_url=mdns")?;
+    ironic_net::clock::sync(&config, &machine.clock_control())
         .await
         .context("fail_if_clock_not_set")?;
 
@@ -61,7 +66,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     // the watcher, lives as long as its handle.
     let (all_loaded, mut loaded) = tokio::sync::watch::channel(false);
     let _loading = {
-        let (managers, flags, config) = (managers.clone(), opts.host.clone(), opts.config.clone());
+        let (managers, flags, config) = (managers.clone(), opts.host.clone(), config.clone());
         let scope = machine.network_scope();
         tokio::spawn(async move {
             managers.load().await;
@@ -73,11 +78,10 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
             watcher
         })
     };
-    startup::hardware_initialization_delay(&opts.config).await;
+    startup::hardware_initialization_delay(&config).await;
 
     let system = machine.system_actions();
 
-    let config = opts.config;
     let ironic = if opts.standalone || config.api_urls().is_empty() {
         if !opts.standalone {
             tracing::warn!("no api_url configured (ipa-api-url); running without Ironic");

@@ -112,6 +112,12 @@ impl NetNs {
     /// namespace; connections to the target are made from here). Stops on
     /// drop.
     pub fn proxy_loopback(&self, port: u16, target: u16) -> Proxy {
+        self.proxy("127.0.0.1", port, target)
+    }
+
+    /// Proxies `<address>:<port>` inside the namespace to
+    /// `127.0.0.1:<target>` of this host (see [`NetNs::proxy_loopback`]).
+    pub fn proxy(&self, address: &str, port: u16, target: u16) -> Proxy {
         let path = format!("/run/netns/{}", self.name);
         let listener = std::thread::scope(|s| {
             s.spawn(|| {
@@ -120,7 +126,7 @@ impl NetNs {
                 // listener keeps the namespace it was created in.
                 let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
                 assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                TcpListener::bind(("127.0.0.1", port)).expect("bind in the namespace")
+                TcpListener::bind((address, port)).expect("bind in the namespace")
             })
             .join()
             .expect("namespace thread")

@@ -388,3 +388,105 @@ fn clock_is_synced_from_ntp_server_first() {
     assert!(stderr.contains("192.0.2.1"), "{stderr}");
     assert!(synced().is_none());
 }
+
+/// Announces Ironic as `baremetal._openstack._tcp.local.` with python
+/// zeroconf (the library Ironic registers itself with; from Ironic's venv).
+fn mdns_responder(ns: &NetNs, address: &str, port: u16, props: &[(&str, &str)]) -> netns::Daemon {
+    let python = agent_tests::target_dir().join("ironic-venv/bin/python");
+    let props: String = props
+        .iter()
+        .map(|(k, v)| format!("{k:?}: {v:?}, "))
+        .collect();
+    let script = format!(
+        "import socket, time, zeroconf\n\
+         info = zeroconf.ServiceInfo('_openstack._tcp.local.', 'baremetal._openstack._tcp.local.',\n\
+             addresses=[socket.inet_aton({address:?})], port={port}, properties={{{props}}},\n\
+             server='ironic-test.local.')\n\
+         zc = zeroconf.Zeroconf(interfaces=[{address:?}])\n\
+         zc.register_service(info)\n\
+         while True:\n    time.sleep(1)\n"
+    );
+    let child = ns
+        .command(python)
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("zeroconf responder");
+    netns::Daemon { child }
+}
+
+/// `ipa-api-url=mdns`: a real mDNS responder in the "switch" namespace
+/// announces Ironic; the agent finds it, inspects through it, and takes
+/// the announced `ipa_ntp_server` (allowed by default) but not a setting
+/// outside `[mdns] allowed_overrides`.
+#[test]
+fn mdns_finds_ironic() {
+    if skip() {
+        return;
+    }
+    assert!(
+        netns::available(),
+        "this test creates network namespaces: run it as root with iproute2"
+    );
+    let _one = one_ironic();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent_ns = NetNs::new("mdnsagent");
+    let ironic_ns = NetNs::new("mdnsironic");
+    agent_ns.veth_to(NIC, NIC_MAC, &ironic_ns, "ironic0");
+    agent_ns.ip(&["addr", "add", "192.0.2.2/24", "dev", NIC]);
+    ironic_ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "ironic0"]);
+
+    let ironic = Ironic::start(false);
+    let _proxy = ironic_ns.proxy("192.0.2.1", ironic.port, ironic.port);
+    let _chronyd = chronyd(&ironic_ns, dir.path());
+    let _responder = mdns_responder(
+        &ironic_ns,
+        "192.0.2.1",
+        ironic.port,
+        &[
+            ("protocol", "http"),
+            ("ipa_ntp_server", "192.0.2.1"),
+            ("ipa_lookup_timeout", "1"),
+        ],
+    );
+    let (root, mac) = sim_machine_described(dir.path(), Some(&machine_description()));
+    let uuid = ironic.enroll(&mac);
+    ironic.provision(&uuid, "inspect");
+    ironic.wait_state(&uuid, &["inspect wait"], Duration::from_secs(60));
+    std::fs::write(
+        root.join("proc/cmdline"),
+        "ipa-api-url=mdns ipa-inspection-collectors=default ipa-advertise-protocol=http",
+    )
+    .expect("cmdline");
+    let log = dir.path().join("agent.log");
+    let agent = agent_ns
+        .command(agent_tests::agent_binary())
+        .arg("--hardware-root")
+        .arg(&root)
+        .arg("--managers-dir")
+        .arg(dir.path().join("managers"))
+        .args([
+            "--listen_host",
+            "192.0.2.2",
+            "--advertise_host",
+            "192.0.2.2",
+        ])
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("agent");
+    let _agent = netns::Daemon { child: agent };
+    ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(120));
+    let text = std::fs::read_to_string(&log).expect("agent log");
+    assert!(text.contains("Ironic found by mDNS"), "{text}");
+    assert!(
+        text.contains("not in [mdns] allowed_overrides") && text.contains("lookup_timeout"),
+        "{text}"
+    );
+    let actions =
+        std::fs::read_to_string(root.join(".ironic-sim/actions.jsonl")).unwrap_or_default();
+    assert!(
+        actions.contains(r#""action":"clock_set""#) && actions.contains(r#""server":"192.0.2.1""#),
+        "ntp_server from the announcement: {actions}"
+    );
+}

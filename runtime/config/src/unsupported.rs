@@ -65,11 +65,11 @@ pub static UNSUPPORTED: &[(&str, &str, &str)] = &[
         "guard-special-filesystems",
         "the generic manager's erase always guards special file systems",
     ),
-    ("mdns", "use_mdns", NOT_YET),
-    ("mdns", "allowed_overrides", NOT_YET),
-    ("mdns", "lookup_attempts", NOT_YET),
-    ("mdns", "params", NOT_YET),
-    ("mdns", "interfaces", NOT_YET),
+    (
+        "mdns",
+        "params",
+        "used when registering a service; the agent only looks Ironic up",
+    ),
     // oslo.log: the agent logs through tracing to stderr (and the logs
     // collector); `debug`, `use_json`, `log_file` and `log_dir` are honoured.
     ("DEFAULT", "log_config_append", OSLO_LOG),
@@ -123,7 +123,6 @@ pub static UNSUPPORTED: &[(&str, &str, &str)] = &[
     ("container", "run_options", CONTAINERS),
 ];
 
-const NOT_YET: &str = "not implemented yet";
 const OSLO_LOG: &str = "oslo.log setting; the agent logs through tracing";
 const IPA_DEFAULT: &str = "the agent uses IPA's default";
 const METRICS: &str = "the agent emits no metrics";

@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod link;
 pub mod lldp;
+pub mod mdns;
 pub mod vlan;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,9 @@ pub enum NetError {
     /// The clock could not be synced.
     #[error("clock sync with ntp_server {server}: {message}")]
     Clock { server: String, message: String },
+    /// Ironic could not be found by mDNS.
+    #[error("mDNS: {message}")]
+    Mdns { message: String },
     /// Not a usable interface name.
     #[error("{name:?} is not a usable interface name")]
     BadName { name: String },
