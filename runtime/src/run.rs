@@ -45,6 +45,11 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
 
     let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
     let mut config = opts.config;
+    // The virtual media's static network first: everything below may need it.
+    let resolv_conf = machine
+        .reads_etc()
+        .then(|| std::path::Path::new("/etc/resolv.conf"));
+    ironic_net::apply_virtual_media_network(&root, &machine.network_scope(), resolv_conf).await;
     // Ironic by mDNS (its announcement may set ntp_server), then the clock:
     // TLS (Ironic's certificate, auto-TLS) depends on it.
     ironic_net::mdns::resolve_api_url(&mut config, opts.standalone)

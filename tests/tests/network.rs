@@ -490,3 +490,155 @@ fn mdns_finds_ironic() {
         "ntp_server from the announcement: {actions}"
     );
 }
+
+/// Writes a FAT file system labelled `label` holding `files` over the disk
+/// file `disk` (dosfstools and mtools, as a BMC's virtual floppy would
+/// carry them).
+fn fat_image(
+    disk: &std::path::Path,
+    label: &str,
+    files: &[(&str, &str)],
+    scratch: &std::path::Path,
+) {
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("run");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(std::process::Command::new("mkfs.vfat")
+        .args(["-n", label])
+        .arg(disk));
+    for (path, content) in files {
+        let local = scratch.join(path.replace('/', "_"));
+        std::fs::write(&local, content).expect("file");
+        let mut dir = String::new();
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, d)| d.to_vec())
+            .unwrap_or_default()
+        {
+            dir = if dir.is_empty() {
+                part.to_string()
+            } else {
+                format!("{dir}/{part}")
+            };
+            let _ = std::process::Command::new("mmd")
+                .arg("-i")
+                .arg(disk)
+                .arg(format!("::{dir}"))
+                .output();
+        }
+        run(std::process::Command::new("mcopy")
+            .arg("-i")
+            .arg(disk)
+            .arg(&local)
+            .arg(format!("::{path}")));
+    }
+}
+
+/// Virtual media: `boot_method=vmedia` and nothing else on the command
+/// line; a 64 MiB FAT disk labelled `ir-vfd-dev` carries parameters.txt
+/// (Ironic's URL) and network_data.json (a static address and a default
+/// route). No DHCP anywhere: the agent applies the address and inspects.
+#[test]
+fn virtual_media_parameters_and_static_network() {
+    if skip() {
+        return;
+    }
+    assert!(
+        netns::available(),
+        "this test creates network namespaces: run it as root with iproute2"
+    );
+    let _one = one_ironic();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent_ns = NetNs::new("vmagent");
+    let ironic_ns = NetNs::new("vmironic");
+    agent_ns.veth_to(NIC, NIC_MAC, &ironic_ns, "ironic0");
+    ironic_ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "ironic0"]);
+    let ironic = Ironic::start(false);
+    let _proxy = ironic_ns.proxy("192.0.2.1", ironic.port, ironic.port);
+
+    let description = machine_description().replacen(
+        "[[nics]]",
+        "[[disks]]\nname = \"sdc\"\nsize = \"64MiB\"\nmodel = \"Virtual Floppy\"\nserial = \"VF1\"\n\
+         transport = \"usb\"\n\n[[nics]]",
+        1,
+    );
+    let (root, mac) = sim_machine_described(dir.path(), Some(&description));
+    let network_data = json!({
+        "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": NIC_MAC}],
+        "networks": [{"id": "net0", "type": "ipv4", "link": "port0", "ip_address": "192.0.2.2",
+                      "netmask": "255.255.255.0",
+                      "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.0.2.1"}]}],
+        "services": [{"type": "dns", "address": "192.0.2.53"}]
+    });
+    let parameters = format!(
+        "ipa-api-url=http://192.0.2.1:{} ipa-inspection-collectors=default ipa-advertise-protocol=http\n",
+        ironic.port
+    );
+    fat_image(
+        &root.join("dev/sdc"),
+        "ir-vfd-dev",
+        &[
+            ("parameters.txt", &parameters),
+            (
+                "openstack/latest/network_data.json",
+                &network_data.to_string(),
+            ),
+        ],
+        dir.path(),
+    );
+    std::fs::write(root.join("proc/cmdline"), "boot_method=vmedia").expect("cmdline");
+
+    // The configuration layer as `ironic-agent config` shows it.
+    let shown = std::process::Command::new(agent_tests::agent_binary())
+        .args(["config", "--hardware-root"])
+        .arg(&root)
+        .output()
+        .expect("config");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let api_line = shown
+        .lines()
+        .find(|l| l.starts_with("api_url = "))
+        .expect("api_url line");
+    assert!(
+        api_line.contains("192.0.2.1") && api_line.contains("/dev/sdc:parameters.txt"),
+        "{api_line}"
+    );
+
+    let uuid = ironic.enroll(&mac);
+    ironic.provision(&uuid, "inspect");
+    ironic.wait_state(&uuid, &["inspect wait"], Duration::from_secs(60));
+    let agent = agent_ns
+        .command(agent_tests::agent_binary())
+        .arg("--hardware-root")
+        .arg(&root)
+        .arg("--managers-dir")
+        .arg(dir.path().join("managers"))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agent");
+    let _agent = netns::Daemon { child: agent };
+    ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(120));
+    let out = agent_ns
+        .command("ip")
+        .args(["-4", "-o", "addr", "show", "dev", NIC])
+        .output()
+        .expect("ip addr");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("192.0.2.2/24"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = agent_ns
+        .command("ip")
+        .args(["-4", "route", "show", "default"])
+        .output()
+        .expect("ip route");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("via 192.0.2.1"));
+}

@@ -311,6 +311,10 @@ pub struct LoadOptions {
     pub default_config_dirs: Vec<PathBuf>,
     /// Environment variables to consider (only `OS_*__*` are used).
     pub env: Vec<(String, String)>,
+    /// `parameters.txt` of the `ir-vfd-dev` virtual media and where it was
+    /// read: used when the command line says `boot_method=vmedia`, and then
+    /// wins over the command line (IPA `utils.get_agent_params`).
+    pub vmedia_params: Option<(PathBuf, BTreeMap<String, String>)>,
 }
 
 impl LoadOptions {
@@ -532,16 +536,27 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
             })
         }
     };
+    let mut kernel = kernel;
+    let mut param_paths: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if kernel.get("boot_method").map(String::as_str) == Some("vmedia") {
+        if let Some((path, params)) = &opts.vmedia_params {
+            for (k, v) in params {
+                kernel.insert(k.clone(), v.clone());
+                param_paths.insert(k.clone(), path.clone());
+            }
+        }
+    }
     const DIRECT: &[&str] = &["ipa-debug", "ipa-inspection-benchmarks"];
     for (param, raw) in &kernel {
+        let path = param_paths.get(param).unwrap_or(&cmdline_path);
         if let Some(spec) = OPTIONS.iter().find(|s| s.kernel == Some(param.as_str())) {
-            let origin = format!("kernel command line ({}) {param}", cmdline_path.display());
+            let origin = format!("kernel command line ({}) {param}", path.display());
             l.set(
                 spec,
                 raw,
                 Source::Kernel {
                     param: param.clone(),
-                    path: cmdline_path.clone(),
+                    path: path.clone(),
                 },
                 &origin,
             )?;

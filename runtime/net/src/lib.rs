@@ -16,7 +16,9 @@ pub mod clock;
 pub mod link;
 pub mod lldp;
 pub mod mdns;
+pub mod network_data;
 pub mod vlan;
+pub mod vmedia;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -300,6 +302,44 @@ pub async fn prepare(
                 facts.add_vlan(VlanInterface { name, parent });
             }
             Err(e) => tracing::warn!(%parent, vid, error = %e, "cannot add VLAN interface"),
+        }
+    }
+}
+
+/// The virtual media's `network_data.json`, applied before anything talks
+/// to the network: performed in a live scope, recorded otherwise.
+/// `resolv_conf` receives the DNS servers (the real machine only).
+pub async fn apply_virtual_media_network(
+    root: &std::path::Path,
+    scope: &Scope,
+    resolv_conf: Option<&std::path::Path>,
+) {
+    let media = {
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || vmedia::find(&root))
+            .await
+            .unwrap_or_default()
+    };
+    let Some(doc) = vmedia::network_data(&media) else {
+        return;
+    };
+    let layout = network_data::parse(&doc);
+    match scope {
+        Scope::Live => {
+            if let Err(e) = network_data::apply(&layout, resolv_conf).await {
+                tracing::warn!(error = %e, "cannot apply network_data.json");
+            }
+        }
+        Scope::Recorded { actions_file } => {
+            let addresses: Vec<String> = layout
+                .addresses
+                .iter()
+                .map(|a| format!("{}/{}", a.ip, a.prefix))
+                .collect();
+            record(
+                actions_file,
+                &json!({"action": "network_data", "addresses": addresses}),
+            );
         }
     }
 }

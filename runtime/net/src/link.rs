@@ -103,6 +103,92 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Every link's name by its MAC (lowercase).
+    pub async fn links_by_mac(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, NetError> {
+        let mut links = self.handle.link().get().execute();
+        let mut out = std::collections::BTreeMap::new();
+        while let Some(msg) = links.try_next().await.map_err(nl("listing links".into()))? {
+            let mut name = None;
+            let mut mac = None;
+            for a in &msg.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => name = Some(n.clone()),
+                    LinkAttribute::Address(b) if b.len() == 6 => {
+                        mac = Some(
+                            b.iter()
+                                .map(|x| format!("{x:02x}"))
+                                .collect::<Vec<_>>()
+                                .join(":"),
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(n), Some(m)) = (name, mac) {
+                out.entry(m).or_insert(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds `ip/prefix` to `name`.
+    pub async fn add_address(
+        &self,
+        name: &str,
+        ip: std::net::IpAddr,
+        prefix: u8,
+    ) -> Result<(), NetError> {
+        let (index, _, _) = self
+            .link(name)
+            .await?
+            .ok_or_else(|| NetError::NoSuchInterface {
+                name: name.to_string(),
+            })?;
+        self.handle
+            .address()
+            .add(index, ip, prefix)
+            .execute()
+            .await
+            .map_err(nl(format!("adding {ip}/{prefix} to {name}")))
+    }
+
+    /// Adds a route to `dest/prefix` via `gateway`.
+    pub async fn add_route(
+        &self,
+        dest: std::net::IpAddr,
+        prefix: u8,
+        gateway: std::net::IpAddr,
+    ) -> Result<(), NetError> {
+        use rtnetlink::RouteMessageBuilder;
+        use std::net::IpAddr;
+        let message = match (dest, gateway) {
+            (IpAddr::V4(d), IpAddr::V4(g)) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(d, prefix)
+                .gateway(g)
+                .build(),
+            (IpAddr::V6(d), IpAddr::V6(g)) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(d, prefix)
+                .gateway(g)
+                .build(),
+            _ => {
+                return Err(NetError::Netlink {
+                    what: format!("route {dest}/{prefix} via {gateway}"),
+                    message: "address families differ".into(),
+                })
+            }
+        };
+        self.handle
+            .route()
+            .add(message)
+            .execute()
+            .await
+            .map_err(nl(format!("adding route {dest}/{prefix} via {gateway}")))
+    }
+}
+
 /// `<parent>.<vid>`, refused past the kernel's 15-character limit.
 pub fn vlan_name(parent: &str, vid: u16) -> Result<String, NetError> {
     let name = format!("{parent}.{vid}");
