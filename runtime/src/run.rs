@@ -110,6 +110,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
             managers: managers.clone(),
             root: root.clone(),
             system: system.clone(),
+            program_dirs: machine.program_dirs(),
         });
         let mut ironic = IronicLoop::new(config.clone(), hardware)?;
         let startup = ironic.startup().await?;
@@ -238,12 +239,17 @@ struct HostMachine {
     root: std::path::PathBuf,
     /// The same log sources as `log.collect_system_logs`.
     system: Arc<dyn agent_api::SystemActions>,
+    /// Where collectors find `dmidecode` and `hardware-detect`.
+    program_dirs: Vec<std::path::PathBuf>,
 }
 
 #[async_trait::async_trait]
 impl ironic_client::Machine for HostMachine {
     async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value> {
         Ok(self.managers.full_inventory(skip_bmc_detect).await?)
+    }
+    fn program_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.program_dirs.clone()
     }
     fn lldp_raw(&self) -> Option<Value> {
         self.managers.network().lldp_raw()

@@ -2,6 +2,8 @@
 //! Ironic keeps it. The `logs` collector's archive is stored by Ironic
 //! (`[agent] deploy_logs_collect = always`, local storage) and must hold
 //! the agent's own log and the machine's log sources, not an empty tar.
+//! The other collectors' data lands in the node's plugin data, and an
+//! unknown collector does not spoil the inspection.
 
 use std::io::Read;
 use std::path::Path;
@@ -53,6 +55,30 @@ fn untar(path: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// NUMA and USB sysfs entries and a `dmidecode` stand-in: what the
+/// collectors read on a real machine.
+fn add_collector_sources(root: &Path) {
+    let node = root.join("sys/devices/system/node/node0");
+    std::fs::create_dir_all(node.join("cpu0/topology")).expect("numa");
+    std::fs::write(node.join("meminfo"), "Node 0 MemTotal:        1998848 kB\n").expect("meminfo");
+    std::fs::write(node.join("cpu0/topology/core_id"), "0\n").expect("core_id");
+    let usb = root.join("sys/bus/usb/devices/1-1");
+    std::fs::create_dir_all(&usb).expect("usb");
+    for (f, v) in [
+        ("product", "Virtual Keyboard"),
+        ("manufacturer", "Aten"),
+        ("busnum", "1"),
+        ("devnum", "2"),
+    ] {
+        std::fs::write(usb.join(f), format!("{v}\n")).expect("usb attr");
+    }
+    agent_tests::stand_in_program(
+        &root.join(".ironic-sim/bin"),
+        "dmidecode",
+        "printf 'Handle 0x0000, DMI type 0, 26 bytes\\nBIOS Information\\n\\tVendor: Dell Inc.\\n'",
+    );
+}
+
 #[test]
 fn inspection_logs_reach_ironic_with_the_agents_log() {
     if skip() {
@@ -61,6 +87,7 @@ fn inspection_logs_reach_ironic_with_the_agents_log() {
     let _one = one_ironic();
     let dir = tempfile::tempdir().expect("tempdir");
     let (root, mac) = sim_machine(dir.path());
+    add_collector_sources(&root);
     let logs_dir = dir.path().join("ramdisk-logs");
     let ironic = Ironic::start_with_conf(false, &logs_conf(&logs_dir));
     let uuid = ironic.enroll(&mac);
@@ -70,10 +97,29 @@ fn inspection_logs_reach_ironic_with_the_agents_log() {
         &root,
         &ironic,
         agent_tests::free_port(),
-        "ipa-advertise-protocol=http",
+        "ipa-advertise-protocol=http \
+         ipa-inspection-collectors=default,logs,numa-topology,usb-devices,dmi-decode,no-such-collector",
     );
     ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(120));
     drop(agent);
+    let (_, data) = ironic.call(
+        reqwest::Method::GET,
+        &format!("/v1/nodes/{uuid}/inventory"),
+        None,
+    );
+    let plugin = &data["plugin_data"];
+    assert_eq!(
+        plugin["numa_topology"],
+        serde_json::json!({"ram": [{"numa_node": 0, "size_kb": 1998848}],
+                           "cpus": [{"cpu": 0, "numa_node": 0, "thread_siblings": [0]}],
+                           "nics": [{"name": "eno1", "numa_node": 0}, {"name": "eno2", "numa_node": 0}]}),
+        "{plugin}"
+    );
+    assert_eq!(
+        plugin["usb_devices"],
+        serde_json::json!([{"product": "Virtual Keyboard", "vendor": "Aten", "handle": "USB:1:2"}])
+    );
+    assert_eq!(plugin["dmi"]["bios"]["Vendor"], "Dell Inc.", "{plugin}");
 
     let stored: Vec<_> = std::fs::read_dir(&logs_dir)
         .expect("Ironic stored inspection logs")

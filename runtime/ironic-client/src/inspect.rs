@@ -13,7 +13,53 @@ use crate::client::IronicClient;
 use crate::Machine;
 
 /// Collectors this agent implements.
-pub const COLLECTORS: &[&str] = &["default", "logs", "pci-devices", "lldp"];
+pub const COLLECTORS: &[&str] = &[
+    "default",
+    "logs",
+    "pci-devices",
+    "lldp",
+    "numa-topology",
+    "dmi-decode",
+    "usb-devices",
+    "extra-hardware",
+];
+
+/// Runs `program` from the machine's program directories with a deadline
+/// and an output cap; its stdout, or why not.
+async fn run_program(
+    machine: &dyn Machine,
+    program: &str,
+    args: &[&str],
+) -> Result<Vec<u8>, String> {
+    let path = machine
+        .program_dirs()
+        .into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{program} is not installed on this machine"))?;
+    let child = tokio::process::Command::new(&path)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), child)
+        .await
+        .map_err(|_| format!("{program} did not finish within 300 s"))?
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    // A collector's output goes into one JSON document: bound it.
+    const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+    if out.stdout.len() > MAX_OUTPUT {
+        return Err(format!("{program} printed more than {MAX_OUTPUT} bytes"));
+    }
+    Ok(out.stdout)
+}
 
 /// The configured collectors (IPA's default: `default,logs`).
 pub fn collector_names(cfg: &ironic_config::Config) -> Vec<String> {
@@ -168,7 +214,7 @@ pub async fn collect(
 ) -> (Value, Vec<String>) {
     let names = collector_names(cfg);
     let mut data = serde_json::Map::new();
-    let failures: Vec<String> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for name in &names {
         match name.as_str() {
             "default" => {
@@ -212,6 +258,62 @@ pub async fn collect(
                     "lldp_raw".into(),
                     machine.lldp_raw().unwrap_or_else(|| json!({})),
                 );
+            }
+            // IPA logs and skips a machine without NUMA data.
+            "numa-topology" => match crate::collectors::numa_topology(hardware_root) {
+                Ok(Some(t)) => {
+                    data.insert("numa_topology".into(), t);
+                }
+                Ok(None) => tracing::warn!("inspection: no NUMA information on this machine"),
+                Err(e) => tracing::warn!("inspection: NUMA information unusable: {e}"),
+            },
+            "usb-devices" => {
+                data.insert(
+                    "usb_devices".into(),
+                    crate::collectors::usb_devices(hardware_root),
+                );
+            }
+            "dmi-decode" => {
+                match run_program(
+                    machine.as_ref(),
+                    "dmidecode",
+                    &["-t", "bios", "-t", "processor", "-t", "memory"],
+                )
+                .await
+                {
+                    Ok(out) => {
+                        data.insert(
+                            "dmi".into(),
+                            crate::collectors::parse_dmi(&String::from_utf8_lossy(&out)),
+                        );
+                    }
+                    Err(e) => failures.push(format!("failed to run dmidecode: {e}")),
+                }
+            }
+            // The `hardware` package's hardware-detect, as IPA runs it; its
+            // JSON goes under `data` for Ironic's extra_hardware hook.
+            "extra-hardware" => {
+                let benchmarks = cfg
+                    .kernel_params()
+                    .get("ipa-inspection-benchmarks")
+                    .cloned()
+                    .unwrap_or_default();
+                let mut args: Vec<&str> = Vec::new();
+                if !benchmarks.is_empty() {
+                    args.push("--benchmark");
+                    args.extend(benchmarks.split(','));
+                }
+                match run_program(machine.as_ref(), "hardware-detect", &args).await {
+                    Ok(out) => match serde_json::from_slice::<Value>(&out) {
+                        Ok(v) => {
+                            data.insert("data".into(), v);
+                        }
+                        Err(e) => failures.push(format!(
+                            "JSON returned from hardware-detect cannot be decoded: {e}"
+                        )),
+                    },
+                    Err(e) => failures.push(format!("failed to run hardware-detect utility: {e}")),
+                }
             }
             // IPA refuses to inspect with an unknown collector; a warning
             // keeps inspection (and the node UUID) useful.

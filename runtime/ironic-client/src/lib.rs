@@ -7,6 +7,7 @@
 //! the API with [`Startup::server_tls`], then [`IronicLoop::heartbeat`].
 
 pub mod client;
+pub mod collectors;
 mod heartbeat;
 pub mod inspect;
 mod lookup;
@@ -65,6 +66,10 @@ pub trait Machine: Send + Sync + 'static {
     /// LLDP heard per interface (`{name: [[type, hex], ...]}`) for the
     /// `lldp` collector, `None` when the agent did not listen.
     fn lldp_raw(&self) -> Option<Value>;
+    /// Where the machine's programs (`dmidecode`, `hardware-detect`) are
+    /// looked up: the system's on the real machine, the stand-ins of a
+    /// simulated one.
+    fn program_dirs(&self) -> Vec<std::path::PathBuf>;
     /// Root of the machine's hardware view (`/`, or a simulated machine).
     fn hardware_root(&self) -> std::path::PathBuf {
         std::path::PathBuf::from("/")

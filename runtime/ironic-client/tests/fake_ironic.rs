@@ -95,6 +95,9 @@ impl Machine for M {
     fn managers(&self) -> Vec<(String, String)> {
         vec![("generic_hardware_manager".into(), "1.2".into())]
     }
+    fn program_dirs(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
     fn lldp_raw(&self) -> Option<Value> {
         None
     }
