@@ -34,12 +34,15 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let machine = opts.machine;
     let root = machine.root().to_path_buf();
 
-    // A rescued machine belongs to its user: never serve the API again.
+    // A rescued machine belongs to its user: never serve the API again,
+    // and stay idle rather than exit, so that a supervisor restarting the
+    // agent does not loop (IPA agent.run sleeps forever likewise).
     if root
         .join(agent_api::extensions::rescue::RESCUED_MARKER)
         .exists()
     {
         tracing::warn!(root = %root.display(), "rescue marker present; not serving the API");
+        shutdown_signal().await;
         return Ok(());
     }
 
