@@ -103,9 +103,11 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         startup::wait_for_disks(&config, move || {
             let managers = probe.clone();
             async move {
-                managers.host().inventory(true).await.is_ok_and(|inv| {
-                    inv["disks"].as_array().is_some_and(|d| !d.is_empty())
-                })
+                managers
+                    .host()
+                    .inventory(true)
+                    .await
+                    .is_ok_and(|inv| inv["disks"].as_array().is_some_and(|d| !d.is_empty()))
             }
         })
         .await;
@@ -290,14 +292,7 @@ async fn prepare_network(
         Err(_) => Vec::new(),
     };
     let lldp_wanted = ironic_client::inspect::wants_lldp(config);
-    ironic_net::prepare(
-        config,
-        lldp_wanted,
-        scope,
-        &nics,
-        managers.network(),
-    )
-    .await;
+    ironic_net::prepare(config, lldp_wanted, scope, &nics, managers.network()).await;
 }
 
 /// Binds `host:port`; `::` falls back to `0.0.0.0` when IPv6 is unavailable
