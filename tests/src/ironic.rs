@@ -69,13 +69,19 @@ impl Ironic {
 
     pub fn launch(&mut self) {
         let script = crate::workspace_root().join("tests/ironic/start-ironic.sh");
+        // Appended to whatever the test's environment already asks for.
+        let extra = [
+            std::env::var("IRONIC_EXTRA_CONF").unwrap_or_default(),
+            self.extra_conf.clone(),
+        ]
+        .join("\n");
         let out = Command::new("bash")
             .arg(script)
             .arg(&self.work)
             .arg(self.port.to_string())
             .arg(if self.require_tls { "True" } else { "False" })
             .arg("10")
-            .env("IRONIC_EXTRA_CONF", &self.extra_conf)
+            .env("IRONIC_EXTRA_CONF", extra)
             .stderr(Stdio::inherit())
             .output()
             .expect("running start-ironic.sh");
