@@ -129,10 +129,11 @@ fn apply(offset_us: i64, server: &str, control: &ClockControl) -> std::io::Resul
                 .map_err(std::io::Error::other)?;
             let target = now.as_micros() as i128 + i128::from(offset_us);
             let target = u128::try_from(target.max(0)).unwrap_or(0);
-            let ts = libc::timespec {
-                tv_sec: (target / 1_000_000) as libc::time_t,
-                tv_nsec: ((target % 1_000_000) * 1000) as libc::c_long,
-            };
+            // SAFETY: timespec is plain data; zeroed is a valid start.
+            let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+            // `as _`: time_t's width differs between glibc and musl.
+            ts.tv_sec = (target / 1_000_000) as _;
+            ts.tv_nsec = ((target % 1_000_000) * 1000) as _;
             // SAFETY: a valid timespec; CLOCK_REALTIME needs CAP_SYS_TIME.
             let rc = unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) };
             if rc != 0 {
