@@ -158,7 +158,8 @@ cp "$debs/$moddir"/modules.{order,builtin} "$rootfs/$moddir/" 2>/dev/null || tru
 # --- init ----------------------------------------------------------------------
 cp "$here/init" "$rootfs/init"
 cp "$here/udhcpc.script" "$rootfs/usr/share/udhcpc/default.script"
-chmod 0755 "$rootfs/init" "$rootfs/usr/share/udhcpc/default.script"
+cp "$here/rescue.sh" "$rootfs/usr/bin/ipa-rescue"
+chmod 0755 "$rootfs/init" "$rootfs/usr/share/udhcpc/default.script" "$rootfs/usr/bin/ipa-rescue"
 
 # --- Archive -------------------------------------------------------------------
 (cd "$rootfs" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) > "$work/initramfs.cpio"

@@ -13,6 +13,10 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v cpio >/dev/null || need+=(cpio)
 command -v zstd >/dev/null || need+=(zstd)
+# The network tests: an LLDP announcer in a namespace; FAT virtual media.
+command -v lldpd >/dev/null || need+=(lldpd)
+command -v mkfs.vfat >/dev/null || need+=(dosfstools)
+command -v mcopy >/dev/null || need+=(mtools)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing: ${need[*]}"
@@ -21,4 +25,15 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "missing test tools (${need[*]}); install them with your package manager" >&2
         exit 1
     fi
+fi
+
+# The clock test's NTP server: chronyd unpacked from Debian's package, not
+# installed (installing would start a system service that disciplines this
+# machine's clock). It runs in a test namespace with -x (never sets a clock).
+tools="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/test-tools"
+if [ ! -x "$tools/chrony/usr/sbin/chronyd" ]; then
+    mkdir -p "$tools/debs"
+    (cd "$tools/debs" && apt-get download -q chrony >/dev/null 2>&1) || { echo "cannot download chrony" >&2; exit 1; }
+    rm -rf "$tools/chrony"
+    dpkg-deb -x "$tools"/debs/chrony_*.deb "$tools/chrony"
 fi

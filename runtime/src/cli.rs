@@ -6,14 +6,44 @@ use anyhow::Context;
 
 use crate::host_setup::HostFlags;
 
-pub fn init_logging(debug: bool, json: bool) {
+/// Logging to stderr, the in-memory agent log and, when `log_file` is
+/// given, that file (appended).
+pub fn init_logging(debug: bool, json: bool, log_file: Option<&Path>) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     use tracing_subscriber::EnvFilter;
     let default = if debug { "debug" } else { "info" };
     let filter =
         EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let file = log_file.and_then(|path| {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Some(std::sync::Arc::new(std::sync::Mutex::new(f))),
+            Err(e) => {
+                eprintln!("cannot open the log file {}: {e}", path.display());
+                None
+            }
+        }
+    });
+    // Colours only for a person at a terminal: the same text goes to the
+    // in-memory log and the log file, which end up in Ironic's log store.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        // Teed into memory: the logs collector and `collect_system_logs`
+        // carry the agent's own log where there is no journal (the ramdisk).
+        .with_writer(
+            std::io::stderr
+                .and(|| agent_api::AgentLogWriter)
+                .and(move || LogFileWriter(file.clone())),
+        );
     if json {
         builder.json().init();
     } else {
@@ -34,6 +64,22 @@ async fn start_host(flags: &HostFlags) -> anyhow::Result<ironic_host::Host> {
     ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
         .await
         .context("loading hardware managers")
+}
+
+/// Appends each formatted event to the log file, if one is open.
+struct LogFileWriter(Option<std::sync::Arc<std::sync::Mutex<std::fs::File>>>);
+
+impl std::io::Write for LogFileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(file) = &self.0 {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            f.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub fn inventory(flags: &HostFlags, skip_bmc_detect: bool) -> anyhow::Result<()> {

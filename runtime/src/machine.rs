@@ -127,6 +127,34 @@ impl Machine {
         }
     }
 
+    /// Where network changes (links up, VLANs) go: performed on the real
+    /// machine and on a simulated one whose agent runs in a network
+    /// namespace of its own (the tests' veth namespaces); recorded in the
+    /// actions file for a simulated machine in this host's namespace.
+    pub fn network_scope(&self) -> ironic_net::Scope {
+        match self {
+            Machine::Real => ironic_net::Scope::Live,
+            Machine::Simulated(_) if ironic_net::in_own_network_namespace() => {
+                ironic_net::Scope::Live
+            }
+            Machine::Simulated(sim) => ironic_net::Scope::Recorded {
+                actions_file: sim.actions_file(),
+            },
+        }
+    }
+
+    /// Whether the clock may be stepped (`ntp_server`): only on the real
+    /// machine. The clock is not namespaced, so a simulated machine records
+    /// the offset even when its agent runs in a namespace of its own.
+    pub fn clock_control(&self) -> ironic_net::clock::ClockControl {
+        match self {
+            Machine::Real => ironic_net::clock::ClockControl::Set,
+            Machine::Simulated(sim) => ironic_net::clock::ClockControl::Record {
+                actions_file: sim.actions_file(),
+            },
+        }
+    }
+
     /// Power, network and log actions: performed on the real machine,
     /// recorded on a simulated one.
     pub fn system_actions(&self) -> Arc<dyn SystemActions> {

@@ -14,6 +14,7 @@ mod machine;
 mod managers;
 mod run;
 mod settings;
+mod startup;
 
 /// Ironic's deploy agent; hardware managers run as sandboxed WebAssembly
 /// components. Without a subcommand it runs the agent.
@@ -128,13 +129,22 @@ fn start() -> anyhow::Result<()> {
         Some(_) => None,
     };
     let Some(root) = config_root else {
-        cli::init_logging(false, false);
+        cli::init_logging(false, false, None);
         return dispatch(cli, None);
     };
     let machine = machine::Machine::at(&root)?;
+    // Virtual media before the configuration: parameters.txt is a layer of
+    // it, and IPA copies the media's etc/ironic-python-agent* first.
+    let media = ironic_net::vmedia::find(machine.root());
+    if machine.reads_etc() && vmedia_boot(machine.root()) {
+        if let Err(e) = ironic_net::vmedia::copy_config(&media, std::path::Path::new("/")) {
+            eprintln!("cannot copy the virtual media's configuration: {e}");
+        }
+    }
     let mut load = ironic_config::LoadOptions {
         hardware_root: machine.root().to_path_buf(),
         cli: ipa_flags,
+        vmedia_params: ironic_net::vmedia::parameters(&media),
         ..Default::default()
     }
     .with_process_env();
@@ -142,9 +152,25 @@ fn start() -> anyhow::Result<()> {
         load = load.ipa_default_paths();
     }
     let config = ironic_config::load(&load)?;
-    cli::init_logging(config.bool("debug"), config.bool("use_json"));
+    cli::init_logging(
+        config.bool("debug"),
+        config.bool("use_json"),
+        config.log_file_path().as_deref(),
+    );
     config.log_warnings();
     dispatch(cli, Some((machine, config)))
+}
+
+/// `boot_method=vmedia` on the kernel command line.
+fn vmedia_boot(root: &std::path::Path) -> bool {
+    std::fs::read_to_string(root.join("proc/cmdline"))
+        .map(|t| {
+            ironic_config::parse_cmdline(&t)
+                .get("boot_method")
+                .map(String::as_str)
+                == Some("vmedia")
+        })
+        .unwrap_or(false)
 }
 
 fn dispatch(

@@ -16,6 +16,9 @@ use serde_json::Value;
 /// The manager host seen through the API's `Managers` trait.
 pub struct HostManagers {
     host: Arc<Host>,
+    /// LLDP and VLAN interfaces the agent learnt natively, merged into every
+    /// inventory (`poll.get_hardware_info`, inspection, lookup).
+    network: Arc<ironic_net::Facts>,
     /// Set from Ironic's lookup answer (`agent_skip_bmc_detect`).
     skip_bmc_detect: AtomicBool,
     /// True once the managers of the directory are loaded: calls that need
@@ -28,6 +31,7 @@ impl HostManagers {
     pub fn new(host: Arc<Host>) -> Self {
         HostManagers {
             host,
+            network: Arc::default(),
             skip_bmc_detect: AtomicBool::new(false),
             loaded: tokio::sync::watch::Sender::new(false),
         }
@@ -63,6 +67,20 @@ impl HostManagers {
         let mut rx = self.loaded.subscribe();
         // The sender lives as long as `self`.
         let _ = rx.wait_for(|done| *done).await;
+    }
+
+    /// What the agent learnt about the network.
+    pub fn network(&self) -> &Arc<ironic_net::Facts> {
+        &self.network
+    }
+
+    /// The managers' inventory with the native network facts merged in:
+    /// the one inventory every path reports.
+    pub async fn full_inventory(&self, skip_bmc_detect: bool) -> Result<Value, DispatchError> {
+        self.ready().await;
+        let mut inventory = self.host.inventory(skip_bmc_detect).await?;
+        self.network.decorate(&mut inventory);
+        Ok(inventory)
     }
 
     /// Ironic's `agent_skip_bmc_detect` from the lookup answer.
@@ -228,9 +246,7 @@ impl Managers for HostManagers {
     }
 
     async fn inventory(&self) -> Result<Value, AgentError> {
-        self.ready().await;
-        self.host
-            .inventory(self.skip_bmc_detect.load(Ordering::Relaxed))
+        self.full_inventory(self.skip_bmc_detect.load(Ordering::Relaxed))
             .await
             .map_err(|e| to_agent_error(e, CallSite::Other("list_hardware_info")))
     }

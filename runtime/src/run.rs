@@ -16,6 +16,7 @@ use crate::host_setup::{self, HostFlags};
 use crate::machine::Machine;
 use crate::managers::{load_boot_managers, HostManagers};
 use crate::settings::image_settings;
+use crate::startup;
 
 /// What `main.rs` hands over.
 pub struct RunOptions {
@@ -33,19 +34,37 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let machine = opts.machine;
     let root = machine.root().to_path_buf();
 
-    // A rescued machine belongs to its user: never serve the API again.
+    // A rescued machine belongs to its user: never serve the API again,
+    // and stay idle rather than exit, so that a supervisor restarting the
+    // agent does not loop (IPA agent.run sleeps forever likewise).
     if root
         .join(agent_api::extensions::rescue::RESCUED_MARKER)
         .exists()
     {
         tracing::warn!(root = %root.display(), "rescue marker present; not serving the API");
+        shutdown_signal().await;
         return Ok(());
     }
 
     let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
+    let mut config = opts.config;
+    // The virtual media's static network first: everything below may need it.
+    let resolv_conf = machine
+        .reads_etc()
+        .then(|| std::path::Path::new("/etc/resolv.conf"));
+    ironic_net::apply_virtual_media_network(&root, &machine.network_scope(), resolv_conf).await;
+    // Ironic by mDNS (its announcement may set ntp_server), then the clock:
+    // TLS (Ironic's certificate, auto-TLS) depends on it.
+    ironic_net::mdns::resolve_api_url(&mut config, opts.standalone)
+        .await
+        .context("api_url=mdns")?;
+    ironic_net::clock::sync(&config, &machine.clock_control())
+        .await
+        .context("fail_if_clock_not_set")?;
+
     let mut host_config = opts.host.host_config(&machine)?;
     // Managers fetch with the agent's own client TLS settings.
-    host_config.fetch_tls = image_settings(&opts.config)?.write.tls;
+    host_config.fetch_tls = image_settings(&config)?.write.tls;
     let host = Arc::new(Host::new(host_config).context("starting the hardware-manager host")?);
     let managers = Arc::new(HostManagers::new(host));
     // Managers load beside everything else: every component at once, each
@@ -57,21 +76,24 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     // the watcher, lives as long as its handle.
     let (all_loaded, mut loaded) = tokio::sync::watch::channel(false);
     let _loading = {
-        let (managers, flags, config) = (managers.clone(), opts.host.clone(), opts.config.clone());
+        let (managers, flags, config) = (managers.clone(), opts.host.clone(), config.clone());
+        let scope = machine.network_scope();
         tokio::spawn(async move {
             managers.load().await;
             let watcher = host_setup::watch_managers(&flags, managers.host());
             load_boot_managers(&config, &managers).await;
+            // LLDP and VLANs need the interfaces the managers list.
+            prepare_network(&config, &scope, &managers).await;
             all_loaded.send_replace(true);
             watcher
         })
     };
+    startup::hardware_initialization_delay(&config).await;
 
     let _reload_on_sighup = tokio::spawn(reload_on_sighup(managers.host().clone()));
 
     let system = machine.system_actions();
 
-    let config = opts.config;
     let ironic = if opts.standalone || config.api_urls().is_empty() {
         if !opts.standalone {
             tracing::warn!("no api_url configured (ipa-api-url); running without Ironic");
@@ -81,9 +103,23 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         // Inspection and lookup report the inventory: every manager first,
         // the boot-time ones too.
         let _ = loaded.wait_for(|done| *done).await;
+        let probe = managers.clone();
+        startup::wait_for_disks(&config, move || {
+            let managers = probe.clone();
+            async move {
+                managers
+                    .host()
+                    .inventory(true)
+                    .await
+                    .is_ok_and(|inv| inv["disks"].as_array().is_some_and(|d| !d.is_empty()))
+            }
+        })
+        .await;
         let hardware = Arc::new(HostMachine {
             managers: managers.clone(),
             root: root.clone(),
+            system: system.clone(),
+            program_dirs: machine.program_dirs(),
         });
         let mut ironic = IronicLoop::new(config.clone(), hardware)?;
         let startup = ironic.startup().await?;
@@ -210,13 +246,22 @@ impl ironic_client::AgentHandle for ApiHandle {
 struct HostMachine {
     managers: Arc<HostManagers>,
     root: std::path::PathBuf,
+    /// The same log sources as `log.collect_system_logs`.
+    system: Arc<dyn agent_api::SystemActions>,
+    /// Where collectors find `dmidecode` and `hardware-detect`.
+    program_dirs: Vec<std::path::PathBuf>,
 }
 
 #[async_trait::async_trait]
 impl ironic_client::Machine for HostMachine {
     async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value> {
-        self.managers.ready().await;
-        Ok(self.managers.host().inventory(skip_bmc_detect).await?)
+        Ok(self.managers.full_inventory(skip_bmc_detect).await?)
+    }
+    fn program_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.program_dirs.clone()
+    }
+    fn lldp_raw(&self) -> Option<Value> {
+        self.managers.network().lldp_raw()
     }
     fn managers(&self) -> Vec<(String, String)> {
         self.managers
@@ -229,6 +274,29 @@ impl ironic_client::Machine for HostMachine {
     fn hardware_root(&self) -> std::path::PathBuf {
         self.root.clone()
     }
+    fn system_logs(&self) -> Vec<(String, Vec<u8>)> {
+        self.system
+            .collect_logs(agent_api::DEFAULT_MAX_LOG_BYTES)
+            .into_iter()
+            .map(|m| (m.name, m.data))
+            .collect()
+    }
+}
+
+/// LLDP and VLAN interfaces before inspection and lookup (IPA lists
+/// interfaces, with LLDP, and brings VLANs up while building the inventory
+/// for inspection; done once here, the result merged into every inventory).
+async fn prepare_network(
+    config: &ironic_config::Config,
+    scope: &ironic_net::Scope,
+    managers: &Arc<HostManagers>,
+) {
+    let nics = match managers.host().inventory(true).await {
+        Ok(inventory) => ironic_net::nics_of(&inventory),
+        Err(_) => Vec::new(),
+    };
+    let lldp_wanted = ironic_client::inspect::wants_lldp(config);
+    ironic_net::prepare(config, lldp_wanted, scope, &nics, managers.network()).await;
 }
 
 /// Binds `host:port`; `::` falls back to `0.0.0.0` when IPv6 is unavailable

@@ -34,11 +34,18 @@ pub struct Ironic {
     pub work: PathBuf,
     http: reqwest::blocking::Client,
     require_tls: bool,
+    /// Appended to ironic.conf (`IRONIC_EXTRA_CONF` of start-ironic.sh).
+    extra_conf: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Ironic {
     pub fn start(require_tls: bool) -> Ironic {
+        Ironic::start_with_conf(require_tls, "")
+    }
+
+    /// An Ironic whose ironic.conf ends with `extra_conf` (later values win).
+    pub fn start_with_conf(require_tls: bool, extra_conf: &str) -> Ironic {
         let dir = tempfile::Builder::new()
             .prefix("ironic-")
             .tempdir()
@@ -53,6 +60,7 @@ impl Ironic {
                 .build()
                 .expect("http"),
             require_tls,
+            extra_conf: extra_conf.to_string(),
             _dir: Some(dir),
         };
         me.launch();
@@ -61,12 +69,19 @@ impl Ironic {
 
     pub fn launch(&mut self) {
         let script = crate::workspace_root().join("tests/ironic/start-ironic.sh");
+        // Appended to whatever the test's environment already asks for.
+        let extra = [
+            std::env::var("IRONIC_EXTRA_CONF").unwrap_or_default(),
+            self.extra_conf.clone(),
+        ]
+        .join("\n");
         let out = Command::new("bash")
             .arg(script)
             .arg(&self.work)
             .arg(self.port.to_string())
             .arg(if self.require_tls { "True" } else { "False" })
             .arg("10")
+            .env("IRONIC_EXTRA_CONF", extra)
             .stderr(Stdio::inherit())
             .output()
             .expect("running start-ironic.sh");
@@ -234,6 +249,12 @@ impl Drop for Agent {
 /// A simulated machine and a managers directory holding only the generic
 /// manager (as `generic.wasm`, the name the built-in grants know).
 pub fn sim_machine(dir: &Path) -> (PathBuf, String) {
+    sim_machine_described(dir, None)
+}
+
+/// [`sim_machine`] from a machine description (TOML text) instead of the
+/// default one.
+pub fn sim_machine_described(dir: &Path, description: Option<&str>) -> (PathBuf, String) {
     let root = dir.join("machine");
     let managers = dir.join("managers");
     std::fs::create_dir_all(&managers).expect("managers dir");
@@ -242,11 +263,14 @@ pub fn sim_machine(dir: &Path) -> (PathBuf, String) {
         managers.join("generic.wasm"),
     )
     .expect("copy the generic manager");
-    let st = Command::new(crate::agent_binary())
-        .args(["sim", "create"])
-        .arg(&root)
-        .status()
-        .expect("sim create");
+    let mut create = Command::new(crate::agent_binary());
+    create.args(["sim", "create"]).arg(&root);
+    if let Some(text) = description {
+        let file = dir.join("machine.toml");
+        std::fs::write(&file, text).expect("machine description");
+        create.arg("--machine").arg(file);
+    }
+    let st = create.status().expect("sim create");
     assert!(st.success());
     let out = Command::new(crate::agent_binary())
         .args(["inventory", "--hardware-root"])

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod host;
 pub mod hostile;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 

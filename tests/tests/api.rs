@@ -170,8 +170,42 @@ fn finalize_rescue_replies_then_exits_and_never_serves_again() {
     );
     assert!(root.join("etc/.rescued").exists());
 
-    // Restarted on a rescued machine: exits without serving.
-    let status = Command::new(agent_tests::agent_binary())
+    // The ramdisk's rescue step (ramdisk/rescue.sh, run by init once the
+    // agent has exited) makes the `rescue` user with the agent's hash.
+    let script = agent_tests::workspace_root().join("ramdisk/rescue.sh");
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(root)
+        .output()
+        .expect("rescue.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
+    assert!(
+        shadow.lines().any(|l| l.starts_with("rescue:$5$abc$def:")),
+        "{shadow}"
+    );
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("rescue:x:1000:1000:rescue:/home/rescue:/bin/sh"));
+    // Run twice (a second finalize_rescue): still one rescue user.
+    assert!(Command::new("sh")
+        .arg(&script)
+        .arg(root)
+        .status()
+        .unwrap()
+        .success());
+    let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
+    assert_eq!(
+        shadow.lines().filter(|l| l.starts_with("rescue:")).count(),
+        1
+    );
+
+    // Restarted on a rescued machine: never serves, idles (so a supervisor
+    // that restarts agents does not loop) until it is told to stop.
+    let mut idle = Command::new(agent_tests::agent_binary())
         .arg("--standalone")
         .arg("--hardware-root")
         .arg(root)
@@ -183,7 +217,13 @@ fn finalize_rescue_replies_then_exits_and_never_serves_again() {
             "--listen-port",
             &a.port.to_string(),
         ])
-        .status()
+        .spawn()
         .expect("agent runs");
-    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(idle.try_wait().unwrap().is_none(), "the agent exited");
+    assert!(a.refused_within(Duration::from_millis(100)));
+    let _ = Command::new("kill")
+        .args(["-TERM", &idle.id().to_string()])
+        .status();
+    assert!(idle.wait().unwrap().success());
 }

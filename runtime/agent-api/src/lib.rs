@@ -51,7 +51,10 @@ pub use managers::{
     deduplicate_steps, LoadedManagerInfo, ManagerSteps, ManagerUpload, Managers, StepKind,
 };
 pub use server::{router, serve};
-pub use system_actions::{RealSystem, Recorder, SystemAction, SystemActions};
+pub use system_actions::{
+    agent_log, AgentLogWriter, LogMember, RealSystem, Recorder, SystemAction, SystemActions,
+    AGENT_LOG_MEMBER,
+};
 
 /// Default cap on a request body (a bigger body answers 413).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;

@@ -2,7 +2,8 @@
 //! trait, so a simulated machine can record them instead of performing them.
 //!
 //! * [`RealSystem`] runs the real programs (`sync`, `poweroff`, `reboot`,
-//!   `ip link set <if> down`, `journalctl`, ...). Tests never use it.
+//!   `ip link set <if> down`, `journalctl`, ...). Tests use only its log
+//!   collection, which reads and never changes anything.
 //! * [`Recorder`] appends each requested action as one JSON line to
 //!   `<root>/.ironic-sim/actions.jsonl` and collects logs from files under the
 //!   hardware root.
@@ -116,8 +117,12 @@ impl SystemActions for RealSystem {
     }
 
     fn collect_logs(&self, cap: usize) -> Vec<LogMember> {
+        // IPA: utils.collect_system_logs (the journal, else /var/log) and
+        // GenericHardwareManager.collect_system_logs (command outputs and
+        // udev properties per block device), plus this agent's own log,
+        // which a ramdisk without journald has nowhere else.
         let mut budget = Budget(cap);
-        let mut members = Vec::new();
+        let mut members = vec![budget.member(AGENT_LOG_MEMBER, agent_log().snapshot())];
         match run_capture(
             "journalctl",
             &["--full", "--no-pager", "-b", "-n", "10000"],
@@ -126,25 +131,24 @@ impl SystemActions for RealSystem {
             Some((true, out)) => members.push(budget.member("journal", out)),
             _ => collect_tree(&self.root, "var/log", &mut budget, &mut members),
         }
+        let lsblk_columns = format!("-o{}", LSBLK_COLUMNS.join(","));
         let commands: &[(&str, &str, &[&str])] = &[
             ("df", "df", &["-a"]),
             ("dmesg", "dmesg", &[]),
+            ("efibootmgr", "efibootmgr", &["-v"]),
+            ("iptables", "iptables", &["-L"]),
             ("ip_addr", "ip", &["addr"]),
-            (
-                "lsblk",
-                "lsblk",
-                &["--all", "-o", "+UUID,PARTUUID,LABEL,PARTLABEL"],
-            ),
+            ("lsblk", "lsblk", &["--all", &lsblk_columns]),
             (
                 "lsblk-full",
                 "lsblk",
                 &["--all", "--bytes", "--output-all", "--pairs"],
             ),
+            ("lshw", "lshw", &["-quiet", "-json"]),
             ("mount", "mount", &[]),
-            ("ps", "ps", &["-ef"]),
-            ("efibootmgr", "efibootmgr", &["-v"]),
-            ("iptables", "iptables", &["-L"]),
             ("multipath", "multipath", &["-ll"]),
+            ("parted", "parted", &["-l"]),
+            ("ps", "ps", &["au"]),
         ];
         for (name, program, args) in commands {
             if budget.0 == 0 {
@@ -161,7 +165,103 @@ impl SystemActions for RealSystem {
             &mut budget,
             &mut members,
         );
+        collect_udev(&self.root, &mut budget, &mut members);
         members
+    }
+}
+
+/// lsblk's columns in IPA's `lsblk` log member (utils.LSBLK_COLUMNS).
+const LSBLK_COLUMNS: &[&str] = &[
+    "KNAME", "MODEL", "SIZE", "ROTA", "TYPE", "UUID", "PARTUUID", "SERIAL", "WWN", "LOG-SEC",
+    "PHY-SEC", "TRAN",
+];
+
+/// Name of the agent's own log in the logs archive.
+pub const AGENT_LOG_MEMBER: &str = "ironic-agent.log";
+
+/// IPA's `_collect_udev`: one `udev/<kname>` member per block device with its
+/// udev properties as a JSON object, read from udev's database
+/// (`/run/udev/data/b<major>:<minor>`, `E:` lines) instead of pyudev.
+fn collect_udev(root: &Path, budget: &mut Budget, out: &mut Vec<LogMember>) {
+    let Ok(entries) = std::fs::read_dir(root.join("sys/class/block")) else {
+        return;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for kname in names {
+        if budget.0 == 0 {
+            return;
+        }
+        let Ok(dev) = std::fs::read_to_string(root.join(format!("sys/class/block/{kname}/dev")))
+        else {
+            continue;
+        };
+        let Ok(db) = std::fs::read_to_string(root.join(format!("run/udev/data/b{}", dev.trim())))
+        else {
+            continue;
+        };
+        let props: serde_json::Map<String, Value> = db
+            .lines()
+            .filter_map(|l| l.strip_prefix("E:"))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
+            .collect();
+        let data = Value::Object(props).to_string().into_bytes();
+        out.push(budget.member(&format!("udev/{kname}"), data));
+    }
+}
+
+/// The agent's own recent log output, kept in memory (bounded) so that the
+/// logs collector and `collect_system_logs` carry it on machines without
+/// journald or a log file (the ramdisk).
+pub struct AgentLog {
+    bytes: std::sync::Mutex<std::collections::VecDeque<u8>>,
+    cap: usize,
+}
+
+/// At most this much of the agent's own log is kept in memory.
+pub const AGENT_LOG_CAP: usize = 2 * 1024 * 1024;
+
+/// The process-wide agent log ring.
+pub fn agent_log() -> &'static AgentLog {
+    static LOG: std::sync::OnceLock<AgentLog> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| AgentLog {
+        bytes: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        cap: AGENT_LOG_CAP,
+    })
+}
+
+impl AgentLog {
+    /// Appends output, dropping the oldest bytes past the cap.
+    pub fn append(&self, data: &[u8]) {
+        let mut ring = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let data = &data[data.len().saturating_sub(self.cap)..];
+        let excess = (ring.len() + data.len()).saturating_sub(self.cap);
+        ring.drain(..excess);
+        ring.extend(data);
+    }
+
+    /// A copy of what is kept.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let ring = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        ring.iter().copied().collect()
+    }
+}
+
+/// An `io::Write` into [`agent_log`] (the tracing writer tees into it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AgentLogWriter;
+
+impl Write for AgentLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        agent_log().append(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -227,7 +327,7 @@ impl SystemActions for Recorder {
 
     fn collect_logs(&self, cap: usize) -> Vec<LogMember> {
         let mut budget = Budget(cap);
-        let mut members = Vec::new();
+        let mut members = vec![budget.member(AGENT_LOG_MEMBER, agent_log().snapshot())];
         for (path, name) in [
             ("proc/cmdline", "proc/cmdline"),
             ("proc/meminfo", "proc/meminfo"),
@@ -397,7 +497,60 @@ mod tests {
             Recorder::new(dir.path(), dir.path().join("actions.jsonl")).collect_logs(1000);
         let total: usize = members.iter().map(|m| m.data.len()).sum();
         assert!(total <= 1000);
-        assert_eq!(members[0].name, "proc/cmdline");
+        assert_eq!(members[0].name, AGENT_LOG_MEMBER);
+        assert_eq!(members[1].name, "proc/cmdline");
         assert!(members.iter().any(|m| m.name == "var/log/big"));
+    }
+}
+
+#[cfg(test)]
+mod real_logs_tests {
+    use super::*;
+
+    /// The real backend reads only: command outputs and files. It must
+    /// produce IPA's members, the agent's own log and udev properties, not
+    /// an empty archive (the bug where inspection sent a 41-byte tar.gz).
+    #[test]
+    fn real_system_collects_ipa_members_and_the_agent_log() {
+        agent_log().append(b"agent says hello\n");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sys/class/block/vda")).unwrap();
+        std::fs::write(root.join("sys/class/block/vda/dev"), "254:0\n").unwrap();
+        std::fs::create_dir_all(root.join("run/udev/data")).unwrap();
+        std::fs::write(
+            root.join("run/udev/data/b254:0"),
+            "S:disk/by-path/virtio-pci-0000:00:05.0\nE:ID_SERIAL=disk-1\nE:DEVTYPE=disk\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("var/log")).unwrap();
+        let members = RealSystem::new(root).collect_logs(4 * 1024 * 1024);
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        let agent = &members[0];
+        assert_eq!(agent.name, AGENT_LOG_MEMBER);
+        assert!(String::from_utf8_lossy(&agent.data).contains("agent says hello"));
+        // `ps` and `mount` exist on every machine the tests run on.
+        for wanted in ["ps", "mount", "df"] {
+            assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+        }
+        let udev = members
+            .iter()
+            .find(|m| m.name == "udev/vda")
+            .expect("udev/vda");
+        let props: Value = serde_json::from_slice(&udev.data).unwrap();
+        assert_eq!(props, json!({"ID_SERIAL": "disk-1", "DEVTYPE": "disk"}));
+    }
+
+    #[test]
+    fn agent_log_keeps_the_newest_bytes() {
+        let log = AgentLog {
+            bytes: Default::default(),
+            cap: 8,
+        };
+        log.append(b"0123456");
+        log.append(b"789ab");
+        assert_eq!(log.snapshot(), b"456789ab");
+        log.append(b"this is far longer than the cap");
+        assert_eq!(log.snapshot(), b" the cap");
     }
 }

@@ -15,6 +15,7 @@
 
 mod ini;
 pub mod options;
+pub mod unsupported;
 mod value;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use options::{OptSpec, OptType, OPTIONS};
+pub use unsupported::unsupported;
 pub use value::{parse_bool, Value};
 
 /// Where an effective value came from.
@@ -309,6 +311,10 @@ pub struct LoadOptions {
     pub default_config_dirs: Vec<PathBuf>,
     /// Environment variables to consider (only `OS_*__*` are used).
     pub env: Vec<(String, String)>,
+    /// `parameters.txt` of the `ir-vfd-dev` virtual media and where it was
+    /// read: used when the command line says `boot_method=vmedia`, and then
+    /// wins over the command line (IPA `utils.get_agent_params`).
+    pub vmedia_params: Option<(PathBuf, BTreeMap<String, String>)>,
 }
 
 impl LoadOptions {
@@ -530,16 +536,27 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
             })
         }
     };
+    let mut kernel = kernel;
+    let mut param_paths: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if kernel.get("boot_method").map(String::as_str) == Some("vmedia") {
+        if let Some((path, params)) = &opts.vmedia_params {
+            for (k, v) in params {
+                kernel.insert(k.clone(), v.clone());
+                param_paths.insert(k.clone(), path.clone());
+            }
+        }
+    }
     const DIRECT: &[&str] = &["ipa-debug", "ipa-inspection-benchmarks"];
     for (param, raw) in &kernel {
+        let path = param_paths.get(param).unwrap_or(&cmdline_path);
         if let Some(spec) = OPTIONS.iter().find(|s| s.kernel == Some(param.as_str())) {
-            let origin = format!("kernel command line ({}) {param}", cmdline_path.display());
+            let origin = format!("kernel command line ({}) {param}", path.display());
             l.set(
                 spec,
                 raw,
                 Source::Kernel {
                     param: param.clone(),
-                    path: cmdline_path.clone(),
+                    path: path.clone(),
                 },
                 &origin,
             )?;
@@ -785,11 +802,65 @@ impl Config {
         &self.warnings
     }
 
-    /// Logs every warning through `tracing` (call once logging is set up).
+    /// Logs every warning through `tracing` (call once logging is set up),
+    /// then names, once, the options set to something other than their
+    /// default that this agent accepts but does not act on.
     pub fn log_warnings(&self) {
         for w in &self.warnings {
             tracing::warn!(origin = %w.origin, "configuration: {}", w.message);
         }
+        let set = self.unsupported_in_use();
+        if !set.is_empty() {
+            tracing::warn!(
+                "accepted but not supported by this agent: {}",
+                set.join("; ")
+            );
+        }
+        tracing::debug!(
+            "options accepted but not supported by this agent (left at their defaults): {}",
+            unsupported::UNSUPPORTED
+                .iter()
+                .map(|(g, n, _)| format!("[{g}]{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    /// Where oslo.log would write (`log_file`, relative to `log_dir` when
+    /// both are set; `log_dir` alone gives `ironic-python-agent.log` there).
+    pub fn log_file_path(&self) -> Option<PathBuf> {
+        let file = self.non_empty("log_file").map(PathBuf::from);
+        let dir = self.non_empty("log_dir").map(PathBuf::from);
+        match (dir, file) {
+            (Some(dir), Some(file)) => Some(dir.join(file)),
+            (None, Some(file)) => Some(file),
+            (Some(dir), None) => Some(dir.join("ironic-python-agent.log")),
+            (None, None) => None,
+        }
+    }
+
+    /// `[group]name = value (source): why` for every unsupported option
+    /// given a value by any layer but the built-in defaults.
+    pub fn unsupported_in_use(&self) -> Vec<String> {
+        OPTIONS
+            .iter()
+            .filter_map(|spec| {
+                let why = unsupported::unsupported(spec.group, spec.name)?;
+                let entry = self.values.get(&key(spec.group, spec.name))?;
+                if entry.source == Source::Default {
+                    return None;
+                }
+                let shown = if spec.secret {
+                    "***".to_string()
+                } else {
+                    entry.value.to_string()
+                };
+                Some(format!(
+                    "[{}]{} = {} ({}): {why}",
+                    spec.group, spec.name, shown, entry.source
+                ))
+            })
+            .collect()
     }
 
     /// Sets a runtime override (the agent's own decisions, e.g. auto-TLS
@@ -903,10 +974,14 @@ pub fn render(cfg: &Config) -> String {
                 } else {
                     e.value.to_string()
                 };
-                out.push_str(&format!("{} = {}    # {}\n", spec.name, shown, e.source));
+                out.push_str(&format!("{} = {}    # {}", spec.name, shown, e.source));
             }
-            None => out.push_str(&format!("{} = <unset>\n", spec.name)),
+            None => out.push_str(&format!("{} = <unset>", spec.name)),
         }
+        if let Some(why) = unsupported::unsupported(spec.group, spec.name) {
+            out.push_str(&format!("    # NOT SUPPORTED by this agent: {why}"));
+        }
+        out.push('\n');
     }
     out.push_str("\n# kernel command line: ");
     out.push_str(&cfg.cmdline_path.display().to_string());

@@ -334,10 +334,10 @@ pub static OPTIONS: &[OptSpec] = &[
     ),
     o!(
         "DEFAULT",
-        "agent_api_version",
+        "ironic_api_version",
         OptType::Str,
         None,
-        Some("ipa-agent-api-version")
+        Some("ipa-ironic-api-version")
     ),
     o!(
         "DEFAULT",

@@ -39,7 +39,7 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     /// `global_request_id` → `X-OpenStack-Request-ID`.
     pub global_request_id: Option<String>,
-    /// `agent_api_version` (skips discovery when parseable).
+    /// `ironic_api_version` (skips discovery when parseable).
     pub api_version: Option<String>,
     /// Outbound TLS.
     pub tls: ClientTls,
@@ -54,7 +54,7 @@ impl ClientSettings {
                 cfg.int("http_request_timeout").unwrap_or(30).max(1) as u64,
             ),
             global_request_id: cfg.non_empty("global_request_id"),
-            api_version: cfg.non_empty("agent_api_version"),
+            api_version: cfg.non_empty("ironic_api_version"),
             tls: ClientTls {
                 insecure: cfg.bool("insecure"),
                 cafile: cfg.non_empty("cafile"),
@@ -117,7 +117,7 @@ impl IronicClient {
             .map_err(|e| Error::Tls(format!("building the HTTP client: {e}")))?;
         let fixed = settings.api_version.as_deref().and_then(parse_version);
         if settings.api_version.is_some() && fixed.is_none() {
-            tracing::warn!("agent_api_version is not X.Y; discovering the version instead");
+            tracing::warn!("ironic_api_version is not X.Y; discovering the version instead");
         }
         Ok(IronicClient {
             http,

@@ -13,7 +13,69 @@ use crate::client::IronicClient;
 use crate::Machine;
 
 /// Collectors this agent implements.
-pub const COLLECTORS: &[&str] = &["default", "logs", "pci-devices"];
+pub const COLLECTORS: &[&str] = &[
+    "default",
+    "logs",
+    "pci-devices",
+    "lldp",
+    "numa-topology",
+    "dmi-decode",
+    "usb-devices",
+    "extra-hardware",
+];
+
+/// Runs `program` from the machine's program directories with a deadline
+/// and an output cap; its stdout, or why not.
+async fn run_program(
+    machine: &dyn Machine,
+    program: &str,
+    args: &[&str],
+) -> Result<Vec<u8>, String> {
+    let path = machine
+        .program_dirs()
+        .into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{program} is not installed on this machine"))?;
+    let child = tokio::process::Command::new(&path)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), child)
+        .await
+        .map_err(|_| format!("{program} did not finish within 300 s"))?
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    // A collector's output goes into one JSON document: bound it.
+    const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+    if out.stdout.len() > MAX_OUTPUT {
+        return Err(format!("{program} printed more than {MAX_OUTPUT} bytes"));
+    }
+    Ok(out.stdout)
+}
+
+/// The configured collectors (IPA's default: `default,logs`).
+pub fn collector_names(cfg: &ironic_config::Config) -> Vec<String> {
+    let l = cfg.list_in("DEFAULT", "inspection_collectors");
+    if l.is_empty() {
+        vec!["default".to_string(), "logs".to_string()]
+    } else {
+        l
+    }
+}
+
+/// Whether inspection will ask for LLDP (the `lldp` collector), so the
+/// agent listens at start-up even without `collect_lldp`.
+pub fn wants_lldp(cfg: &ironic_config::Config) -> bool {
+    enabled(cfg) && collector_names(cfg).iter().any(|c| c == "lldp")
+}
 
 /// Inspection runs when `inspection_callback_url` is set, or when both
 /// `inspection_collectors` and `api_url` are.
@@ -64,9 +126,10 @@ fn logs_archive(cfg: &ironic_config::Config, machine: &dyn Machine) -> anyhow::R
         tar.append_data(&mut h, name, data)?;
         Ok(())
     };
-    if let Some(f) = cfg.non_empty("log_file") {
+    if let Some(f) = cfg.log_file_path() {
         if let Ok(data) = std::fs::read(&f) {
-            add(f.trim_start_matches('/'), &data)?;
+            let name = f.to_string_lossy().trim_start_matches('/').to_string();
+            add(&name, &data)?;
         }
     }
     for (name, data) in machine.system_logs() {
@@ -149,16 +212,9 @@ pub async fn collect(
     mut inventory: Value,
     hardware_root: &std::path::Path,
 ) -> (Value, Vec<String>) {
-    let names = {
-        let l = cfg.list_in("DEFAULT", "inspection_collectors");
-        if l.is_empty() {
-            vec!["default".to_string(), "logs".to_string()]
-        } else {
-            l
-        }
-    };
+    let names = collector_names(cfg);
     let mut data = serde_json::Map::new();
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for name in &names {
         match name.as_str() {
             "default" => {
@@ -196,9 +252,76 @@ pub async fn collect(
                     Value::from(pci_devices(hardware_root)),
                 );
             }
-            other => failures.push(format!(
-                "collector {other} failed: no such collector in this agent"
-            )),
+            // IPA: hardware.dispatch_to_managers('collect_lldp_data').
+            "lldp" => {
+                data.insert(
+                    "lldp_raw".into(),
+                    machine.lldp_raw().unwrap_or_else(|| json!({})),
+                );
+            }
+            // IPA logs and skips a machine without NUMA data.
+            "numa-topology" => match crate::collectors::numa_topology(hardware_root) {
+                Ok(Some(t)) => {
+                    data.insert("numa_topology".into(), t);
+                }
+                Ok(None) => tracing::warn!("inspection: no NUMA information on this machine"),
+                Err(e) => tracing::warn!("inspection: NUMA information unusable: {e}"),
+            },
+            "usb-devices" => {
+                data.insert(
+                    "usb_devices".into(),
+                    crate::collectors::usb_devices(hardware_root),
+                );
+            }
+            "dmi-decode" => {
+                match run_program(
+                    machine.as_ref(),
+                    "dmidecode",
+                    &["-t", "bios", "-t", "processor", "-t", "memory"],
+                )
+                .await
+                {
+                    Ok(out) => {
+                        data.insert(
+                            "dmi".into(),
+                            crate::collectors::parse_dmi(&String::from_utf8_lossy(&out)),
+                        );
+                    }
+                    Err(e) => failures.push(format!("failed to run dmidecode: {e}")),
+                }
+            }
+            // The `hardware` package's hardware-detect, as IPA runs it; its
+            // JSON goes under `data` for Ironic's extra_hardware hook.
+            "extra-hardware" => {
+                let benchmarks = cfg
+                    .kernel_params()
+                    .get("ipa-inspection-benchmarks")
+                    .cloned()
+                    .unwrap_or_default();
+                let mut args: Vec<&str> = Vec::new();
+                if !benchmarks.is_empty() {
+                    args.push("--benchmark");
+                    args.extend(benchmarks.split(','));
+                }
+                match run_program(machine.as_ref(), "hardware-detect", &args).await {
+                    Ok(out) => match serde_json::from_slice::<Value>(&out) {
+                        Ok(v) => {
+                            data.insert("data".into(), v);
+                        }
+                        Err(e) => failures.push(format!(
+                            "JSON returned from hardware-detect cannot be decoded: {e}"
+                        )),
+                    },
+                    Err(e) => failures.push(format!("failed to run hardware-detect utility: {e}")),
+                }
+            }
+            // IPA refuses to inspect with an unknown collector; a warning
+            // keeps inspection (and the node UUID) useful.
+            other => tracing::warn!(
+                collector = %other,
+                known = ?COLLECTORS,
+                "inspection collector {other} does not exist in this agent; skipped"
+            ),
         }
     }
     let error = if failures.is_empty() {

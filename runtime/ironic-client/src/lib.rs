@@ -7,6 +7,7 @@
 //! the API with [`Startup::server_tls`], then [`IronicLoop::heartbeat`].
 
 pub mod client;
+pub mod collectors;
 mod heartbeat;
 pub mod inspect;
 mod lookup;
@@ -58,10 +59,17 @@ pub trait Machine: Send + Sync + 'static {
     async fn inventory(&self, skip_bmc_detect: bool) -> anyhow::Result<Value>;
     /// `(name, version)` of every hardware manager, in dispatch order.
     fn managers(&self) -> Vec<(String, String)>;
-    /// Extra files for the `logs` collector: `(name in the archive, content)`.
-    fn system_logs(&self) -> Vec<(String, Vec<u8>)> {
-        Vec::new()
-    }
+    /// What the `logs` collector sends (IPA's `collect_system_logs`):
+    /// `(name in the archive, content)`. No default: a machine that forgot
+    /// it sent Ironic an empty archive.
+    fn system_logs(&self) -> Vec<(String, Vec<u8>)>;
+    /// LLDP heard per interface (`{name: [[type, hex], ...]}`) for the
+    /// `lldp` collector, `None` when the agent did not listen.
+    fn lldp_raw(&self) -> Option<Value>;
+    /// Where the machine's programs (`dmidecode`, `hardware-detect`) are
+    /// looked up: the system's on the real machine, the stand-ins of a
+    /// simulated one.
+    fn program_dirs(&self) -> Vec<std::path::PathBuf>;
     /// Root of the machine's hardware view (`/`, or a simulated machine).
     fn hardware_root(&self) -> std::path::PathBuf {
         std::path::PathBuf::from("/")

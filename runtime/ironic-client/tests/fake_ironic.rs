@@ -95,6 +95,15 @@ impl Machine for M {
     fn managers(&self) -> Vec<(String, String)> {
         vec![("generic_hardware_manager".into(), "1.2".into())]
     }
+    fn program_dirs(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+    fn lldp_raw(&self) -> Option<Value> {
+        None
+    }
+    fn system_logs(&self) -> Vec<(String, Vec<u8>)> {
+        vec![("dmesg".into(), b"[0.0] Linux version".to_vec())]
+    }
 }
 
 #[derive(Default)]
