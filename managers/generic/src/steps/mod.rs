@@ -1,20 +1,35 @@
 //! The generic clean, deploy and service steps (shared/spec/hardware-managers.md §9).
 //!
-//! Implemented so far: the erase family (shared/spec/erase.md) and
-//! `erase_pstore`. Only implemented steps are advertised.
+//! The erase family, `erase_pstore` and the software RAID steps
+//! (`crate::raid`). Only implemented steps are advertised; names,
+//! priorities, interfaces and `argsinfo` are IPA's
+//! (hardware.py `GenericHardwareManager.get_clean_steps`,
+//! `get_deploy_steps`, `get_service_steps`).
 
 use ironic_hardware_guest::prelude::*;
 
 mod devices;
 mod erase;
-mod metadata;
+pub(crate) mod metadata;
 mod node;
 mod pstore;
 mod secure_erase;
 mod skip;
 
-/// hardware-managers.md §9.1/§9.2: clean steps carry `abortable: true`,
-/// deploy steps no `abortable` key; none requests a reboot.
+/// `apply_configuration`'s `argsinfo` (IPA `RAID_APPLY_CONFIGURATION_ARGSINFO`).
+fn apply_configuration() -> Step {
+    Step::new("apply_configuration", 0, "raid")
+        .arg("raid_config", "The RAID configuration to apply.", true)
+        .arg(
+            "delete_existing",
+            "Setting this to 'True' indicates to delete existing RAID configuration prior to \
+             creating the new configuration. Default value is 'True'.",
+            false,
+        )
+}
+
+/// Clean steps carry `abortable: true` (service steps too, where IPA sets
+/// it), deploy steps no `abortable` key; none requests a reboot.
 pub fn get_steps(kind: StepKind, _node: &str, _ports: &str) -> Result<Vec<Step>, ManagerError> {
     Ok(match kind {
         StepKind::Clean => vec![
@@ -22,10 +37,20 @@ pub fn get_steps(kind: StepKind, _node: &str, _ports: &str) -> Result<Vec<Step>,
             Step::new("erase_devices_metadata", 99, "deploy").abortable(true),
             Step::new("erase_devices_express", 0, "deploy").abortable(true),
             Step::new("erase_pstore", 0, "deploy").abortable(true),
+            Step::new("delete_configuration", 0, "raid").abortable(true),
+            Step::new("create_configuration", 0, "raid").abortable(true),
         ],
-        StepKind::Deploy => vec![Step::new("erase_devices_metadata", 0, "deploy")],
-        // The erase steps are deliberately not service steps (§9.3).
-        StepKind::Service => Vec::new(),
+        StepKind::Deploy => vec![
+            Step::new("erase_devices_metadata", 0, "deploy"),
+            apply_configuration(),
+        ],
+        // The erase steps are deliberately not service steps (IPA: they
+        // would destroy the instance's data).
+        StepKind::Service => vec![
+            Step::new("delete_configuration", 0, "raid").abortable(true),
+            apply_configuration(),
+            Step::new("create_configuration", 0, "raid").abortable(true),
+        ],
     })
 }
 
@@ -37,10 +62,13 @@ pub fn execute_step(
     _ports: &str,
     args: &str,
 ) -> Result<Json, ManagerError> {
-    // None of these steps take arguments; IPA would raise TypeError on an
-    // unexpected one, but Ironic never sends any, so they are ignored.
-    let _ = StepArgs::parse(args)?;
+    // Only apply_configuration takes arguments; IPA would raise TypeError on
+    // an unexpected one, but Ironic never sends any, so they are ignored.
+    let parsed = StepArgs::parse(args)?;
     match name {
+        "create_configuration" => crate::raid::create_configuration(node),
+        "delete_configuration" => crate::raid::delete_configuration(node),
+        "apply_configuration" => crate::raid::apply_configuration(node, &parsed),
         "erase_devices" => erase::erase_devices(node),
         "erase_devices_metadata" => erase::erase_devices_metadata(node),
         "erase_devices_express" => erase::erase_devices_express(node),
