@@ -109,6 +109,13 @@ pub struct ImageSettings {
     pub enable_bios_bootloader_install: bool,
     /// `ignore_bootloader_failure` when the command does not say.
     pub ignore_bootloader_failure: bool,
+    /// `[disk_utils]efi_system_partition_size` (MiB) and
+    /// `bios_boot_partition_size` (MiB) for partition images; 0 = IPA's
+    /// defaults (550, 1).
+    pub esp_mb: u64,
+    pub bios_boot_mb: u64,
+    /// `inject_files_priority`: the listed priority of `inject_files`.
+    pub inject_files_priority: i64,
 }
 
 impl ApiConfig {

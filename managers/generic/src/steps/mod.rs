@@ -12,6 +12,7 @@ mod devices;
 mod erase;
 pub(crate) mod metadata;
 mod node;
+mod nvram;
 mod pstore;
 mod secure_erase;
 mod skip;
@@ -28,6 +29,11 @@ fn apply_configuration() -> Step {
         )
 }
 
+/// `clean_uefi_nvram` with its `argsinfo`.
+fn clean_uefi_nvram() -> Step {
+    Step::new("clean_uefi_nvram", 0, "deploy").arg("match_patterns", nvram::description(), false)
+}
+
 /// Clean steps carry `abortable: true` (service steps too, where IPA sets
 /// it), deploy steps no `abortable` key; none requests a reboot.
 pub fn get_steps(kind: StepKind, _node: &str, _ports: &str) -> Result<Vec<Step>, ManagerError> {
@@ -37,12 +43,14 @@ pub fn get_steps(kind: StepKind, _node: &str, _ports: &str) -> Result<Vec<Step>,
             Step::new("erase_devices_metadata", 99, "deploy").abortable(true),
             Step::new("erase_devices_express", 0, "deploy").abortable(true),
             Step::new("erase_pstore", 0, "deploy").abortable(true),
+            clean_uefi_nvram().abortable(true),
             Step::new("delete_configuration", 0, "raid").abortable(true),
             Step::new("create_configuration", 0, "raid").abortable(true),
         ],
         StepKind::Deploy => vec![
             Step::new("erase_devices_metadata", 0, "deploy"),
             apply_configuration(),
+            clean_uefi_nvram(),
         ],
         // The erase steps are deliberately not service steps (IPA: they
         // would destroy the instance's data).
@@ -69,6 +77,7 @@ pub fn execute_step(
         "create_configuration" => crate::raid::create_configuration(node),
         "delete_configuration" => crate::raid::delete_configuration(node),
         "apply_configuration" => crate::raid::apply_configuration(node, &parsed),
+        "clean_uefi_nvram" => nvram::clean_uefi_nvram(&parsed),
         "erase_devices" => erase::erase_devices(node),
         "erase_devices_metadata" => erase::erase_devices_metadata(node),
         "erase_devices_express" => erase::erase_devices_express(node),

@@ -8,6 +8,7 @@
 // Tests may unwrap: a panic is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod efiboot;
 pub mod mdadm;
 pub mod raid;
 pub mod table;
