@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 mod cli;
+mod hardware_init;
 mod host_setup;
 mod limits;
 mod machine;
