@@ -188,11 +188,18 @@ impl AgentState {
         let history = config.history;
         // Without the image pipeline the managers own `write_image` (what
         // the API's tests with fake managers rely on).
-        let native = if config.image.is_some() {
+        let native = if let Some(image) = &config.image {
             native_steps::NativeSteps::new(
                 extensions
                     .iter()
                     .flat_map(|e| e.native_steps.iter().cloned())
+                    .map(|mut step| {
+                        // Listed at `inject_files_priority`, as IPA lists it.
+                        if step.name == "inject_files" {
+                            step.priority = image.inject_files_priority;
+                        }
+                        step
+                    })
                     .collect(),
             )
         } else {

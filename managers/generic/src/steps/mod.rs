@@ -8,6 +8,7 @@
 
 use ironic_hardware_guest::prelude::*;
 
+mod burnin;
 mod devices;
 mod erase;
 pub(crate) mod metadata;
@@ -46,18 +47,32 @@ pub fn get_steps(kind: StepKind, _node: &str, _ports: &str) -> Result<Vec<Step>,
             clean_uefi_nvram().abortable(true),
             Step::new("delete_configuration", 0, "raid").abortable(true),
             Step::new("create_configuration", 0, "raid").abortable(true),
+            Step::new("burnin_cpu", 0, "deploy").abortable(true),
+            Step::new("burnin_gpu", 0, "deploy").abortable(true),
+            Step::new("burnin_disk", 0, "deploy").abortable(true),
+            Step::new("burnin_memory", 0, "deploy").abortable(true),
+            Step::new("burnin_network", 0, "deploy").abortable(true),
         ],
+        // write_image and inject_files are the agent's own (native) steps.
         StepKind::Deploy => vec![
             Step::new("erase_devices_metadata", 0, "deploy"),
             apply_configuration(),
             clean_uefi_nvram(),
+            Step::new("execute_bootc_install", 0, "deploy"),
         ],
         // The erase steps are deliberately not service steps (IPA: they
         // would destroy the instance's data).
+        // burnin_disk is not a service step: it would destroy the
+        // instance's data (IPA's note in get_service_steps).
         StepKind::Service => vec![
             Step::new("delete_configuration", 0, "raid").abortable(true),
             apply_configuration(),
             Step::new("create_configuration", 0, "raid").abortable(true),
+            Step::new("burnin_cpu", 0, "deploy").abortable(true),
+            Step::new("burnin_gpu", 0, "deploy").abortable(true),
+            Step::new("burnin_memory", 0, "deploy").abortable(true),
+            Step::new("burnin_network", 0, "deploy").abortable(true),
+            Step::new("execute_bootc_install", 0, "deploy"),
         ],
     })
 }
@@ -78,6 +93,12 @@ pub fn execute_step(
         "delete_configuration" => crate::raid::delete_configuration(node),
         "apply_configuration" => crate::raid::apply_configuration(node, &parsed),
         "clean_uefi_nvram" => nvram::clean_uefi_nvram(&parsed),
+        "burnin_cpu" => burnin::burnin_cpu(node),
+        "burnin_memory" => burnin::burnin_memory(node),
+        "burnin_disk" => burnin::burnin_disk(node),
+        "burnin_network" => burnin::burnin_network(node),
+        "burnin_gpu" => burnin::burnin_gpu(node),
+        "execute_bootc_install" => burnin::execute_bootc_install(),
         "erase_devices" => erase::erase_devices(node),
         "erase_devices_metadata" => erase::erase_devices_metadata(node),
         "erase_devices_express" => erase::erase_devices_express(node),

@@ -38,12 +38,12 @@ pub fn extension() -> Extension {
             validator: None,
             handler: handler(install_bootloader),
         }],
-        native_steps: Vec::new(),
+        native_steps: crate::extensions::inject_files::native_steps(),
     }
 }
 
 /// Python truthiness of an optional flag; `None` when null/absent.
-fn flag(v: Option<&Value>) -> Option<bool> {
+pub(crate) fn flag(v: Option<&Value>) -> Option<bool> {
     match v? {
         Value::Null => None,
         Value::Bool(b) => Some(*b),

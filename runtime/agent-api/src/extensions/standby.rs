@@ -46,15 +46,19 @@ pub fn extension() -> Extension {
     Extension {
         name: "standby",
         class: "StandbyExtension",
-        native_steps: vec![NativeStep {
-            kind: StepKind::Deploy,
-            name: "write_image",
-            priority: 0,
-            interface: "deploy",
-            handler: write_image_step,
-            abortable: false,
-            argsinfo: &[],
-        }],
+        // IPA lists write_image as a deploy and a service step.
+        native_steps: [StepKind::Deploy, StepKind::Service]
+            .into_iter()
+            .map(|kind| NativeStep {
+                kind,
+                name: "write_image",
+                priority: 0,
+                interface: "deploy",
+                handler: write_image_step,
+                abortable: false,
+                argsinfo: &[],
+            })
+            .collect(),
         commands: vec![
             CommandDef {
                 name: "prepare_image",
