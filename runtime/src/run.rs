@@ -45,7 +45,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let limits = crate::limits::AgentLimits::load(opts.host.limits.as_deref())?;
     // IPA's hardware initialisation: arrays assembled and multipath up
     // before any manager lists disks; the wait for the root disk follows
-    // the managers' load.
+    // the managers' load, before inspection and lookup.
     let init = crate::hardware_init::InitSettings::from_config(&opts.config);
     crate::hardware_init::prepare(&init, &machine.program_runner()).await;
     let mut host_config = opts.host.host_config(&machine)?;
@@ -65,9 +65,10 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         let (managers, flags, config) = (managers.clone(), opts.host.clone(), opts.config.clone());
         tokio::spawn(async move {
             managers.load().await;
-            crate::hardware_init::wait_for_disks(&init, managers.host()).await;
             let watcher = host_setup::watch_managers(&flags, managers.host());
             load_boot_managers(&config, &managers).await;
+            // IPA waits for the root disk before lookup (`wait_for_disks`).
+            crate::hardware_init::wait_for_disks(&init, managers.host()).await;
             all_loaded.send_replace(true);
             watcher
         })

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use agent_tests::host::Host;
 use agent_tests::{managers_dir, sim_host_config, stand_in_program};
-use ironic_host::{DispatchError, Host, StepKind};
+use ironic_host::{DispatchError, StepKind};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 

@@ -7,8 +7,9 @@
 use std::fs;
 use std::path::Path;
 
+use agent_tests::host::Host;
 use agent_tests::{managers_dir, sim_host_config};
-use ironic_host::{Host, StepKind};
+use ironic_host::StepKind;
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 

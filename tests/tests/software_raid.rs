@@ -12,8 +12,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use agent_tests::host::Host;
 use agent_tests::{managers_dir, sim_host_config};
-use ironic_host::{DispatchError, Host, StepKind};
+use ironic_host::{DispatchError, StepKind};
 use ironic_sim::{MachineDescription, SimMachine};
 use serde_json::{json, Value};
 

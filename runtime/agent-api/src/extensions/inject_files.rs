@@ -488,10 +488,10 @@ fn inject_files_step(ctx: Ctx, call: StepCall) -> CommandFuture {
         }
         let verify = crate::extensions::image::flag(call.kwargs.get("verify_ca")).unwrap_or(true);
         let client = http_client(&ctx, verify)?;
-        let managers = ctx.state.managers();
-        let node = call.node.clone();
         let device = ctx
-            .blocking(move || managers.os_install_device(Some(&node)))
+            .state
+            .managers()
+            .os_install_device(Some(&call.node))
             .await?;
         let root = ctx.state.config().hardware_root.clone();
         let disk = device_in_root(&root, &device)?;
