@@ -25,6 +25,18 @@ mkdir -p "$cache/debs"
 # native image pipeline's format conversion.
 programs=(ipmitool sgdisk nvme hdparm efibootmgr smartctl wipefs blkdiscard qemu-img)
 program_packages=(ipmitool gdisk nvme-cli hdparm efibootmgr smartmontools util-linux qemu-utils)
+# Storage (software RAID, multipath, the file systems the deploy formats):
+# docs/storage.md.
+programs+=(mdadm multipath multipathd kpartx mkfs mkswap mkfs.vfat mkfs.fat mkfs.ext4 mke2fs)
+program_packages+=(mdadm multipath-tools kpartx dosfstools e2fsprogs)
+# Burn-in tools, only with RAMDISK_BURNIN=1: Debian's fio links the Ceph and
+# GlusterFS client libraries (librbd, libgfapi, ICU: over 70 MiB) and
+# stress-ng Mesa and intel-ipsec-mb (over 30 MiB); without them the burn-in
+# steps fail at once naming the missing program (docs/storage.md).
+if [ "${RAMDISK_BURNIN:-0}" = 1 ]; then
+    programs+=(stress-ng fio)
+    program_packages+=(stress-ng fio)
+fi
 
 say() { echo "ramdisk: $*" >&2; }
 
@@ -73,9 +85,13 @@ for applet in $("$rootfs/bin/busybox" --list); do
     [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
 done
 
+# The kernel loads modules on demand (crypto, md levels, file systems)
+# through /sbin/modprobe.
+[ -e "$rootfs/sbin/modprobe" ] || ln -s /bin/busybox "$rootfs/sbin/modprobe"
+
 # Copies an ELF file and, recursively, the shared libraries it needs,
 # resolved among the unpacked packages first, then this Debian host's.
-libpath="$debs/lib/x86_64-linux-gnu:$debs/usr/lib/x86_64-linux-gnu:$debs/lib:$debs/usr/lib"
+libpath="$debs/lib/x86_64-linux-gnu:$debs/usr/lib/x86_64-linux-gnu:$debs/usr/lib/x86_64-linux-gnu/ceph:$debs/lib:$debs/usr/lib"
 copy_with_libs() {
     local src="$1" dest="$2"
     mkdir -p "$(dirname "$rootfs$dest")"
@@ -131,6 +147,10 @@ modules=(
     ahci ata_piix sd_mod sr_mod nvme mpt3sas megaraid_sas hpsa smartpqi aacraid
     e1000 e1000e igb igc ixgbe i40e ice bnxt_en tg3 r8169 mlx4_en mlx5_core qede
     efivarfs vfat nls_cp437 nls_iso8859_1 nls_utf8 loop dm_mod raid1 ipmi_si ipmi_devintf
+    # Storage: md levels, multipath, the root file systems deployed images use
+    # (and crc32c, which ext4's metadata checksums load on demand).
+    md_mod raid0 raid10 raid456 dm_multipath dm_round_robin dm_service_time ext4 xfs
+    crc32c_generic crc32c_intel
 )
 "$rootfs/bin/busybox" depmod -b "$debs" "$kver"
 moddir="lib/modules/$kver"

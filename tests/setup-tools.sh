@@ -17,6 +17,8 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v lldpd >/dev/null || need+=(lldpd)
 command -v mkfs.vfat >/dev/null || need+=(dosfstools)
 command -v mcopy >/dev/null || need+=(mtools)
+# The storage VM tests: UEFI firmware for the guest (tests/tests/storage_vm.rs).
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing: ${need[*]}"

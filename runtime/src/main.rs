@@ -8,13 +8,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 mod cli;
+mod hardware_init;
 mod host_setup;
 mod limits;
 mod machine;
 mod managers;
 mod run;
 mod settings;
-mod startup;
 
 /// Ironic's deploy agent; hardware managers run as sandboxed WebAssembly
 /// components. Without a subcommand it runs the agent.

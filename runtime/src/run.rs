@@ -16,7 +16,6 @@ use crate::host_setup::{self, HostFlags};
 use crate::machine::Machine;
 use crate::managers::{load_boot_managers, HostManagers};
 use crate::settings::image_settings;
-use crate::startup;
 
 /// What `main.rs` hands over.
 pub struct RunOptions {
@@ -62,6 +61,11 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         .await
         .context("fail_if_clock_not_set")?;
 
+    // IPA's hardware initialisation: arrays assembled and multipath up
+    // before any manager lists disks; the wait for the root disk follows
+    // the managers' load, before inspection and lookup.
+    let init = crate::hardware_init::InitSettings::from_config(&config);
+    crate::hardware_init::prepare(&init, &machine.program_runner()).await;
     let mut host_config = opts.host.host_config(&machine)?;
     // Managers fetch with the agent's own client TLS settings.
     host_config.fetch_tls = image_settings(&config)?.write.tls;
@@ -84,11 +88,16 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
             load_boot_managers(&config, &managers).await;
             // LLDP and VLANs need the interfaces the managers list.
             prepare_network(&config, &scope, &managers).await;
+            // IPA waits for the root disk before lookup (`wait_for_disks`).
+            let host = managers.host().clone();
+            crate::hardware_init::wait_for_disks(&init, || {
+                crate::hardware_init::probe_root_disk(&host)
+            })
+            .await;
             all_loaded.send_replace(true);
             watcher
         })
     };
-    startup::hardware_initialization_delay(&config).await;
 
     let _reload_on_sighup = tokio::spawn(reload_on_sighup(managers.host().clone()));
 
@@ -103,18 +112,6 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         // Inspection and lookup report the inventory: every manager first,
         // the boot-time ones too.
         let _ = loaded.wait_for(|done| *done).await;
-        let probe = managers.clone();
-        startup::wait_for_disks(&config, move || {
-            let managers = probe.clone();
-            async move {
-                managers
-                    .host()
-                    .inventory(true)
-                    .await
-                    .is_ok_and(|inv| inv["disks"].as_array().is_some_and(|d| !d.is_empty()))
-            }
-        })
-        .await;
         let hardware = Arc::new(HostMachine {
             managers: managers.clone(),
             root: root.clone(),

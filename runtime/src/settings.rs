@@ -47,6 +47,9 @@ pub fn image_settings(cfg: &ironic_config::Config) -> anyhow::Result<agent_api::
         write,
         enable_bios_bootloader_install: cfg.bool("enable_bios_bootloader_install"),
         ignore_bootloader_failure: cfg.bool("ignore_bootloader_failure"),
+        esp_mb: disk_utils("efi_system_partition_size", 550),
+        bios_boot_mb: disk_utils("bios_boot_partition_size", 1),
+        inject_files_priority: cfg.int("inject_files_priority").unwrap_or(0),
     })
 }
 
@@ -69,6 +72,11 @@ mod tests {
         assert_eq!(s.write.max_duration, None);
         assert!(s.write.tls.is_some());
         assert!(!s.enable_bios_bootloader_install);
+        assert_eq!(
+            (s.esp_mb, s.bios_boot_mb),
+            (550, 1),
+            "IPA's [disk_utils] defaults"
+        );
 
         cfg.apply_ironic(&serde_json::json!({
             "agent_md5_checksum_enable": false,

@@ -15,3 +15,5 @@ echo "== hostile floods (tests/bench/floods.sh)"
 bash tests/bench/floods.sh
 echo "== image pipeline (tests/bench/image.sh)"
 bash tests/bench/image.sh
+echo "== storage under a real Ironic, in VMs (tests/bench/storage.sh)"
+bash tests/bench/storage.sh

@@ -95,6 +95,8 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 pub mod ironic;
+pub mod sim_agent;
+pub mod storage_vm;
 
 /// gzip + base64 of `data`, as Ironic carries a config drive; `wrap` is
 /// base64's line length (0: one line).

@@ -515,7 +515,9 @@ fn not_used_without_grants_or_on_other_hardware(ex: Example) {
             // Without grants it is never run: it waits, naming what it lacks.
             assert!(
                 rejected[0].reason.starts_with("waiting for grants")
-                    && rejected[0].reason.contains("commands.programs=vendor-fw-update"),
+                    && rejected[0]
+                        .reason
+                        .contains("commands.programs=vendor-fw-update"),
                 "{rejected:?}"
             );
         }

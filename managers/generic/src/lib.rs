@@ -7,6 +7,7 @@ use ironic_hardware_guest::prelude::*;
 
 mod hints;
 mod inventory;
+mod raid;
 mod steps;
 
 struct Generic;

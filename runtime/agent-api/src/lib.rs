@@ -114,6 +114,13 @@ pub struct ImageSettings {
     pub enable_bios_bootloader_install: bool,
     /// `ignore_bootloader_failure` when the command does not say.
     pub ignore_bootloader_failure: bool,
+    /// `[disk_utils]efi_system_partition_size` (MiB) and
+    /// `bios_boot_partition_size` (MiB) for partition images; 0 = IPA's
+    /// defaults (550, 1).
+    pub esp_mb: u64,
+    pub bios_boot_mb: u64,
+    /// `inject_files_priority`: the listed priority of `inject_files`.
+    pub inject_files_priority: i64,
 }
 
 impl ApiConfig {
@@ -186,11 +193,18 @@ impl AgentState {
         let history = config.history;
         // Without the image pipeline the managers own `write_image` (what
         // the API's tests with fake managers rely on).
-        let native = if config.image.is_some() {
+        let native = if let Some(image) = &config.image {
             native_steps::NativeSteps::new(
                 extensions
                     .iter()
                     .flat_map(|e| e.native_steps.iter().cloned())
+                    .map(|mut step| {
+                        // Listed at `inject_files_priority`, as IPA lists it.
+                        if step.name == "inject_files" {
+                            step.priority = image.inject_files_priority;
+                        }
+                        step
+                    })
                     .collect(),
             )
         } else {

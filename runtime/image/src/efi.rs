@@ -7,14 +7,15 @@
 //! and the same code serves a simulated disk. `efibootmgr` itself runs
 //! through the agent's [`ProgramRunner`].
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::Read;
 use std::path::Path;
 
 use crate::disk::{self, ExistingPartition};
 use crate::error::ImageError;
 use crate::programs::{ProgramError, ProgramRunner};
+
+pub use crate::efi_raid::manage_uefi_raid;
+pub use generic_storage::efiboot::{parse_boot_records, BootRecord};
 
 /// Loader file names IPA looks for (lower case).
 const LOADERS: &[&str] = &[
@@ -39,14 +40,6 @@ const LOADERS: &[&str] = &[
 pub struct EfiLoader {
     pub path: String,
     pub label: String,
-}
-
-/// One `efibootmgr -v` record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootRecord {
-    pub number: String,
-    pub label: String,
-    pub device_path: String,
 }
 
 fn fail(disk: &Path, message: impl Into<String>) -> ImageError {
@@ -92,75 +85,12 @@ pub fn find_esp(disk: &Path, esp_uuid: Option<&str>) -> Result<ExistingPartition
     })
 }
 
-/// A byte range of a file as a seekable device (the ESP inside the disk).
-struct Window {
-    file: File,
-    offset: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl Read for Window {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
-        let n = self.file.read_at(&mut buf[..n], self.offset + self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for Window {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
-        if n == 0 && !buf.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "end of the ESP"));
-        }
-        let n = self.file.write_at(&buf[..n], self.offset + self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-}
-
-impl Seek for Window {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(p) if p <= self.len => {
-                self.pos = p;
-                Ok(p)
-            }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek outside the ESP",
-            )),
-        }
-    }
-}
-
 /// Loader discovery (§7.1 step 4): walk the ESP top-down; the first CSV
 /// met wins alone; otherwise every known `.efi` loader, labelled
 /// `ironic1`, `ironic2`, … . An ESP that is not a FAT file system (e.g.
 /// freshly formatted by a stand-in) has no loaders.
 pub fn find_loaders(disk: &Path, esp: &ExistingPartition) -> Result<Vec<EfiLoader>, ImageError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(disk)
-        .map_err(|e| fail(disk, format!("open: {e}")))?;
-    let window = Window {
-        file,
-        offset: esp.offset,
-        len: esp.size,
-        pos: 0,
-    };
+    let window = crate::esp::Window::open(disk, esp)?;
     let fs = match fatfs::FileSystem::new(window, fatfs::FsOptions::new()) {
         Ok(fs) => fs,
         Err(e) => {
@@ -259,49 +189,6 @@ fn decode_utf16(data: &[u8]) -> String {
         .to_string()
 }
 
-/// Parses `efibootmgr -v` (hardware-managers.md §9.4's regex: `Boot<hex>`,
-/// optional `*`, label, then a device path starting with one of the known
-/// node types).
-pub fn parse_boot_records(text: &str) -> Vec<BootRecord> {
-    const KINDS: &[&str] = &[
-        "BBS(",
-        "HD(",
-        "FvFile(",
-        "FvVol(",
-        "PciRoot(",
-        "VenMsg(",
-        "VenHw(",
-        "UsbClass(",
-    ];
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("Boot")?;
-            let hex_len = rest.find(|c: char| !c.is_ascii_hexdigit())?;
-            if hex_len == 0 {
-                return None;
-            }
-            let number = rest[..hex_len].to_string();
-            let rest = rest[hex_len..]
-                .strip_prefix('*')
-                .unwrap_or(&rest[hex_len..]);
-            if !rest.starts_with(char::is_whitespace) {
-                return None;
-            }
-            // The first device-path node preceded by whitespace.
-            let at = rest
-                .char_indices()
-                .filter(|(i, _)| *i > 0 && rest[..*i].ends_with(char::is_whitespace))
-                .find(|(i, _)| KINDS.iter().any(|k| rest[*i..].starts_with(k)))?
-                .0;
-            Some(BootRecord {
-                number,
-                label: rest[..at].trim().to_string(),
-                device_path: rest[at..].trim_end().to_string(),
-            })
-        })
-        .collect()
-}
-
 /// §7.1: registers the ESP's loaders; `Ok(false)` when the ESP has none
 /// (the caller then goes on as IPA does).
 ///
@@ -314,18 +201,48 @@ pub fn manage_uefi(
     esp_uuid: Option<&str>,
 ) -> Result<bool, ImageError> {
     let esp = find_esp(disk, esp_uuid)?;
-    let loaders = find_loaders(disk, &esp)?;
+    Ok(!register_loaders(runner, device, disk, &esp)?.is_empty())
+}
+
+/// Registers the loaders found on `esp` (a partition of `disk`); returns
+/// the labels of the entries created, none when the ESP holds no loader.
+pub fn register_loaders(
+    runner: &ProgramRunner,
+    device: &str,
+    disk: &Path,
+    esp: &ExistingPartition,
+) -> Result<Vec<String>, ImageError> {
+    let loaders = find_loaders(disk, esp)?;
     if loaders.is_empty() {
         tracing::warn!(%device, partition = esp.number, "no boot loader found on the EFI system partition");
-        return Ok(false);
+        return Ok(Vec::new());
     }
-    let part = esp.number.to_string();
-    for loader in &loaders {
+    add_entries(runner, device, esp.number, &loaders, None)
+}
+
+/// One `efibootmgr -c` per loader on partition `part` of `device`, after
+/// deleting entries with the same label (IPA `efi_utils._run_efibootmgr`);
+/// `suffix` is appended to each label (software RAID: one set of entries
+/// per holder disk, told apart by `(RAID, part<i>)`).
+pub(crate) fn add_entries(
+    runner: &ProgramRunner,
+    device: &str,
+    part: u32,
+    loaders: &[EfiLoader],
+    suffix: Option<&str>,
+) -> Result<Vec<String>, ImageError> {
+    let part = part.to_string();
+    let mut labels = Vec::new();
+    for loader in loaders {
+        let label = match suffix {
+            Some(s) => format!("{} {s}", loader.label),
+            None => loader.label.clone(),
+        };
         let listing = runner
             .check("efibootmgr", &["-v"])
             .map_err(program_error(device))?;
         for record in parse_boot_records(listing.as_deref().unwrap_or("")) {
-            if record.label == loader.label {
+            if record.label == label {
                 tracing::info!(number = %record.number, label = %record.label, "removing a boot entry with the same label");
                 runner
                     .check("efibootmgr", &["-b", &record.number, "-B"])
@@ -344,16 +261,16 @@ pub fn manage_uefi(
                     &part,
                     "-w",
                     "-L",
-                    &loader.label,
+                    &label,
                     "-l",
                     &loader.path,
                 ],
             )
             .map_err(program_error(device))?;
-        tracing::info!(%device, partition = esp.number, label = %loader.label, path = %loader.path,
-            "UEFI boot entry created");
+        tracing::info!(%device, partition = %part, %label, path = %loader.path, "UEFI boot entry created");
+        labels.push(label);
     }
-    Ok(true)
+    Ok(labels)
 }
 
 #[cfg(test)]

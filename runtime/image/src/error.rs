@@ -97,6 +97,16 @@ pub enum ImageError {
     #[error("Config drive: {message}")]
     ConfigDrive { message: String },
 
+    /// Installing or registering a boot loader failed (IPA raises
+    /// `CommandExecutionError` from `image.install_bootloader`).
+    #[error("Installing the boot loader on {device} failed: {message}")]
+    Bootloader { device: String, message: String },
+
+    /// A partition or device the command names is not there (IPA
+    /// `DeviceNotFound`).
+    #[error("{message}")]
+    DeviceNotFound { message: String },
+
     /// Partitioning the install disk failed (images.md §5.1, §5.3, §6.1).
     #[error("Partitioning {device}: {message}")]
     Partition { device: PathBuf, message: String },
@@ -136,6 +146,8 @@ impl ImageError {
             ImageError::TooLarge { .. } | ImageError::Write { .. } | ImageError::Convert { .. } => {
                 "ImageWriteError"
             }
+            ImageError::Bootloader { .. } => "CommandExecutionError",
+            ImageError::DeviceNotFound { .. } => "DeviceNotFound",
             ImageError::ConfigDrive { .. }
             | ImageError::NoPartitions { .. }
             | ImageError::Partition { .. }

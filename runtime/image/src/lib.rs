@@ -25,12 +25,15 @@
 //! ([`write_partition_image`]). Both return what `get_partition_uuids`
 //! answers.
 
+pub mod bootloader;
 mod checksum;
 mod configdrive;
 mod deploy;
 pub mod disk;
 pub mod efi;
+mod efi_raid;
 mod error;
+pub mod esp;
 mod format;
 mod http;
 mod info;

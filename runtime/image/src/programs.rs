@@ -131,6 +131,17 @@ impl ProgramRunner {
     /// Runs `program args…` (blocking). A missing program is an error on a
     /// real machine and a recorded skip on a simulated one.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<Outcome, ProgramError> {
+        self.run_with_env(program, args, &[])
+    }
+
+    /// [`ProgramRunner::run`] with extra environment variables beside
+    /// `PATH` and `LC_ALL` (e.g. `GRUB_DISABLE_OS_PROBER` for grub-mkconfig).
+    pub fn run_with_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Outcome, ProgramError> {
         let Some(path) = self.find(program) else {
             if let Some(actions) = &self.skips_recorded_in {
                 tracing::warn!(program, ?args, "simulated machine has no stand-in; not run");
@@ -153,6 +164,7 @@ impl ProgramRunner {
             .env_clear()
             .env("PATH", std::env::join_paths(&self.dirs).unwrap_or_default())
             .env("LC_ALL", "C")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -210,7 +222,17 @@ impl ProgramRunner {
 
     /// Runs and requires exit status 0; returns stdout.
     pub fn check(&self, program: &str, args: &[&str]) -> Result<Option<String>, ProgramError> {
-        match self.run(program, args)? {
+        self.check_with_env(program, args, &[])
+    }
+
+    /// [`ProgramRunner::check`] with extra environment variables.
+    pub fn check_with_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Option<String>, ProgramError> {
+        match self.run_with_env(program, args, env)? {
             Outcome::Skipped => Ok(None),
             Outcome::Ran {
                 status: Some(0),

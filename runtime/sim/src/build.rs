@@ -2,15 +2,17 @@
 //! kernel with systemd-udev; comments name the real-world origin where it is
 //! not obvious.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::description::{
-    letters_index, parse_hctl, parse_nvme_name, BootMode, DiskDescription, MachineDescription,
-    NicDescription, Transport,
+    letters_index, parse_nvme_name, BootMode, DiskDescription, MachineDescription, NicDescription,
+    Transport,
 };
+use crate::storage::BlockNode;
 use crate::{ipmitool, smbios, SimError, SIM_DIR};
 
 /// Top-level entries `create` owns (and removes when rebuilding).
@@ -18,23 +20,24 @@ pub(crate) const TOP_LEVEL: [&str; 5] = ["sys", "proc", "run", "dev", SIM_DIR];
 
 /// PCI functions of the disk controllers.
 const AHCI_PCI: &str = "0000:00:17.0";
-const SAS_HBA_PCI: &str = "0000:18:00.0";
+/// SAS HBAs sit on buses 0x18 + host.
+const SAS_HBA_BUS: u32 = 0x18;
 const XHCI_PCI: &str = "0000:00:14.0";
 
 /// Writes files, directories and relative links under the root.
-struct Tree<'a> {
-    root: &'a Path,
+pub(crate) struct Tree<'a> {
+    pub(crate) root: &'a Path,
 }
 
 impl Tree<'_> {
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel.trim_start_matches('/'))
     }
-    fn dir(&self, rel: &str) -> Result<(), SimError> {
+    pub(crate) fn dir(&self, rel: &str) -> Result<(), SimError> {
         let path = self.path(rel);
         fs::create_dir_all(&path).map_err(|source| SimError::Io { path, source })
     }
-    fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> Result<(), SimError> {
+    pub(crate) fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> Result<(), SimError> {
         let path = self.path(rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|source| SimError::Io {
@@ -45,12 +48,12 @@ impl Tree<'_> {
         fs::write(&path, contents).map_err(|source| SimError::Io { path, source })
     }
     /// A sysfs attribute: its value plus the newline the kernel prints.
-    fn attr(&self, rel: &str, value: impl std::fmt::Display) -> Result<(), SimError> {
+    pub(crate) fn attr(&self, rel: &str, value: impl std::fmt::Display) -> Result<(), SimError> {
         self.file(rel, format!("{value}\n"))
     }
     /// A symbolic link at `rel` whose target is stored as given (relative,
     /// like sysfs and udev links, so the tree works wherever the root is).
-    fn link(&self, rel: &str, target: &str) -> Result<(), SimError> {
+    pub(crate) fn link(&self, rel: &str, target: &str) -> Result<(), SimError> {
         let path = self.path(rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|source| SimError::Io {
@@ -60,9 +63,19 @@ impl Tree<'_> {
         }
         std::os::unix::fs::symlink(target, &path).map_err(|source| SimError::Io { path, source })
     }
+    /// Like [`Tree::link`], replacing a link of the same name: udev's
+    /// `/dev/disk/by-id` links are claimed by the last device (two paths to
+    /// one LUN share their WWN and serial).
+    pub(crate) fn link_replacing(&self, rel: &str, target: &str) -> Result<(), SimError> {
+        let path = self.path(rel);
+        if fs::symlink_metadata(&path).is_ok() {
+            fs::remove_file(&path).map_err(|source| SimError::Io { path, source })?;
+        }
+        self.link(rel, target)
+    }
     /// A link from `from` to `to` (both root-relative absolute paths),
     /// stored as the relative path between them.
-    fn rel_link(&self, from: &str, to: &str) -> Result<(), SimError> {
+    pub(crate) fn rel_link(&self, from: &str, to: &str) -> Result<(), SimError> {
         self.link(from, &relative(from, to))
     }
 }
@@ -71,7 +84,7 @@ impl Tree<'_> {
 /// as sysfs spells it: up to the common ancestor of the link's directory and
 /// the target's parent, then down, so the target's own name is always the
 /// last component (`device -> ../../../0000:04:00.0`, never `../..`).
-fn relative(from: &str, to: &str) -> String {
+pub(crate) fn relative(from: &str, to: &str) -> String {
     let from: Vec<&str> = from.split('/').filter(|s| !s.is_empty()).collect();
     let to: Vec<&str> = to.split('/').filter(|s| !s.is_empty()).collect();
     let base = &from[..from.len().saturating_sub(1)];
@@ -100,9 +113,11 @@ pub(crate) fn build(desc: &MachineDescription, root: &Path) -> Result<(), SimErr
     t.dir("/dev/disk/by-path")?;
     t.dir("/run/udev/data")?;
     let mut ctx = DiskContext::default();
-    for disk in &desc.disks {
-        write_disk(&t, &mut ctx, disk)?;
+    let mut nodes = HashMap::new();
+    for (disk, address) in desc.disks.iter().zip(desc.scsi_addresses()) {
+        write_disk(&t, &mut ctx, disk, address, &mut nodes)?;
     }
+    crate::storage::build(&t, desc, &nodes)?;
     write_loopback(&t)?;
     for (i, nic) in desc.nics.iter().enumerate() {
         write_nic(&t, i, nic)?;
@@ -255,12 +270,14 @@ fn write_dmi(t: &Tree, desc: &MachineDescription) -> Result<(), SimError> {
     t.file("/sys/firmware/dmi/tables/smbios_entry_point", entry)
 }
 
-/// Numbering shared across disks.
+/// Numbering and objects shared across disks.
 #[derive(Default)]
 struct DiskContext {
-    next_scsi_host: u32,
     next_nvme_minor: u32,
     pci_written: Vec<String>,
+    /// SCSI hosts and NVMe controllers already written (disks may share them).
+    scsi_hosts_written: HashSet<u32>,
+    nvme_controllers_written: HashSet<u32>,
 }
 
 /// A PCI function directory with its driver link and the bus links.
@@ -310,7 +327,19 @@ fn udev_safe(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join("_")
 }
 
-fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result<(), SimError> {
+/// The PCI function of the SAS HBA behind SCSI host `host`: one HBA per
+/// host, each on a bus of its own.
+fn sas_hba_pci(host: u32) -> String {
+    format!("0000:{:02x}:00.0", SAS_HBA_BUS + host)
+}
+
+fn write_disk(
+    t: &Tree,
+    ctx: &mut DiskContext,
+    disk: &DiskDescription,
+    address: Option<[u32; 4]>,
+    nodes: &mut HashMap<String, BlockNode>,
+) -> Result<(), SimError> {
     let transport = disk.transport();
     let name = disk.name.as_str();
     let model = disk
@@ -351,32 +380,22 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
     let mut block_dir;
     let sector_count = disk.size.0 / 512;
 
-    if transport.is_scsi() {
-        let [host, channel, target, lun] = match &disk.hctl {
-            Some(h) => parse_hctl(h).unwrap_or([0; 4]),
-            None => [ctx.next_scsi_host, 0, 0, 0],
-        };
-        ctx.next_scsi_host = ctx.next_scsi_host.max(host + 1);
+    if let Some([host, channel, target, lun]) = address.filter(|_| transport.is_scsi()) {
         let hctl = format!("{host}:{channel}:{target}:{lun}");
         let (host_parent, proc_name, host_class) = match transport {
             Transport::Sata => {
                 let pci =
                     write_pci_function(t, ctx, AHCI_PCI, "0x8086", "0xa352", "0x010601", "ahci")?;
                 let port = host + 1;
-                by_path = Some(format!("pci-{AHCI_PCI}-ata-{port}.0"));
+                // udev's path_id: ata-<port>.<device on the port>.
+                by_path = Some(format!("pci-{AHCI_PCI}-ata-{port}.{target}"));
                 (format!("{pci}/ata{port}"), "ahci", None)
             }
             Transport::Sas => {
-                let pci = write_pci_function(
-                    t,
-                    ctx,
-                    SAS_HBA_PCI,
-                    "0x1000",
-                    "0x0097",
-                    "0x010700",
-                    "mpt3sas",
-                )?;
-                by_path = Some(format!("pci-{SAS_HBA_PCI}-sas-phy{target}-lun-{lun}"));
+                let hba = sas_hba_pci(host);
+                let pci =
+                    write_pci_function(t, ctx, &hba, "0x1000", "0x0097", "0x010700", "mpt3sas")?;
+                by_path = Some(format!("pci-{hba}-sas-phy{target}-lun-{lun}"));
                 (pci, "mpt3sas", Some("sas_host"))
             }
             _ => {
@@ -395,23 +414,27 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
             }
         };
         let host_dir = format!("{host_parent}/host{host}");
-        t.attr(
-            &format!("{host_dir}/scsi_host/host{host}/proc_name"),
-            proc_name,
-        )?;
-        t.rel_link(
-            &format!("/sys/class/scsi_host/host{host}"),
-            &format!("{host_dir}/scsi_host/host{host}"),
-        )?;
-        if let Some(class) = host_class {
-            t.dir(&format!("{host_dir}/{class}/host{host}"))?;
-            t.rel_link(
-                &format!("/sys/class/{class}/host{host}"),
-                &format!("{host_dir}/{class}/host{host}"),
+        // Disks may share a host: its objects are written once.
+        if ctx.scsi_hosts_written.insert(host) {
+            t.attr(
+                &format!("{host_dir}/scsi_host/host{host}/proc_name"),
+                proc_name,
             )?;
+            t.rel_link(
+                &format!("/sys/class/scsi_host/host{host}"),
+                &format!("{host_dir}/scsi_host/host{host}"),
+            )?;
+            if let Some(class) = host_class {
+                t.dir(&format!("{host_dir}/{class}/host{host}"))?;
+                t.rel_link(
+                    &format!("/sys/class/{class}/host{host}"),
+                    &format!("{host_dir}/{class}/host{host}"),
+                )?;
+            }
         }
         let sdev = if transport == Transport::Sas {
-            format!("{host_dir}/port-{host}:0/end_device-{host}:0/target{host}:{channel}:{target}/{hctl}")
+            // One end device (and port) per target on the host's HBA.
+            format!("{host_dir}/port-{host}:{target}/end_device-{host}:{target}/target{host}:{channel}:{target}/{hctl}")
         } else {
             format!("{host_dir}/target{host}:{channel}:{target}/{hctl}")
         };
@@ -465,17 +488,20 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
         let pci_addr = format!("0000:{:02x}:00.0", 2 + ctrl);
         let pci = write_pci_function(t, ctx, &pci_addr, "0x144d", "0xa80a", "0x010802", "nvme")?;
         let ctrl_dir = format!("{pci}/nvme/nvme{ctrl}");
-        t.attr(&format!("{ctrl_dir}/model"), format!("{model:<40.40}"))?;
-        t.attr(
-            &format!("{ctrl_dir}/serial"),
-            format!("{:<20}", serial.clone().unwrap_or_default()),
-        )?;
-        t.attr(&format!("{ctrl_dir}/firmware_rev"), "GDC7102Q")?;
-        t.attr(&format!("{ctrl_dir}/transport"), "pcie")?;
-        t.attr(&format!("{ctrl_dir}/address"), &pci_addr)?;
-        t.attr(&format!("{ctrl_dir}/state"), "live")?;
-        t.rel_link(&format!("{ctrl_dir}/device"), &pci)?;
-        t.rel_link(&format!("/sys/class/nvme/nvme{ctrl}"), &ctrl_dir)?;
+        // Namespaces of one controller share it: written once, by the first.
+        if ctx.nvme_controllers_written.insert(ctrl) {
+            t.attr(&format!("{ctrl_dir}/model"), format!("{model:<40.40}"))?;
+            t.attr(
+                &format!("{ctrl_dir}/serial"),
+                format!("{:<20}", serial.clone().unwrap_or_default()),
+            )?;
+            t.attr(&format!("{ctrl_dir}/firmware_rev"), "GDC7102Q")?;
+            t.attr(&format!("{ctrl_dir}/transport"), "pcie")?;
+            t.attr(&format!("{ctrl_dir}/address"), &pci_addr)?;
+            t.attr(&format!("{ctrl_dir}/state"), "live")?;
+            t.rel_link(&format!("{ctrl_dir}/device"), &pci)?;
+            t.rel_link(&format!("/sys/class/nvme/nvme{ctrl}"), &ctrl_dir)?;
+        }
         block_dir = format!("{ctrl_dir}/{name}");
         t.rel_link(&format!("{block_dir}/device"), &ctrl_dir)?;
         t.attr(&format!("{block_dir}/nsid"), nsid)?;
@@ -576,7 +602,7 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
     if let Some(wwn) = &disk.wwn {
         let id = format!("wwn-{wwn}");
         let _ = writeln!(record, "S:disk/by-id/{id}");
-        t.link(&format!("/dev/disk/by-id/{id}"), &format!("../../{name}"))?;
+        t.link_replacing(&format!("/dev/disk/by-id/{id}"), &format!("../../{name}"))?;
     }
     if let Some(long) = udev.iter().find_map(|l| l.strip_prefix("ID_SERIAL=")) {
         let prefix = match transport {
@@ -588,7 +614,7 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
         };
         let id = format!("{prefix}-{long}");
         let _ = writeln!(record, "S:disk/by-id/{id}");
-        t.link(&format!("/dev/disk/by-id/{id}"), &format!("../../{name}"))?;
+        t.link_replacing(&format!("/dev/disk/by-id/{id}"), &format!("../../{name}"))?;
     }
     record.push_str("I:1700000000\n");
     for line in &udev {
@@ -608,6 +634,18 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
             (major, minor + u32::try_from(number).unwrap_or(0))
         };
         let pdir = format!("{block_dir}/{pname}");
+        nodes.insert(
+            pname.clone(),
+            BlockNode {
+                dir: pdir.clone(),
+                major: pmajor,
+                minor: pminor,
+                bytes: part.size.0,
+                rotational: disk.rotational,
+                logical: disk.logical_sector_size,
+                physical: disk.physical_sector_size,
+            },
+        );
         t.attr(&format!("{pdir}/partition"), number)?;
         t.attr(&format!("{pdir}/start"), part.start.0 / 512)?;
         t.attr(&format!("{pdir}/size"), part.size.0 / 512)?;
@@ -636,6 +674,19 @@ fn write_disk(t: &Tree, ctx: &mut DiskContext, disk: &DiskDescription) -> Result
         precord.push_str("G:systemd\nQ:systemd\nV:1\n");
         t.file(&format!("/run/udev/data/b{pmajor}:{pminor}"), precord)?;
     }
+
+    nodes.insert(
+        name.to_string(),
+        BlockNode {
+            dir: block_dir.clone(),
+            major,
+            minor,
+            bytes: disk.size.0,
+            rotational: disk.rotational,
+            logical: disk.logical_sector_size,
+            physical: disk.physical_sector_size,
+        },
+    );
 
     // The disk's contents: a sparse file of the full size. Only the length is
     // set; no data block is written.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::storage::{MdDescription, MultipathDescription};
 use crate::SimError;
 
 /// What a simulated machine has. Mirrors the TOML description
@@ -35,6 +36,12 @@ pub struct MachineDescription {
     /// An IPMI BMC: `/dev/ipmi0` plus a stand-in `ipmitool`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc: Option<BmcDescription>,
+    /// Assembled Linux software RAID arrays over the disks (`[[md]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub md: Vec<MdDescription>,
+    /// dm-multipath maps over disks that are paths to one LUN (`[[multipath]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multipath: Vec<MultipathDescription>,
 }
 
 /// Firmware boot mode.
@@ -173,7 +180,10 @@ pub struct DiskDescription {
     pub transport: Option<Transport>,
     #[serde(default)]
     pub read_only: bool,
-    /// `H:C:T:L` for SCSI disks; one SCSI host per disk when absent.
+    /// `H:C:T:L` for SCSI disks (H at most [`MAX_SCSI_HOST`]); disks may
+    /// share a host (one transport per host). When absent the disk gets a
+    /// host of its own: one past the highest host of the disks before it,
+    /// skipping hosts other disks name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hctl: Option<String>,
     /// Partitions as the kernel lists them (sysfs and udev only: no
@@ -453,6 +463,18 @@ impl MachineDescription {
             if !names.insert(disk.name.as_str()) {
                 return err(&key("name"), format!("disk {} is listed twice", disk.name));
             }
+            // The sd majors (8, 65-71) hold 256 disks; past them the kernel
+            // moves to dynamic numbers this simulator does not model.
+            let index = letters_index(&disk.name, "sd").or_else(|| letters_index(&disk.name, "vd"));
+            if index.is_some_and(|i| i >= 256) {
+                return err(
+                    &key("name"),
+                    format!(
+                        "{}: at most 256 disks per family (sda … sdiv, vda … vdiv)",
+                        disk.name
+                    ),
+                );
+            }
             for (field, value) in [
                 ("logical_sector_size", disk.logical_sector_size),
                 ("physical_sector_size", disk.physical_sector_size),
@@ -532,6 +554,9 @@ impl MachineDescription {
             }
         }
 
+        self.validate_scsi_hosts()?;
+        crate::storage::validate(self)?;
+
         let mut nic_names = HashSet::new();
         for (i, nic) in self.nics.iter().enumerate() {
             let key = |field: &str| format!("nics[{i}].{field}");
@@ -592,6 +617,84 @@ impl MachineDescription {
                     "bmc.channel",
                     format!("{} is not a LAN channel 1..=11", bmc.channel),
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// The SCSI address of each disk (`None` for NVMe and virtio disks):
+    /// the described `hctl`, else `H:0:0:0` with H one past the highest host
+    /// of the disks before it, skipping hosts any disk names. The builder
+    /// and the validator both use this, so what validates builds.
+    pub(crate) fn scsi_addresses(&self) -> Vec<Option<[u32; 4]>> {
+        let named: HashSet<u32> = self
+            .disks
+            .iter()
+            .filter_map(|d| d.hctl.as_deref().and_then(parse_hctl))
+            .map(|a| a[0])
+            .collect();
+        let mut next = 0u32;
+        self.disks
+            .iter()
+            .map(|disk| {
+                if !disk.transport().is_scsi() {
+                    return None;
+                }
+                let address = match disk.hctl.as_deref().and_then(parse_hctl) {
+                    Some(a) => a,
+                    None => {
+                        while named.contains(&next) {
+                            next += 1;
+                        }
+                        [next, 0, 0, 0]
+                    }
+                };
+                next = next.max(address[0] + 1);
+                Some(address)
+            })
+            .collect()
+    }
+
+    /// SCSI addresses are unique; a host holds disks of one transport and
+    /// host numbers stay small enough for a PCI bus per SAS host.
+    fn validate_scsi_hosts(&self) -> Result<(), (String, String)> {
+        let mut seen: std::collections::HashMap<[u32; 4], usize> = Default::default();
+        let mut host_transport: std::collections::HashMap<u32, (Transport, usize)> =
+            Default::default();
+        for (i, address) in self.scsi_addresses().into_iter().enumerate() {
+            let Some(address) = address else { continue };
+            let key = format!("disks[{i}].hctl");
+            let text = address.map(|n| n.to_string()).join(":");
+            if address[0] > MAX_SCSI_HOST {
+                return Err((
+                    key,
+                    format!("{text}: SCSI host numbers go up to {MAX_SCSI_HOST}"),
+                ));
+            }
+            if let Some(other) = seen.insert(address, i) {
+                return Err((
+                    key,
+                    format!(
+                        "{text} is also the address of disks[{other}] ({})",
+                        self.disks[other].name
+                    ),
+                ));
+            }
+            let transport = self.disks[i].transport();
+            match host_transport.get(&address[0]) {
+                Some((t, other)) if *t != transport => {
+                    return Err((
+                        key,
+                        format!(
+                            "SCSI host {} already holds {} disk disks[{other}] ({}); one transport per host",
+                            address[0], t, self.disks[*other].name
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    host_transport.insert(address[0], (transport, i));
+                }
             }
         }
         Ok(())
@@ -658,6 +761,10 @@ pub(crate) fn is_pci_address(text: &str) -> bool {
         && func.len() == 1
         && func.chars().all(|c| ('0'..='7').contains(&c))
 }
+
+/// The highest SCSI host number a description may use (each SAS host gets a
+/// PCI bus of its own above 0x18).
+pub const MAX_SCSI_HOST: u32 = 200;
 
 /// `H:C:T:L` → numbers.
 pub(crate) fn parse_hctl(text: &str) -> Option<[u32; 4]> {

@@ -26,12 +26,14 @@ mod description;
 mod ipmitool;
 mod smbios;
 pub mod standins;
+mod storage;
 
 pub use description::{
     partition_name, BmcDescription, BootDescription, BootMode, ByteSize, CpuDescription,
     DiskDescription, DmiDescription, MachineDescription, MemoryDescription, NicDescription,
-    PartitionDescription, Transport,
+    PartitionDescription, Transport, MAX_SCSI_HOST,
 };
+pub use storage::{MdDescription, MultipathDescription};
 
 /// The shipped default machine: a small BIOS server with two SATA disks,
 /// two NICs and a BMC.

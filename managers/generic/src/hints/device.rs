@@ -111,9 +111,9 @@ fn devices_with_partitions(disks: &[DiskRecord]) -> Result<Vec<HintDevice>, Mana
 /// Names of the disks and partitions the node's skip list excludes
 /// (`properties.skip_block_devices` device-hint entries, matched against
 /// each device's own attributes: a `name` hint for a disk does not exclude
-/// its partitions). `volume_name` entries are parsed but skip nothing yet:
-/// md arrays are not classified (see [`SkipList::volume_names`]). An
-/// invalid entry is an `invalid_argument` error naming it.
+/// its partitions). `volume_name` entries are the RAID steps' and the erase
+/// steps' business (`crate::raid::md::fates`). An invalid entry is an
+/// `invalid_argument` error naming it.
 // For the erase steps (steps/skip.rs), which still use their own matcher.
 #[allow(dead_code)]
 pub(crate) fn skipped_devices(

@@ -398,9 +398,8 @@ pub(crate) fn root_device_hints(node: &Value) -> Result<Option<DeviceHints>, Man
 pub(crate) struct SkipList {
     /// Entries without `volume_name`: devices matching any are skipped.
     pub device_hints: Vec<DeviceHints>,
-    /// Software RAID volumes to keep. Parsed only: md arrays are not
-    /// classified yet (no md support in the simulator), so these skip
-    /// nothing.
+    /// Software RAID volumes to keep, by array name (`crate::raid::md::fates`
+    /// decides what that means for each array).
     pub volume_names: Vec<String>,
 }
 

@@ -2,6 +2,9 @@
 //! database the way `lsblk -bia -oKNAME,MODEL,SIZE,ROTA,TYPE,...,TRAN` and
 //! IPA's udev fallbacks do.
 //!
+//! Paths of a dm-multipath map are not listed; the map is, once (IPA
+//! `list_all_block_devices` with multipath enabled).
+//!
 //! [`list_disks`] returns richer records than the inventory serialises
 //! (read-only flag, device numbers, partitions) so the erase steps and the
 //! root-device rule share one notion of "a disk".
@@ -91,6 +94,19 @@ fn disk_kind(kname: &str) -> Option<String> {
     Some("disk".to_string())
 }
 
+/// The multipath map `kname` is a path of, if any: a holder `dm-N` whose
+/// dm uuid is `mpath-…`. IPA asks `multipath -c` per device when multipathd
+/// runs; a path is held by its map exactly when multipathd built the map,
+/// so sysfs says the same without the program.
+pub(crate) fn multipath_map_of(kname: &str) -> Option<String> {
+    let holders = sysfs::list_opt(&format!("/sys/block/{kname}/holders")).ok()??;
+    holders.into_iter().find(|h| {
+        h.starts_with("dm-")
+            && sysfs::read_opt(&format!("/sys/block/{h}/dm/uuid"))
+                .is_some_and(|u| u.starts_with("mpath-"))
+    })
+}
+
 fn read_disk(
     kname: &str,
     by_path: &HashMap<String, String>,
@@ -98,6 +114,13 @@ fn read_disk(
     let Some(kind) = disk_kind(kname) else {
         return Ok(None);
     };
+    if let Some(map) = multipath_map_of(kname) {
+        log::log(
+            log::Level::Debug,
+            &format!("{kname} is a path of the multipath device {map}; listing the map instead"),
+        );
+        return Ok(None);
+    }
     let base = format!("/sys/block/{kname}");
     let sectors = read_u64(&format!("{base}/size"))?;
     if sectors == 0 {

@@ -17,7 +17,38 @@ const MIN_ROOT_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 
 pub(crate) fn get_os_install_device(node: Option<&str>) -> Result<String, ManagerError> {
     let node = parse_node(node)?;
-    let devices = hints::disk_devices(&disks::list_disks()?);
+    let mut devices = hints::disk_devices(&disks::list_disks()?);
+    // Software RAID: the root volume of the node's configuration wins over
+    // hints; volumes marked not-root take their disks out of the running.
+    if let Some(node) = &node {
+        let (root, excluded) = crate::raid::root_volume(node)?;
+        if let Some(md) = root {
+            if hints::root_device_hints(node).ok().flatten().is_some() {
+                log::log(
+                    log::Level::Warn,
+                    &format!(
+                        "Both root device hints and a root volume from the target RAID \
+                         configuration are defined. The RAID root volume {md} will be used."
+                    ),
+                );
+            }
+            log::log(
+                log::Level::Info,
+                &format!("Root device: {md} (the root volume of the target RAID configuration)"),
+            );
+            return Ok(md);
+        }
+        if !excluded.is_empty() {
+            log::log(
+                log::Level::Info,
+                &format!(
+                    "excluding RAID volumes that are not root and their devices: {}",
+                    excluded.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            devices.retain(|d| !excluded.contains(&d.name));
+        }
+    }
     let selection = select(node.as_ref(), devices)?;
     hints::log_skipped(&selection.skipped);
     log::log(

@@ -56,11 +56,22 @@ fn is_raid_member(device: &Device, disk: Option<&Disk>) -> bool {
     skip::is_raid_member(&knames, &regions)
 }
 
-/// Whole devices after the skip list (§3.1): hint matches and kept RAID
-/// volumes are dropped. Also returns the skipped names (partitions too).
-fn listed_devices(node: &Node) -> Result<(Vec<Device>, BTreeSet<String>), ManagerError> {
-    let skip_list = node.skip_list();
+/// Whole devices after the skip list (§3.1): hint matches and RAID volumes
+/// the skip list keeps are dropped, and with `include_wipe` also the
+/// volumes kept but wiped (IPA `list_block_devices_check_skip_list`).
+/// Also returns the skipped names (partitions too).
+fn listed_devices(
+    node: &Node,
+    include_wipe: bool,
+) -> Result<(Vec<Device>, BTreeSet<String>), ManagerError> {
     let (devices, skipped) = devices::list_devices(&node.value)?;
+    let volume_names = crate::hints::SkipList::from_node(&node.value)?.volume_names;
+    let fates = if volume_names.is_empty() {
+        Default::default()
+    } else {
+        let arrays = crate::raid::md::arrays()?;
+        crate::raid::md::fates(&arrays, &volume_names)
+    };
     let mut kept = Vec::new();
     for device in devices {
         if skipped.contains(&device.name) {
@@ -70,7 +81,13 @@ fn listed_devices(node: &Node) -> Result<(Vec<Device>, BTreeSet<String>), Manage
             );
             continue;
         }
-        if skip::raid_volume_skipped(&device, &skip_list) {
+        let fate = fates.get(&device.name).map(|f| f.0);
+        let spared = match fate {
+            Some(crate::raid::md::Fate::Keep) => true,
+            Some(crate::raid::md::Fate::Wipe) => include_wipe,
+            _ => false,
+        };
+        if spared {
             log::log(
                 log::Level::Info,
                 &format!("{} is a RAID volume the skip list keeps", device.name),
@@ -128,7 +145,7 @@ enum Prepared {
 /// the step then fails naming every failed device.
 pub fn erase_devices(node_json: &str) -> Result<Json, ManagerError> {
     let node = Node::parse(node_json)?;
-    let (devices, _) = listed_devices(&node)?;
+    let (devices, _) = listed_devices(&node, false)?;
     if devices.is_empty() {
         return json_result(&Map::new());
     }
@@ -337,7 +354,7 @@ fn overwrite_all(
 /// removed, then virtual media, RAID members and read-only entries silently
 /// dropped. Sorted by name descending (partitions before their disk).
 fn erasable_entries(node: &Node) -> Result<Vec<Entry>, ManagerError> {
-    let (devices, skipped) = listed_devices(node)?;
+    let (devices, skipped) = listed_devices(node, true)?;
     let mut entries = Vec::new();
     for entry in devices::entries_with_partitions(&devices) {
         let Some(device) = devices.iter().find(|d| d.name == entry.disk) else {

@@ -95,14 +95,4 @@ impl Node {
         };
         Ok(Node { value, options })
     }
-
-    /// `properties.skip_block_devices`: a list of hint objects.
-    pub fn skip_list(&self) -> Vec<serde_json::Map<String, Value>> {
-        self.value
-            .get("properties")
-            .and_then(|p| p.get("skip_block_devices"))
-            .and_then(Value::as_array)
-            .map(|list| list.iter().filter_map(|v| v.as_object().cloned()).collect())
-            .unwrap_or_default()
-    }
 }

@@ -1,40 +1,13 @@
-//! Which devices the erase steps leave alone: kept RAID volumes
-//! (hardware-managers.md §10.2; device hints are the `hints` module's),
+//! Which devices the erase steps leave alone (kept RAID volumes are
+//! `crate::raid::md::fates`; device hints are the `hints` module's):
 //! virtual media, RAID members,
 //! read-only devices (erase.md §4), and the shared-disk filesystem guard
 //! (erase.md §2).
 
 use ironic_hardware_guest::prelude::*;
-use serde_json::{Map, Value};
 
-use super::devices::{self, Device};
+use super::devices;
 use super::metadata::{self, Region};
-
-// ---------------------------------------------------------------- skip list
-
-/// md arrays whose volume name the skip list keeps. Array names come from the
-/// udev database (`MD_DEVNAME`, `/dev/md/<name>`) or sysfs.
-/// Simplification: IPA also classifies arrays sharing holder disks with a kept
-/// array as `wipe`; here only the kept arrays themselves are skipped, their
-/// member disks being skipped anyway as RAID members.
-pub fn raid_volume_skipped(device: &Device, skip_list: &[Map<String, Value>]) -> bool {
-    if !device.kname.starts_with("md") {
-        return false;
-    }
-    let names: Vec<String> = [
-        devices::udev_property(&device.kname, "MD_DEVNAME"),
-        devices::udev_property(&device.kname, "MD_NAME")
-            .map(|n| n.rsplit(':').next().unwrap_or(&n).to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    skip_list.iter().any(|e| {
-        e.get("volume_name")
-            .and_then(Value::as_str)
-            .is_some_and(|v| names.iter().any(|n| n == v))
-    })
-}
 
 // ------------------------------------------------------ per-device checks
 

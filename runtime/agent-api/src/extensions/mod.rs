@@ -2,6 +2,7 @@
 //! `ironic_python_agent/extensions/`), plus the native `load_manager` step.
 
 pub mod image;
+pub mod inject_files;
 pub mod load_manager;
 pub mod log;
 pub mod poll;

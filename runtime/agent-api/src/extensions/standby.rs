@@ -46,15 +46,19 @@ pub fn extension() -> Extension {
     Extension {
         name: "standby",
         class: "StandbyExtension",
-        native_steps: vec![NativeStep {
-            kind: StepKind::Deploy,
-            name: "write_image",
-            priority: 0,
-            interface: "deploy",
-            handler: write_image_step,
-            abortable: false,
-            argsinfo: &[],
-        }],
+        // IPA lists write_image as a deploy and a service step.
+        native_steps: [StepKind::Deploy, StepKind::Service]
+            .into_iter()
+            .map(|kind| NativeStep {
+                kind,
+                name: "write_image",
+                priority: 0,
+                interface: "deploy",
+                handler: write_image_step,
+                abortable: false,
+                argsinfo: &[],
+            })
+            .collect(),
         commands: vec![
             CommandDef {
                 name: "prepare_image",
@@ -292,6 +296,7 @@ async fn deploy_request(
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     tracing::info!(image = %info.id, %device, %boot_mode, ?disk_label, %cpu_arch, "deploy inputs");
+    let settings = ctx.state.config().image.as_ref();
     ironic_image::DeployRequest {
         disk: target.to_path_buf(),
         device: device.to_string(),
@@ -299,9 +304,15 @@ async fn deploy_request(
         boot_mode,
         disk_label,
         cpu_arch,
-        // IPA's [disk_utils] defaults; not yet configurable in this agent.
-        esp_mb: 550,
-        bios_boot_mb: 1,
+        // [disk_utils]efi_system_partition_size / bios_boot_partition_size.
+        esp_mb: settings.map_or(550, |s| if s.esp_mb == 0 { 550 } else { s.esp_mb }),
+        bios_boot_mb: settings.map_or(1, |s| {
+            if s.bios_boot_mb == 0 {
+                1
+            } else {
+                s.bios_boot_mb
+            }
+        }),
     }
 }
 

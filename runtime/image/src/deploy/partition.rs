@@ -43,14 +43,9 @@ pub(super) async fn deploy(
         .root_mb
         .filter(|m| *m > 0)
         .ok_or_else(|| invalid(format!("image {}: root_mb must be greater than 0", info.id)))?;
-    if info.preserve_ephemeral == Some(true) {
-        // Rebuild with preserve_ephemeral reuses the old table (§5.1 step 4).
-        // Not implemented natively: refusing beats wiping the ephemeral data.
-        return Err(ImageError::Partition {
-            device: req.disk.clone(),
-            message: "preserve_ephemeral is not supported by the native agent".into(),
-        });
-    }
+    // Rebuild with preserve_ephemeral (IPA `work_on_disk(commit=False)`):
+    // the disk keeps its table and the ephemeral partition its contents.
+    let preserve = info.preserve_ephemeral == Some(true);
 
     // Step 2: the config drive is decoded first; its size sizes its partition.
     let cd_file = match req.configdrive.as_deref().filter(|s| !s.is_empty()) {
@@ -81,7 +76,11 @@ pub(super) async fn deploy(
     let disk_path = req.disk.clone();
     let plan_c = plan.clone();
     let layout = blocking(move || {
-        let layout = disk::create_partition_table(&disk_path, &plan_c)?;
+        let layout = if preserve {
+            existing_layout(&disk_path, &plan_c)?
+        } else {
+            disk::create_partition_table(&disk_path, &plan_c)?
+        };
         disk::reread_partition_table(&disk_path)?;
         Ok(layout)
     })
@@ -127,7 +126,7 @@ pub(super) async fn deploy(
     if let Some(swap) = layout.get("swap") {
         run_checked(runner, "mkswap", vec!["-L", "swap1"], &path_of(swap)).await?;
     }
-    if let Some(eph) = layout.get("ephemeral") {
+    if let Some(eph) = layout.get("ephemeral").filter(|_| !preserve) {
         let fmt = info
             .ephemeral_format
             .clone()
@@ -198,6 +197,61 @@ pub(super) async fn deploy(
         root_uuid,
         efi_system_partition_uuid: esp_uuid,
         partition_uuids: uuids,
+    })
+}
+
+/// The disk's table when it matches `plan` exactly (same partitions at the
+/// same places), for a rebuild that preserves the ephemeral partition. IPA
+/// assumes it does and writes the image into whatever partition has the
+/// root's number; a different layout (another flavor, a changed config
+/// drive size) is refused here instead of overwriting the wrong partition.
+fn existing_layout(
+    disk: &std::path::Path,
+    plan: &PartitionPlan,
+) -> Result<disk::Layout, ImageError> {
+    let (label, parts) = disk::read_partitions(disk)?;
+    let mismatch = |message: String| ImageError::Partition {
+        device: disk.to_path_buf(),
+        message: format!(
+            "preserve_ephemeral: {message}; the partition layout must not change on a rebuild"
+        ),
+    };
+    if label != plan.label {
+        return Err(mismatch(format!(
+            "the disk has a {label} table, the layout needs {}",
+            plan.label
+        )));
+    }
+    let mut partitions = Vec::new();
+    for p in &plan.partitions {
+        let (start, size) = (p.start_mib * MIB, (p.end_mib - p.start_mib) * MIB);
+        let found = parts.iter().find(|e| e.number == p.number);
+        match found {
+            Some(e) if e.offset == start && e.size == size => partitions.push(CreatedPartition {
+                number: p.number,
+                role: p.role.to_string(),
+                offset: e.offset,
+                size: e.size,
+                part_uuid: e.part_uuid.clone(),
+            }),
+            Some(e) => {
+                return Err(mismatch(format!(
+                    "partition {} ({}) is {} bytes at {}, the layout needs {size} bytes at {start}",
+                    p.number, p.role, e.size, e.offset
+                )))
+            }
+            None => {
+                return Err(mismatch(format!(
+                    "partition {} ({}) is missing",
+                    p.number, p.role
+                )))
+            }
+        }
+    }
+    tracing::info!(disk = %disk.display(), "preserve_ephemeral: keeping the existing partition table");
+    Ok(disk::Layout {
+        label: plan.label.clone(),
+        partitions,
     })
 }
 
