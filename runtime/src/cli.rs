@@ -6,11 +6,37 @@ use anyhow::Context;
 
 use crate::host_setup::HostFlags;
 
+/// Tracing targets of the agent's own code: its crates (a target is the
+/// emitting module's path, which starts with the crate name) and `manager`,
+/// the target of what hardware managers log through the `log` capability.
+const OWN_TARGETS: &[&str] = &[
+    "ironic_agent",
+    "ironic_host",
+    "agent_api",
+    "ironic_client",
+    "ironic_image",
+    "ironic_config",
+    "ironic_sim",
+    "manager",
+];
+
+/// The log filter: info for everything; with `debug` (`--debug`,
+/// `ipa-debug=1`), debug for the agent's own targets only. Libraries stay at
+/// info, because their debug output drowns the console an operator reads
+/// (Cranelift alone logs tens of thousands of lines while compiling one
+/// manager). `IRONIC_AGENT_LOG` (an `EnvFilter` directive) overrides both.
+pub fn log_filter(debug: bool) -> String {
+    let mut directives = vec!["info".to_string()];
+    if debug {
+        directives.extend(OWN_TARGETS.iter().map(|t| format!("{t}=debug")));
+    }
+    directives.join(",")
+}
+
 pub fn init_logging(debug: bool, json: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if debug { "debug" } else { "info" };
-    let filter =
-        EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("IRONIC_AGENT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(log_filter(debug)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -246,4 +272,69 @@ pub fn sim_create(dir: &Path, machine: Option<&Path>) -> anyhow::Result<()> {
     let machine = ironic_sim::create(&desc, dir)?;
     println!("simulated machine created at {}", machine.root.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What one debug and one info event per target print under the filter.
+    fn printed(debug: bool) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(debug)))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "ironic_host::registry", "own debug");
+            tracing::debug!(target: "manager", "manager debug");
+            tracing::debug!(target: "cranelift_codegen::timing", "library debug");
+            tracing::info!(target: "ironic_client::lookup", "own info");
+            tracing::info!(target: "wasmtime::compile", "library info");
+        });
+        let bytes = captured.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn debug_raises_only_the_agents_own_targets() {
+        let text = printed(true);
+        assert!(text.contains("own debug"), "{text}");
+        assert!(text.contains("manager debug"), "{text}");
+        assert!(!text.contains("library debug"), "{text}");
+        assert!(
+            text.contains("own info") && text.contains("library info"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_debug_everything_is_at_info() {
+        let text = printed(false);
+        assert!(
+            !text.contains("own debug") && !text.contains("manager debug"),
+            "{text}"
+        );
+        assert!(
+            text.contains("own info") && text.contains("library info"),
+            "{text}"
+        );
+    }
 }

@@ -32,6 +32,14 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let started_at = agent_api::unix_now();
     let machine = opts.machine;
     let root = machine.root().to_path_buf();
+    // The first line an operator looks for on a serial console.
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        root = %root.display(),
+        api_url = %opts.config.api_urls().join(","),
+        debug = opts.config.bool("debug"),
+        "ironic-agent starting"
+    );
 
     // A rescued machine belongs to its user: never serve the API again.
     if root
