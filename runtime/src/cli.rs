@@ -146,7 +146,8 @@ async fn print_step_owners(host: &ironic_host::Host) {
     }
 }
 
-pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
+/// `managers compile [--cpu CPU]`.
+pub fn managers_compile(flags: &HostFlags, cpu: Option<&str>) -> anyhow::Result<()> {
     if !ironic_host::COMPILER {
         anyhow::bail!(
             "this agent is built without a compiler (cargo feature `compiler`); \
@@ -158,7 +159,10 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
         .cache_dir
         .clone()
         .context("no cache directory: pass --cache-dir (artifacts are looked up there at start)")?;
-    let results = ironic_host::precompile(&config, &cache_dir)?;
+    let results = match cpu {
+        None => ironic_host::precompile(&config, &cache_dir)?,
+        Some(cpu) => precompile_for_cpu(&config.managers_dir, &cache_dir, cpu)?,
+    };
     let mut failed = 0;
     for r in &results {
         match r {
@@ -185,6 +189,35 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(feature = "compiler")]
+fn precompile_for_cpu(
+    managers_dir: &Path,
+    cache_dir: &Path,
+    cpu: &str,
+) -> anyhow::Result<Vec<Result<ironic_host::Precompiled, ironic_host::RejectedManager>>> {
+    let cpu = if cpu == "portable" {
+        ironic_host::PORTABLE_CPU
+    } else {
+        cpu
+    };
+    println!("compiling for CPU {cpu}");
+    Ok(ironic_host::precompile_for_cpu(
+        managers_dir,
+        cache_dir,
+        cpu,
+    )?)
+}
+
+#[cfg(not(feature = "compiler"))]
+fn precompile_for_cpu(
+    _managers_dir: &Path,
+    _cache_dir: &Path,
+    _cpu: &str,
+) -> anyhow::Result<Vec<Result<ironic_host::Precompiled, ironic_host::RejectedManager>>> {
+    // Unreachable: `managers_compile` refuses first in a build without a compiler.
+    anyhow::bail!("this agent is built without a compiler")
 }
 
 /// Prints the report; exits 1 (through the error) when the component would

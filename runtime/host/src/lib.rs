@@ -26,10 +26,12 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "compiler")]
+pub use artifact::precompile_for_cpu;
 pub use artifact::{cache_key, ArtifactError, LoadedFrom};
 pub use bindings::ContractVersion;
 pub use capabilities::progress::ProgressFn;
-pub use engine::COMPILER;
+pub use engine::{COMPILER, PORTABLE_CPU};
 pub use error::{DispatchError, HostError, SandboxFailure};
 pub use install::Installed;
 pub use ironic_steps::{ManagerSteps, StepKind};
