@@ -78,8 +78,25 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let system = machine.system_actions();
 
     let config = opts.config;
-    let ironic = if opts.standalone || config.api_urls().is_empty() {
-        if !opts.standalone {
+    let ironic = if opts.standalone {
+        None
+    } else if config.api_urls().is_empty() {
+        // IPA (agent.py `IronicPythonAgent.run`): with only an inspection
+        // callback URL, as Ironic boots a ramdisk for managed inspection, the
+        // agent inspects and then serves its API without lookup or heartbeats.
+        if ironic_client::inspect::enabled(&config) {
+            let machine = Arc::new(HostMachine {
+                managers: managers.clone(),
+                root: root.clone(),
+            });
+            match IronicLoop::new(config.clone(), machine)?.startup().await {
+                Err(ironic_client::Error::NoApiUrl) => tracing::info!(
+                    "no api_url configured (ipa-api-url): inspection only, no lookup or heartbeats"
+                ),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+        } else {
             tracing::warn!("no api_url configured (ipa-api-url); running without Ironic");
         }
         None

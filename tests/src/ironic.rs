@@ -39,6 +39,12 @@ pub struct Ironic {
 
 impl Ironic {
     pub fn start(require_tls: bool) -> Ironic {
+        Ironic::start_on(crate::free_port(), require_tls)
+    }
+
+    /// [`Ironic::start`] on a chosen port (for configuration that names it,
+    /// e.g. the API URL a VM reaches it by).
+    pub fn start_on(port: u16, require_tls: bool) -> Ironic {
         let dir = tempfile::Builder::new()
             .prefix("ironic-")
             .tempdir()
@@ -46,7 +52,7 @@ impl Ironic {
         let work = dir.path().to_path_buf();
         let mut me = Ironic {
             pid: 0,
-            port: crate::free_port(),
+            port,
             work,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
