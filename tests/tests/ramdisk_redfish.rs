@@ -120,9 +120,12 @@ fn cycle(boot_mode: BootMode) {
     let system_id = bmc.define(&DomainSpec {
         name: DOMAIN,
         memory_mib,
+        // The target disk first: it is the disk the firmware boots when
+        // Ironic sets the boot device to disk (libvirt's `<boot dev='hd'/>`);
+        // the deploy reaches it by its serial, not as the default (smallest).
         disks: &[
-            (small.clone(), SMALL_SERIAL),
             (target.clone(), TARGET_SERIAL),
+            (small.clone(), SMALL_SERIAL),
         ],
         mac: VM_MAC,
         agent_port,
@@ -222,7 +225,9 @@ fn cycle(boot_mode: BootMode) {
         boot_mode.as_str(),
         "the agent saw the firmware Ironic asked for: {boot}"
     );
-    let console_now = std::fs::read_to_string(&console).unwrap_or_default();
+    // Firmware writes bytes that are not UTF-8 to the console.
+    let console_now =
+        String::from_utf8_lossy(&std::fs::read(&console).unwrap_or_default()).into_owned();
     assert!(
         console_now.contains("ironic-agent starting"),
         "the agent's start-up on the serial console:\n{console_now}"
@@ -253,15 +258,24 @@ fn cycle(boot_mode: BootMode) {
         "cleaning erased the signature"
     );
 
-    // Deploy a raw whole-disk image onto the disk named by a serial hint.
-    let image = http_root.join("src/disk.raw");
-    build_image(&image);
+    // Deploy a bootable whole-disk image (BIOS and UEFI) onto the disk
+    // named by a serial hint; its OS prints this node's marker and powers off.
+    let image = http_root.join("src/os.raw");
+    let marker = format!("deployed OS of node {uuid} is running");
+    let st = std::process::Command::new("bash")
+        .arg(agent_tests::workspace_root().join("tests/vm/make-os-image.sh"))
+        .arg(ramdisk.join("vmlinuz"))
+        .arg(&image)
+        .arg(&marker)
+        .status()
+        .expect("tests/vm/make-os-image.sh");
+    assert!(st.success(), "building the OS image failed");
     ironic.patch(
         &uuid,
         json!([
             {"op": "add", "path": "/properties/root_device", "value": {"serial": TARGET_SERIAL}},
             {"op": "add", "path": "/instance_info", "value": {
-                "image_source": server.url("src/disk.raw"),
+                "image_source": server.url("src/os.raw"),
                 "image_os_hash_algo": "sha256",
                 "image_os_hash_value": sha256_of(&image),
                 "image_disk_format": "raw",
@@ -283,19 +297,39 @@ fn cycle(boot_mode: BootMode) {
         &console_text,
     );
     let deploy_s = secs(t);
-    assert!(
-        disk_starts_with(&target, &image),
-        "the target disk holds the image"
-    );
-    assert_eq!(
-        read_at(&small, 0, 1 << 20),
-        small_head,
-        "the other disk is untouched"
-    );
     let node = ironic.node(&uuid);
     assert_eq!(
         node["power_state"], "power on",
         "Ironic booted the instance"
+    );
+    // The deployed OS boots from the target disk, prints its marker and
+    // powers the VM off.
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(300);
+    while !console_bytes_contain(&console, &marker) {
+        assert!(
+            Instant::now() < deadline,
+            "the deployed OS did not print its marker\nVM console:\n{}",
+            console_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let os_boot_s = secs(t);
+    wait_powered_off(&bmc, "after the deployed OS ran", &console_text);
+    // The image's boot code and partitions, byte for byte; its GPT headers
+    // are left out: the backup GPT is moved to the end of the larger disk.
+    let image_len = std::fs::metadata(&image).expect("image").len();
+    let gpt_backup = 33 * 512;
+    for (offset, len) in [(0, 440), (1 << 20, image_len - (1 << 20) - gpt_backup)] {
+        assert!(
+            read_at(&target, offset, len as usize) == read_at(&image, offset, len as usize),
+            "the target disk holds the image's {len} bytes at {offset}"
+        );
+    }
+    assert_eq!(
+        read_at(&small, 0, 1 << 20),
+        small_head,
+        "the other disk is untouched"
     );
 
     // Undeploy: Ironic powers off, boots the ramdisk again, cleaning wipes
@@ -322,8 +356,15 @@ fn cycle(boot_mode: BootMode) {
         "VM ({memory_mib} MiB, TCG, Redfish virtual media, {boot_mode:?}): first heartbeat \
          {first_heartbeat_s:.1}s after Ironic powered the VM on; inspection data \
          {inspected_after_power_on_s:.1}s after power-on; inspect {inspect_s:.1}s, provide \
-         {provide_s:.1}s, deploy {deploy_s:.1}s, undeploy {undeploy_s:.1}s"
+         {provide_s:.1}s, deploy {deploy_s:.1}s, active to the deployed OS's marker {os_boot_s:.1}s, undeploy {undeploy_s:.1}s"
     );
+}
+
+/// Whether the console log holds `text` (firmware writes bytes that are
+/// not UTF-8 there).
+fn console_bytes_contain(console: &Path, text: &str) -> bool {
+    let bytes = std::fs::read(console).unwrap_or_default();
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
 }
 
 /// Ironic powers the VM off at the end of a phase; the VM must be off
