@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The unprivileged user (and group) libvirtd, sushy-tools and QEMU run as.
 const NOBODY: u32 = 65534;
@@ -23,9 +22,19 @@ pub struct VirtualBmc {
 }
 
 /// A VM for [`VirtualBmc::define`]: q35, TCG, an emulated CPU with every
-/// feature QEMU has, virtio disks with serials, one virtio NIC on QEMU's
+/// feature QEMU has, the BIOS (and iPXE) on the serial console too, virtio
+/// disks with serials, one virtio NIC on QEMU's
 /// user-mode network with `agent_port` on the host's 127.0.0.1 forwarded to
 /// the agent's 9999, and the serial console appended to `console`.
+///
+/// With `pxe_bootfile` the user-mode network's DHCP hands that URL out as
+/// the boot file (the firmware's iPXE fetches it). sushy-tools sets the
+/// boot device as libvirt boot order on libvirt's own `<interface>` and
+/// `<disk>` elements, and libvirt's user-mode interface cannot forward a
+/// port nor name a boot file; so the domain also has a libvirt interface
+/// that stands for the NIC in the boot order (link down, no option ROM),
+/// and the real NIC boots right after it: with network selected the real
+/// NIC boots, with disk selected the disks come first and it is the fallback.
 pub struct DomainSpec<'a> {
     pub name: &'a str,
     pub memory_mib: u32,
@@ -33,6 +42,7 @@ pub struct DomainSpec<'a> {
     pub mac: &'a str,
     pub agent_port: u16,
     pub console: &'a Path,
+    pub pxe_bootfile: Option<&'a str>,
 }
 
 impl VirtualBmc {
@@ -112,13 +122,27 @@ impl VirtualBmc {
         self.hand_over(spec.console);
         // The NIC is given to QEMU directly: libvirt's user-mode interface
         // forwards ports only with the passt backend. It sits on a fixed
-        // root-bus slot libvirt does not hand out.
+        // root-bus slot libvirt does not hand out, and its network's name is
+        // not one of libvirt's (`net0` is the alias of libvirt's first
+        // interface, and setting that one's link down would take ours).
+        let (bootfile, bootindex, os_boot, boot_order_nic) = match spec.pxe_bootfile {
+            Some(url) => (
+                format!(",bootfile={url}"),
+                // Legacy virtio (I/O ports): QEMU's iPXE ROM cannot reach a
+                // modern virtio NIC's registers where SeaBIOS maps them on q35.
+                ",bootindex=9,disable-modern=on",
+                "",
+                "<interface type='user'><mac address='52:54:00:49:52:fe'/><model type='virtio'/>\
+                 <link state='down'/><rom enabled='no'/><boot order='1'/></interface>",
+            ),
+            None => (String::new(), "", "<boot dev='hd'/>", ""),
+        };
         let xml = format!(
             "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
   <memory unit='MiB'>{memory}</memory>
   <vcpu>2</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
+  <os><type arch='x86_64' machine='q35'>hvm</type>{os_boot}<bios useserial='yes'/></os>
   <features><acpi/></features>
   <cpu mode='maximum'/>
   <on_poweroff>destroy</on_poweroff>
@@ -127,13 +151,14 @@ impl VirtualBmc {
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     {disks}
     <controller type='sata' index='0'/>
+    {boot_order_nic}
     <serial type='file'><source path='{console}' append='on'/><target port='0'/></serial>
   </devices>
   <qemu:commandline>
     <qemu:arg value='-netdev'/>
-    <qemu:arg value='user,id=net0,hostfwd=tcp:127.0.0.1:{agent_port}-:9999'/>
+    <qemu:arg value='user,id=agentnet,hostfwd=tcp:127.0.0.1:{agent_port}-:9999{bootfile}'/>
     <qemu:arg value='-device'/>
-    <qemu:arg value='virtio-net-pci,netdev=net0,mac={mac},bus=pcie.0,addr=0x10'/>
+    <qemu:arg value='virtio-net-pci,netdev=agentnet,mac={mac},bus=pcie.0,addr=0x10{bootindex}'/>
   </qemu:commandline>
 </domain>
 ",
@@ -153,19 +178,6 @@ impl VirtualBmc {
     /// Whether the VM is running (libvirt's view: QEMU is up).
     pub fn running(&self, name: &str) -> bool {
         self.virsh(&["domstate", name]) == "running"
-    }
-
-    /// Waits until the VM runs; the instant it was first seen running.
-    pub fn wait_running(&self, name: &str, timeout: Duration) -> Instant {
-        let deadline = Instant::now() + timeout;
-        while !self.running(name) {
-            assert!(
-                Instant::now() < deadline,
-                "VM {name} not powered on within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Instant::now()
     }
 }
 

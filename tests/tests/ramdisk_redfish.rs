@@ -27,6 +27,16 @@ use serde_json::json;
 
 const DOMAIN: &str = "ironic-vm";
 
+/// How Ironic boots the ramdisk.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum BootPath {
+    /// `redfish-virtual-media`: an ISO Ironic builds, inserted through Redfish.
+    VirtualMedia,
+    /// `ipxe`: the firmware's iPXE fetches Ironic's script, kernel and
+    /// ramdisk over HTTP.
+    Ipxe,
+}
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum BootMode {
     Bios,
@@ -46,11 +56,26 @@ impl BootMode {
 /// suite's fake one, with boot ISOs published by its own HTTP root
 /// (`[redfish]use_swift = False`) and the API URL the VM reaches
 /// (`[service_catalog]endpoint_override` becomes the ISO's `ipa-api-url`).
-fn redfish_conf(ironic_port: u16, http_root: &Path, http_port: u16) -> String {
+///
+/// For iPXE, `[deploy]http_url` is the address the VM fetches from (the
+/// conductor only writes into `http_root`), and the PXE paths Ironic
+/// defaults to system directories are the test's.
+fn redfish_conf(
+    path: BootPath,
+    ironic_port: u16,
+    work: &Path,
+    http_root: &Path,
+    http_port: u16,
+) -> String {
+    let http_host = match path {
+        BootPath::VirtualMedia => "127.0.0.1",
+        BootPath::Ipxe => HOST_FROM_GUEST,
+    };
+    let pxe = work.join("pxe");
     format!(
         "[DEFAULT]
 enabled_hardware_types = fake-hardware,redfish
-enabled_boot_interfaces = fake,redfish-virtual-media
+enabled_boot_interfaces = fake,redfish-virtual-media,ipxe
 enabled_power_interfaces = fake,redfish
 enabled_management_interfaces = noop,fake,redfish
 isolinux_bin = /usr/lib/ISOLINUX/isolinux.bin
@@ -58,7 +83,13 @@ ldlinux_c32 = /usr/lib/syslinux/modules/bios/ldlinux.c32
 
 [deploy]
 http_root = {http_root}
-http_url = http://127.0.0.1:{http_port}
+http_url = http://{http_host}:{http_port}
+
+[pxe]
+tftp_root = {pxe}/tftp
+tftp_master_path = {pxe}/tftp/master_images
+images_path = {pxe}/images
+instance_master_path = {pxe}/master_images
 
 [redfish]
 use_swift = False
@@ -67,6 +98,7 @@ use_swift = False
 endpoint_override = http://{HOST_FROM_GUEST}:{ironic_port}
 ",
         http_root = http_root.display(),
+        pxe = pxe.display(),
     )
 }
 
@@ -75,17 +107,17 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn cycle(boot_mode: BootMode) {
+fn cycle(path: BootPath, boot_mode: BootMode) {
     let _one = one_ironic();
     let ramdisk = ramdisk();
     let memory_mib: u32 = std::env::var("VM_MEMORY_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(512);
-    let timeout = Duration::from_secs(600);
+    let timeout = Duration::from_secs(std::env::var("VM_TIMEOUT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(600));
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path();
-    eprintln!("VM: {memory_mib} MiB, TCG, {boot_mode:?}, Redfish virtual media");
+    eprintln!("VM: {memory_mib} MiB, TCG, {boot_mode:?}, {path:?}");
 
     // One HTTP server on the host's loopback for the deploy kernel and
     // ramdisk, the ESP image, the ISOs Ironic publishes and the instance image.
@@ -99,7 +131,7 @@ fn cycle(boot_mode: BootMode) {
         http_root.join("deploy/initramfs.img"),
     )
     .expect("initramfs");
-    if boot_mode == BootMode::Uefi {
+    if path == BootPath::VirtualMedia && boot_mode == BootMode::Uefi {
         let st = std::process::Command::new("bash")
             .arg(agent_tests::workspace_root().join("tests/vm/make-esp.sh"))
             .arg(http_root.join("deploy/esp.img"))
@@ -117,6 +149,8 @@ fn cycle(boot_mode: BootMode) {
     sparse_disk(&target, 8 * GIB);
     let console = work.join("console.log");
     let agent_port = agent_tests::free_port();
+    // Ironic writes its iPXE script here; the boot file names it.
+    let boot_script = format!("http://{HOST_FROM_GUEST}:{}/boot.ipxe", server.port);
     let system_id = bmc.define(&DomainSpec {
         name: DOMAIN,
         memory_mib,
@@ -130,13 +164,14 @@ fn cycle(boot_mode: BootMode) {
         mac: VM_MAC,
         agent_port,
         console: &console,
+        pxe_bootfile: (path == BootPath::Ipxe).then_some(boot_script.as_str()),
     });
     let console_text = || vm::console_tail(&console, 64 << 10);
 
     let ironic_port = agent_tests::free_port();
     std::env::set_var(
         "IRONIC_EXTRA_CONF",
-        redfish_conf(ironic_port, &http_root, server.port),
+        redfish_conf(path, ironic_port, work, &http_root, server.port),
     );
     let ironic = Ironic::start_on(ironic_port, false);
     std::env::remove_var("IRONIC_EXTRA_CONF");
@@ -155,7 +190,7 @@ fn cycle(boot_mode: BootMode) {
         ),
         "image_http_proxy": proxy.guest_url(),
     });
-    if boot_mode == BootMode::Uefi {
+    if path == BootPath::VirtualMedia && boot_mode == BootMode::Uefi {
         driver_info["bootloader"] = json!(server.url("deploy/esp.img"));
     }
     let (s, node) = ironic.call(
@@ -163,7 +198,10 @@ fn cycle(boot_mode: BootMode) {
         "/v1/nodes",
         Some(json!({
             "driver": "redfish",
-            "boot_interface": "redfish-virtual-media",
+            "boot_interface": match path {
+                BootPath::VirtualMedia => "redfish-virtual-media",
+                BootPath::Ipxe => "ipxe",
+            },
             "power_interface": "redfish",
             "management_interface": "redfish",
             "deploy_interface": "direct",
@@ -193,7 +231,7 @@ fn cycle(boot_mode: BootMode) {
     // Inspection: Ironic builds the ISO, inserts it and powers the VM on.
     let t = Instant::now();
     ironic.provision(&uuid, "inspect");
-    let powered_on = bmc.wait_running(DOMAIN, timeout);
+    let powered_on = wait_powered_on(&bmc, &ironic, &uuid, timeout);
     vm::wait_state_vm(
         &ironic,
         &uuid,
@@ -238,7 +276,7 @@ fn cycle(boot_mode: BootMode) {
     write_at(&target, 512, b"EFI PART");
     let t = Instant::now();
     ironic.provision(&uuid, "provide");
-    let powered_on = bmc.wait_running(DOMAIN, timeout);
+    let powered_on = wait_powered_on(&bmc, &ironic, &uuid, timeout);
     let first_heartbeat_s = vm::wait_first_heartbeat(&ironic, &uuid, timeout, &console_text)
         .duration_since(powered_on)
         .as_secs_f64();
@@ -285,7 +323,7 @@ fn cycle(boot_mode: BootMode) {
     let small_head = read_at(&small, 0, 1 << 20);
     let t = Instant::now();
     ironic.provision(&uuid, "active");
-    bmc.wait_running(DOMAIN, timeout);
+    wait_powered_on(&bmc, &ironic, &uuid, timeout);
     // The VM powers off (the agent) and on again (Ironic, from disk) on the
     // way to `active`: its state is not watched here.
     vm::wait_state_vm(
@@ -353,7 +391,7 @@ fn cycle(boot_mode: BootMode) {
     );
 
     eprintln!(
-        "VM ({memory_mib} MiB, TCG, Redfish virtual media, {boot_mode:?}): first heartbeat \
+        "VM ({memory_mib} MiB, TCG, {path:?}, {boot_mode:?}): first heartbeat \
          {first_heartbeat_s:.1}s after Ironic powered the VM on; inspection data \
          {inspected_after_power_on_s:.1}s after power-on; inspect {inspect_s:.1}s, provide \
          {provide_s:.1}s, deploy {deploy_s:.1}s, active to the deployed OS's marker {os_boot_s:.1}s, undeploy {undeploy_s:.1}s"
@@ -365,6 +403,25 @@ fn cycle(boot_mode: BootMode) {
 fn console_bytes_contain(console: &Path, text: &str) -> bool {
     let bytes = std::fs::read(console).unwrap_or_default();
     bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// Waits until Ironic has powered the VM on; the instant it was first seen
+/// running. Fails early, with Ironic's error, when the node fails.
+fn wait_powered_on(bmc: &VirtualBmc, ironic: &Ironic, uuid: &str, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if bmc.running(DOMAIN) {
+            return Instant::now();
+        }
+        let node = ironic.node(uuid);
+        let state = node["provision_state"].as_str().unwrap_or_default();
+        assert!(
+            !state.ends_with("failed") && Instant::now() < deadline,
+            "the VM was not powered on; node in {state}: {}",
+            node["last_error"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Ironic powers the VM off at the end of a phase; the VM must be off
@@ -386,7 +443,7 @@ fn redfish_virtual_media_bios_cycle() {
     if skip() {
         return;
     }
-    cycle(BootMode::Bios);
+    cycle(BootPath::VirtualMedia, BootMode::Bios);
 }
 
 #[test]
@@ -394,5 +451,21 @@ fn redfish_virtual_media_uefi_cycle() {
     if skip() {
         return;
     }
-    cycle(BootMode::Uefi);
+    cycle(BootPath::VirtualMedia, BootMode::Uefi);
+}
+
+#[test]
+fn redfish_ipxe_bios_cycle() {
+    if skip() {
+        return;
+    }
+    cycle(BootPath::Ipxe, BootMode::Bios);
+}
+
+#[test]
+fn redfish_ipxe_uefi_cycle() {
+    if skip() {
+        return;
+    }
+    cycle(BootPath::Ipxe, BootMode::Uefi);
 }
