@@ -30,11 +30,11 @@ pub struct VirtualBmc {
 /// With `pxe_bootfile` the user-mode network's DHCP hands that URL out as
 /// the boot file (the firmware's iPXE fetches it). sushy-tools sets the
 /// boot device as libvirt boot order on libvirt's own `<interface>` and
-/// `<disk>` elements, and libvirt's user-mode interface cannot forward a
-/// port nor name a boot file; so the domain also has a libvirt interface
-/// that stands for the NIC in the boot order (link down, no option ROM),
-/// and the real NIC boots right after it: with network selected the real
-/// NIC boots, with disk selected the disks come first and it is the fallback.
+/// `<disk>` elements, and libvirt's user-mode interface can neither forward
+/// a port nor name a boot file; so the NIC is libvirt's interface (which
+/// takes part in the boot order) whose device is connected, through a
+/// `qemu:override` of its `netdev` property, to the user-mode network given
+/// on QEMU's command line.
 pub struct DomainSpec<'a> {
     pub name: &'a str,
     pub memory_mib: u32,
@@ -125,17 +125,33 @@ impl VirtualBmc {
         // root-bus slot libvirt does not hand out, and its network's name is
         // not one of libvirt's (`net0` is the alias of libvirt's first
         // interface, and setting that one's link down would take ours).
-        let (bootfile, bootindex, os_boot, boot_order_nic) = match spec.pxe_bootfile {
+        // Boot order: per device when the NIC boots (sushy-tools moves it),
+        // else the first disk.
+        let (bootfile, os_boot, nic, nic_override, nic_args) = match spec.pxe_bootfile {
             Some(url) => (
                 format!(",bootfile={url}"),
-                // Legacy virtio (I/O ports): QEMU's iPXE ROM cannot reach a
-                // modern virtio NIC's registers where SeaBIOS maps them on q35.
-                ",bootindex=9,disable-modern=on",
                 "",
-                "<interface type='user'><mac address='52:54:00:49:52:fe'/><model type='virtio'/>\
-                 <link state='down'/><rom enabled='no'/><boot order='1'/></interface>",
+                format!(
+                    "<interface type='user'><mac address='{}'/><model type='virtio'/>\
+                     <alias name='ua-nic'/><boot order='1'/></interface>",
+                    spec.mac
+                ),
+                "<qemu:override><qemu:device alias='ua-nic'><qemu:frontend>\
+                 <qemu:property name='netdev' type='string' value='agentnet'/>\
+                 </qemu:frontend></qemu:device></qemu:override>",
+                String::new(),
             ),
-            None => (String::new(), "", "<boot dev='hd'/>", ""),
+            None => (
+                String::new(),
+                "<boot dev='hd'/>",
+                String::new(),
+                "",
+                format!(
+                    "<qemu:arg value='-device'/>\
+                     <qemu:arg value='virtio-net-pci,netdev=agentnet,mac={},bus=pcie.0,addr=0x10'/>",
+                    spec.mac
+                ),
+            ),
         };
         let xml = format!(
             "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
@@ -151,22 +167,21 @@ impl VirtualBmc {
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     {disks}
     <controller type='sata' index='0'/>
-    {boot_order_nic}
+    {nic}
     <serial type='file'><source path='{console}' append='on'/><target port='0'/></serial>
   </devices>
   <qemu:commandline>
     <qemu:arg value='-netdev'/>
     <qemu:arg value='user,id=agentnet,hostfwd=tcp:127.0.0.1:{agent_port}-:9999{bootfile}'/>
-    <qemu:arg value='-device'/>
-    <qemu:arg value='virtio-net-pci,netdev=agentnet,mac={mac},bus=pcie.0,addr=0x10{bootindex}'/>
+    {nic_args}
   </qemu:commandline>
+  {nic_override}
 </domain>
 ",
             name = spec.name,
             memory = spec.memory_mib,
             console = spec.console.display(),
             agent_port = spec.agent_port,
-            mac = spec.mac,
         );
         let file = self.work.join("bmc").join(format!("{}.xml", spec.name));
         std::fs::write(&file, xml).expect("domain XML");

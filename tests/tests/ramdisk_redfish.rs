@@ -114,7 +114,12 @@ fn cycle(path: BootPath, boot_mode: BootMode) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(512);
-    let timeout = Duration::from_secs(std::env::var("VM_TIMEOUT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(600));
+    let timeout = Duration::from_secs(
+        std::env::var("VM_TIMEOUT_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path();
     eprintln!("VM: {memory_mib} MiB, TCG, {boot_mode:?}, {path:?}");
