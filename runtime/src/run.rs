@@ -85,6 +85,8 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
         // callback URL, as Ironic boots a ramdisk for managed inspection, the
         // agent inspects and then serves its API without lookup or heartbeats.
         if ironic_client::inspect::enabled(&config) {
+            // The inventory needs every manager, as below.
+            let _ = loaded.wait_for(|done| *done).await;
             let machine = Arc::new(HostMachine {
                 managers: managers.clone(),
                 root: root.clone(),
