@@ -3,7 +3,8 @@
 #   make run    build everything, create the default simulated machine, start the agent on it
 #   make test   build everything and run every test
 #   make ramdisk     kernel + initramfs with the static agent (target/ramdisk)
-#   make vm-test     boot that ramdisk in QEMU under a real Ironic
+#   make vm-test     boot that ramdisk in VMs under a real Ironic (direct boot,
+#                    Redfish virtual media BIOS/UEFI, into the deployed OS)
 
 CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
@@ -67,10 +68,13 @@ ramdisk: managers
 		$(CARGO) build --locked --profile ramdisk --target $(RAMDISK_TARGET) -p ironic-agent
 	bash ramdisk/build.sh $(RAMDISK_AGENT) $(GUEST_DIR)/generic_manager.wasm target/ramdisk
 
-## Boot the ramdisk of `make ramdisk` in QEMU through a full real-Ironic cycle
-## (VM_MEMORY_MIB sets the VM's RAM).
+## Boot the ramdisk of `make ramdisk` in VMs under a real Ironic: direct
+## kernel boot (ramdisk_vm), Redfish virtual media through sushy-tools and a
+## libvirtd of the test's own, BIOS and UEFI, into the deployed OS
+## (ramdisk_redfish). VM_MEMORY_MIB sets the VMs' RAM.
 vm-test: ramdisk build
-	RAMDISK_DIR=target/ramdisk $(CARGO) test --locked -p agent-tests --test ramdisk_vm -- --nocapture
+	RAMDISK_DIR=target/ramdisk $(CARGO) test --locked -p agent-tests \
+		--test ramdisk_vm --test ramdisk_redfish -- --nocapture --test-threads 1
 
 # The second clippy run checks the agent built without Cranelift
 # (`--no-default-features`: loads precompiled managers only).

@@ -132,9 +132,11 @@ copy_with_libs "$agent" /usr/bin/ironic-agent
 # A debug build carries hundreds of MiB of symbols; the ramdisk needs none.
 strip --strip-debug "$rootfs/usr/bin/ironic-agent"
 cp "$generic" "$rootfs/usr/lib/ironic-wasm-agent/managers/generic.wasm"
-# Precompiled with the very binary that will load it, so the ramdisk never
-# compiles the generic manager at boot (the cache key includes the engine).
-"$agent" managers compile \
+# Precompiled with the very binary that will load it (the cache key
+# includes the engine) for a CPU every server has (x86-64-v2), not for the
+# build host's CPU, so the ramdisk never compiles the generic manager at
+# boot, on an older CPU or under QEMU's emulation either.
+"$agent" managers compile --cpu "${RAMDISK_MANAGERS_CPU:-portable}" \
     --managers-dir "$rootfs/usr/lib/ironic-wasm-agent/managers" \
     --cache-dir "$rootfs/usr/lib/ironic-wasm-agent/cache" >&2
 

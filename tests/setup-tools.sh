@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite drives for real (partitioning
 # and signature tools used to prepare and check simulated disks; QEMU and
-# the initramfs packers for the ramdisk's VM test). Runs as part of
-# `make setup`; a no-op when everything is present.
+# the initramfs packers for the ramdisk's VM test; libvirt, sushy-tools, the
+# ISO and boot-loader tools of the production-boot VM tests, through
+# tests/vm/setup.sh). Runs as part of `make setup`; a no-op when everything
+# is present.
 set -euo pipefail
 need=()
 command -v sgdisk >/dev/null || need+=(gdisk)
@@ -39,3 +41,4 @@ if [ ! -x "$tools/chrony/usr/sbin/chronyd" ]; then
     rm -rf "$tools/chrony"
     dpkg-deb -x "$tools"/debs/chrony_*.deb "$tools/chrony"
 fi
+bash "$(dirname "$0")/vm/setup.sh"

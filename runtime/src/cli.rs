@@ -6,14 +6,44 @@ use anyhow::Context;
 
 use crate::host_setup::HostFlags;
 
+/// Tracing targets of the agent's own code: its crates (a target is the
+/// emitting module's path, which starts with the crate name) and `manager`,
+/// the target of what hardware managers log through the `log` capability.
+const OWN_TARGETS: &[&str] = &[
+    "ironic_agent",
+    "ironic_host",
+    "agent_api",
+    "ironic_client",
+    "ironic_image",
+    "ironic_config",
+    "ironic_sim",
+    "ironic_net",
+    "ironic_steps",
+    "blockdev",
+    "generic_storage",
+    "manager",
+];
+
+/// The log filter: info for everything; with `debug` (`--debug`,
+/// `ipa-debug=1`), debug for the agent's own targets only. Libraries stay at
+/// info, because their debug output drowns the console an operator reads
+/// (Cranelift alone logs tens of thousands of lines while compiling one
+/// manager). `IRONIC_AGENT_LOG` (an `EnvFilter` directive) overrides both.
+pub fn log_filter(debug: bool) -> String {
+    let mut directives = vec!["info".to_string()];
+    if debug {
+        directives.extend(OWN_TARGETS.iter().map(|t| format!("{t}=debug")));
+    }
+    directives.join(",")
+}
+
 /// Logging to stderr, the in-memory agent log and, when `log_file` is
 /// given, that file (appended).
 pub fn init_logging(debug: bool, json: bool, log_file: Option<&Path>) {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
     use tracing_subscriber::EnvFilter;
-    let default = if debug { "debug" } else { "info" };
-    let filter =
-        EnvFilter::try_from_env("IRONIC_AGENT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("IRONIC_AGENT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(log_filter(debug)));
     let file = log_file.and_then(|path| {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -167,7 +197,8 @@ async fn print_step_owners(host: &ironic_host::Host) {
     }
 }
 
-pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
+/// `managers compile [--cpu CPU]`.
+pub fn managers_compile(flags: &HostFlags, cpu: Option<&str>) -> anyhow::Result<()> {
     if !ironic_host::COMPILER {
         anyhow::bail!(
             "this agent is built without a compiler (cargo feature `compiler`); \
@@ -179,7 +210,10 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
         .cache_dir
         .clone()
         .context("no cache directory: pass --cache-dir (artifacts are looked up there at start)")?;
-    let results = ironic_host::precompile(&config, &cache_dir)?;
+    let results = match cpu {
+        None => ironic_host::precompile(&config, &cache_dir)?,
+        Some(cpu) => precompile_for_cpu(&config.managers_dir, &cache_dir, cpu)?,
+    };
     let mut failed = 0;
     for r in &results {
         match r {
@@ -206,6 +240,35 @@ pub fn managers_compile(flags: &HostFlags) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(feature = "compiler")]
+fn precompile_for_cpu(
+    managers_dir: &Path,
+    cache_dir: &Path,
+    cpu: &str,
+) -> anyhow::Result<Vec<Result<ironic_host::Precompiled, ironic_host::RejectedManager>>> {
+    let cpu = if cpu == "portable" {
+        ironic_host::PORTABLE_CPU
+    } else {
+        cpu
+    };
+    println!("compiling for CPU {cpu}");
+    Ok(ironic_host::precompile_for_cpu(
+        managers_dir,
+        cache_dir,
+        cpu,
+    )?)
+}
+
+#[cfg(not(feature = "compiler"))]
+fn precompile_for_cpu(
+    _managers_dir: &Path,
+    _cache_dir: &Path,
+    _cpu: &str,
+) -> anyhow::Result<Vec<Result<ironic_host::Precompiled, ironic_host::RejectedManager>>> {
+    // Unreachable: `managers_compile` refuses first in a build without a compiler.
+    anyhow::bail!("this agent is built without a compiler")
 }
 
 /// Prints the report; exits 1 (through the error) when the component would
@@ -342,4 +405,69 @@ pub fn sim_create(dir: &Path, machine: Option<&Path>) -> anyhow::Result<()> {
     let machine = ironic_sim::create(&desc, dir)?;
     println!("simulated machine created at {}", machine.root.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What one debug and one info event per target print under the filter.
+    fn printed(debug: bool) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(debug)))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "ironic_host::registry", "own debug");
+            tracing::debug!(target: "manager", "manager debug");
+            tracing::debug!(target: "cranelift_codegen::timing", "library debug");
+            tracing::info!(target: "ironic_client::lookup", "own info");
+            tracing::info!(target: "wasmtime::compile", "library info");
+        });
+        let bytes = captured.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn debug_raises_only_the_agents_own_targets() {
+        let text = printed(true);
+        assert!(text.contains("own debug"), "{text}");
+        assert!(text.contains("manager debug"), "{text}");
+        assert!(!text.contains("library debug"), "{text}");
+        assert!(
+            text.contains("own info") && text.contains("library info"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_debug_everything_is_at_info() {
+        let text = printed(false);
+        assert!(
+            !text.contains("own debug") && !text.contains("manager debug"),
+            "{text}"
+        );
+        assert!(
+            text.contains("own info") && text.contains("library info"),
+            "{text}"
+        );
+    }
 }

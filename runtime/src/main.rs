@@ -71,6 +71,13 @@ enum ManagersCommand {
     /// Precompile every component of the managers directory into the cache
     /// directory for this exact engine (present artifacts are reused).
     Compile {
+        /// Compile for this CPU instead of the one running the command, so
+        /// the artifacts load on every CPU with its features (present
+        /// artifacts are replaced): `portable` (x86-64-v2 on x86-64, the
+        /// base instruction set elsewhere), `baseline`, or a Cranelift ISA
+        /// preset such as `x86-64-v3`.
+        #[arg(long, value_name = "CPU")]
+        cpu: Option<String>,
         #[command(flatten)]
         host: host_setup::HostFlags,
     },
@@ -191,8 +198,8 @@ fn dispatch(
             command: ManagersCommand::List { host },
         }) => cli::managers_list(&host),
         Some(Command::Managers {
-            command: ManagersCommand::Compile { host },
-        }) => cli::managers_compile(&host),
+            command: ManagersCommand::Compile { host, cpu },
+        }) => cli::managers_compile(&host, cpu.as_deref()),
         Some(Command::Managers {
             command: ManagersCommand::Validate { file, host },
         }) => cli::managers_validate(&host, &file),

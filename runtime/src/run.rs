@@ -32,6 +32,14 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
     let started_at = agent_api::unix_now();
     let machine = opts.machine;
     let root = machine.root().to_path_buf();
+    // The first line an operator looks for on a serial console.
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        root = %root.display(),
+        api_url = %opts.config.api_urls().join(","),
+        debug = opts.config.bool("debug"),
+        "ironic-agent starting"
+    );
 
     // A rescued machine belongs to its user: never serve the API again,
     // and stay idle rather than exit, so that a supervisor restarting the
@@ -103,8 +111,29 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
 
     let system = machine.system_actions();
 
-    let ironic = if opts.standalone || config.api_urls().is_empty() {
-        if !opts.standalone {
+    let ironic = if opts.standalone {
+        None
+    } else if config.api_urls().is_empty() {
+        // IPA (agent.py `IronicPythonAgent.run`): with only an inspection
+        // callback URL, as Ironic boots a ramdisk for managed inspection, the
+        // agent inspects and then serves its API without lookup or heartbeats.
+        if ironic_client::inspect::enabled(&config) {
+            // The inventory needs every manager, as below.
+            let _ = loaded.wait_for(|done| *done).await;
+            let hardware = Arc::new(HostMachine {
+                managers: managers.clone(),
+                root: root.clone(),
+                system: system.clone(),
+                program_dirs: machine.program_dirs(),
+            });
+            match IronicLoop::new(config.clone(), hardware)?.startup().await {
+                Err(ironic_client::Error::NoApiUrl) => tracing::info!(
+                    "no api_url configured (ipa-api-url): inspection only, no lookup or heartbeats"
+                ),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+        } else {
             tracing::warn!("no api_url configured (ipa-api-url); running without Ironic");
         }
         None

@@ -46,6 +46,16 @@ impl Ironic {
 
     /// An Ironic whose ironic.conf ends with `extra_conf` (later values win).
     pub fn start_with_conf(require_tls: bool, extra_conf: &str) -> Ironic {
+        Ironic::start_on_with_conf(crate::free_port(), require_tls, extra_conf)
+    }
+
+    /// [`Ironic::start`] on a chosen port (for configuration that names it,
+    /// e.g. the API URL a VM reaches it by).
+    pub fn start_on(port: u16, require_tls: bool) -> Ironic {
+        Ironic::start_on_with_conf(port, require_tls, "")
+    }
+
+    fn start_on_with_conf(port: u16, require_tls: bool, extra_conf: &str) -> Ironic {
         let dir = tempfile::Builder::new()
             .prefix("ironic-")
             .tempdir()
@@ -53,7 +63,7 @@ impl Ironic {
         let work = dir.path().to_path_buf();
         let mut me = Ironic {
             pid: 0,
-            port: crate::free_port(),
+            port,
             work,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))

@@ -94,9 +94,11 @@ pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
 }
+pub mod bmc;
 pub mod ironic;
 pub mod sim_agent;
 pub mod storage_vm;
+pub mod vm;
 
 /// gzip + base64 of `data`, as Ironic carries a config drive; `wrap` is
 /// base64's line length (0: one line).

@@ -22,21 +22,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_tests::ironic::*;
+use agent_tests::vm::{
+    self, program, ramdisk, sparse_disk, ForwardProxy, GIB, SMALL_SERIAL, TARGET_SERIAL, VM_MAC,
+};
 use serde_json::json;
 
-/// The VM's NIC; Ironic finds the node by it at lookup.
-const VM_MAC: &str = "52:54:00:49:52:01";
-/// Serials of the two virtual disks; the deploy picks the larger one by serial.
-const SMALL_SERIAL: &str = "VM-SMALL-0001";
-const TARGET_SERIAL: &str = "VM-TARGET-0002";
-const GIB: u64 = 1 << 30;
-
 fn qemu() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("qemu-system-x86_64"))
-            .find(|p| p.exists())
-    })
+    program("qemu-system-x86_64")
 }
 
 /// KVM when it can boot the ramdisk's kernel, else TCG (software
@@ -96,42 +88,6 @@ fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
         eprintln!("/dev/kvm does not boot a stock kernel here; using TCG");
         "tcg"
     }
-}
-
-/// The kernel and initramfs to boot: `RAMDISK_DIR`, or one built now from
-/// the debug agent (rebuilt when the agent, the generic manager or the
-/// ramdisk sources are newer).
-fn ramdisk() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RAMDISK_DIR") {
-        // Relative to the workspace (cargo runs tests in the crate's dir).
-        return agent_tests::workspace_root().join(dir);
-    }
-    let out = agent_tests::target_dir().join("ramdisk-test");
-    let agent = agent_tests::agent_binary();
-    let generic = agent_tests::guest_component("generic_manager");
-    let sources = agent_tests::workspace_root().join("ramdisk");
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let built = mtime(&out.join("initramfs.img"));
-    let mut inputs = vec![agent.clone(), generic.clone()];
-    inputs.extend(
-        std::fs::read_dir(&sources)
-            .expect("ramdisk/")
-            .filter_map(|e| e.ok().map(|e| e.path())),
-    );
-    let stale = built.is_none_or(|b| inputs.iter().any(|p| mtime(p).is_some_and(|m| m > b)));
-    if stale {
-        let st = Command::new("bash")
-            .arg(sources.join("build.sh"))
-            .arg(&agent)
-            .arg(&generic)
-            .arg(&out)
-            // Fast compression: this ramdisk is booted once and thrown away.
-            .env("RAMDISK_ZSTD_LEVEL", "3")
-            .status()
-            .expect("running ramdisk/build.sh");
-        assert!(st.success(), "ramdisk/build.sh failed");
-    }
-    out
 }
 
 /// A running VM; killed (power cut) on drop.
@@ -233,135 +189,24 @@ impl Drop for Vm {
     }
 }
 
-/// A plain-HTTP forward proxy on 127.0.0.1, as a provisioning network's
-/// proxy would be. Ironic checks every image URL itself (a HEAD from the
-/// conductor) before the agent gets it, so the URL must name an address both
-/// reach: `127.0.0.1` on the host. The agent, in the VM, reaches it through
-/// this proxy at 10.0.2.2 (the node's `image_http_proxy`).
-struct ForwardProxy {
-    port: u16,
-}
-
-impl ForwardProxy {
-    fn start() -> ForwardProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy bind");
-        let port = listener.local_addr().expect("proxy address").port();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                std::thread::spawn(move || {
-                    if let Err(e) = proxy_one(client) {
-                        eprintln!("proxy: {e}");
-                    }
-                });
-            }
-        });
-        ForwardProxy { port }
-    }
-}
-
-/// Forwards one request (`GET http://host:port/path HTTP/1.1`) to its
-/// origin with `Connection: close`, then relays the response.
-fn proxy_one(mut client: std::net::TcpStream) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte)? == 0 || head.len() > 64 << 10 {
-            return Err(bad("incomplete request head"));
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8(head).map_err(|_| bad("request head is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (method, target, version) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(t), Some(v)) => (m, t, v),
-        _ => return Err(bad("malformed request line")),
-    };
-    let rest = target
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("only http:// targets"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let mut forwarded = format!("{method} {path} {version}\r\n");
-    for line in lines.filter(|l| !l.is_empty()) {
-        let name = line
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if !matches!(
-            name.as_str(),
-            "connection" | "proxy-connection" | "keep-alive"
-        ) {
-            forwarded.push_str(line);
-            forwarded.push_str("\r\n");
-        }
-    }
-    forwarded.push_str("Connection: close\r\n\r\n");
-    let mut origin = std::net::TcpStream::connect(authority)?;
-    origin.write_all(forwarded.as_bytes())?;
-    // Requests through this proxy carry no body (GET/HEAD), so the rest is
-    // the response.
-    std::io::copy(&mut origin, &mut client)?;
-    client.shutdown(std::net::Shutdown::Both)
-}
-
-fn sparse_disk(path: &Path, size: u64) {
-    let f = std::fs::File::create(path).expect("disk file");
-    f.set_len(size).expect("disk size");
-}
-
-/// Seconds from VM start until Ironic records the agent's first heartbeat
-/// (`agent_url` appears in the node's driver_internal_info).
-fn wait_first_heartbeat(ironic: &Ironic, uuid: &str, vm: &Vm, timeout: Duration) -> f64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let node = ironic.node(uuid);
-        if node["driver_internal_info"]["agent_url"].is_string() {
-            return vm.started.elapsed().as_secs_f64();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no heartbeat within {timeout:?}; node in {}: {}\nVM console:\n{}",
-            node["provision_state"],
-            node["last_error"],
-            vm.console_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Polls Ironic until the node is in one of `states`; fails early with the
 /// VM's console when the node fails, or when the VM stops and the phase does
 /// not end with the agent powering it off.
 fn wait_state_vm(ironic: &Ironic, uuid: &str, states: &[&str], vm: &mut Vm, timeout: Duration) {
     let ends_powered_off = states == ["active"];
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let (false, Ok(Some(status))) = (ends_powered_off, vm.child.try_wait()) {
-            panic!(
-                "the VM stopped ({status}) while waiting for {states:?}\nVM console:\n{}",
-                vm.console_text()
-            );
-        }
-        let node = ironic.node(uuid);
-        let st = node["provision_state"].as_str().unwrap_or_default();
-        if states.contains(&st) {
-            return;
-        }
-        assert!(
-            !st.ends_with("failed") && Instant::now() < deadline,
-            "waiting for {states:?}: node in {st}: {}\nVM console:\n{}",
-            node["last_error"],
-            vm.console_text()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let console = vm.console.clone();
+    let child = &mut vm.child;
+    vm::wait_state_vm(
+        ironic,
+        uuid,
+        states,
+        timeout,
+        &mut || match (ends_powered_off, child.try_wait()) {
+            (false, Ok(Some(status))) => Some(format!("the VM stopped ({status})")),
+            _ => None,
+        },
+        &|| std::fs::read_to_string(&console).unwrap_or_default(),
+    );
 }
 
 #[test]
@@ -472,7 +317,10 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     ironic.provision(&uuid, "provide");
     ironic.wait_state(&uuid, &["clean wait"], Duration::from_secs(60));
     let mut vm = boot();
-    let first_heartbeat_s = wait_first_heartbeat(&ironic, &uuid, &vm, timeout);
+    let first_heartbeat_s =
+        vm::wait_first_heartbeat(&ironic, &uuid, timeout, &|| vm.console_text())
+            .duration_since(vm.started)
+            .as_secs_f64();
     wait_state_vm(&ironic, &uuid, &["available"], &mut vm, timeout);
     let provide_s = t.elapsed().as_secs_f64();
     drop(vm);

@@ -168,8 +168,8 @@ fn load_with(
                     return Ok((component, LoadedFrom::Cache));
                 }
                 Err(e) => {
-                    tracing::warn!(component = %wasm_path.display(), artifact = %artifact.display(), "precompiled artifact unusable: {e}");
-                    why = format!("artifact {} unusable: {e}", artifact.display());
+                    tracing::warn!(component = %wasm_path.display(), artifact = %artifact.display(), "precompiled artifact unusable: {e:#}");
+                    why = format!("artifact {} unusable: {e:#}", artifact.display());
                 }
             }
         }
@@ -237,6 +237,49 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Compile every `*.wasm` in `managers_dir` for `cpu` (see
+/// [`crate::engine::build_engine_for_cpu`]) into `cache_dir`, replacing an
+/// artifact of the same key (which may have been made for another CPU).
+/// Per-file errors are returned, not fatal; an unknown CPU name fails whole.
+#[cfg(feature = "compiler")]
+pub fn precompile_for_cpu(
+    managers_dir: &Path,
+    cache_dir: &Path,
+    cpu: &str,
+) -> Result<Vec<Result<crate::Precompiled, crate::RejectedManager>>, crate::HostError> {
+    let engine = crate::engine::build_engine_for_cpu(cpu)
+        .map_err(|e| crate::HostError::Engine(format!("{e:#}")))?;
+    let mut out = Vec::new();
+    for file in crate::registry::wasm_files(managers_dir)? {
+        let started = Instant::now();
+        let result = std::fs::read(&file)
+            .with_context(|| format!("reading {}", file.display()))
+            .and_then(|bytes| {
+                let key = cache_key(&engine, &bytes);
+                let artifact = engine
+                    .precompile_component(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+                    .with_context(|| format!("compiling {} for CPU {cpu}", file.display()))?;
+                store_artifact(cache_dir, &artifact_path(cache_dir, &key), &artifact)?;
+                Ok(key)
+            });
+        out.push(match result {
+            Ok(key) => Ok(crate::Precompiled {
+                file,
+                key,
+                from: LoadedFrom::Compiled,
+                elapsed: started.elapsed(),
+            }),
+            Err(e) => Err(crate::RejectedManager {
+                file,
+                reason: format!("{e:#}"),
+                kind: crate::Unused::Rejected,
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// `<cache_dir>/<key>.cwasm`.
@@ -344,6 +387,71 @@ mod tests {
             assert!(text.contains("ironic-agent managers compile"), "{text}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    /// An engine that loads artifacts as on a CPU with only the x86-64-v2
+    /// features (the CPU feature probe is replaced).
+    #[cfg(all(feature = "compiler", target_arch = "x86_64"))]
+    fn engine_on_an_x86_64_v2_cpu() -> Engine {
+        let mut config = crate::engine::config(false);
+        // SAFETY: the probe only answers which features the loader assumes.
+        unsafe {
+            config.detect_host_feature(|feature| {
+                Some(matches!(
+                    feature,
+                    "sse3" | "ssse3" | "sse4.1" | "sse4.2" | "popcnt" | "cmpxchg16b"
+                ))
+            });
+        }
+        Engine::new(&config).expect("engine")
+    }
+
+    /// Managers compiled for x86-64-v2 load on a CPU with only those
+    /// features, under the key the default engine looks up; an artifact
+    /// compiled for a newer CPU (x86-64-v3: AVX2, BMI, FMA) is refused
+    /// there, which shows the CPU named, not the build host's, decides.
+    #[cfg(all(feature = "compiler", target_arch = "x86_64"))]
+    #[test]
+    fn artifacts_for_a_named_cpu_load_on_any_cpu_with_its_features() {
+        let managers = tempfile::tempdir().expect("tempdir");
+        let wasm = managers.path().join("generic.wasm");
+        std::fs::write(&wasm, EMPTY_COMPONENT).expect("component");
+        let old_cpu = engine_on_an_x86_64_v2_cpu();
+        let key = cache_key(
+            &crate::engine::build_engine().expect("engine"),
+            EMPTY_COMPONENT,
+        );
+        for (cpu, loads) in [("x86-64-v2", true), ("x86-64-v3", false)] {
+            let cache = tempfile::tempdir().expect("tempdir");
+            let results = precompile_for_cpu(managers.path(), cache.path(), cpu).expect(cpu);
+            assert_eq!(results.len(), 1);
+            let compiled = results[0].as_ref().expect("compiled");
+            assert_eq!(compiled.key, key, "the default engine's key");
+            let loaded = load_with(
+                &old_cpu,
+                false,
+                &wasm,
+                EMPTY_COMPONENT,
+                &key,
+                Some(cache.path()),
+            );
+            match (loads, loaded) {
+                (true, Ok((_, from))) => assert_eq!(from, LoadedFrom::Cache),
+                (false, Err(e)) => assert!(
+                    format!("{e:#}").contains("not available on the host"),
+                    "{e:#}"
+                ),
+                (_, other) => panic!("{cpu}: {:?}", other.map(|(_, from)| from)),
+            }
+        }
+    }
+
+    #[cfg(feature = "compiler")]
+    #[test]
+    fn an_unknown_cpu_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = precompile_for_cpu(dir.path(), dir.path(), "pentium-9000").expect_err("unknown");
+        assert!(format!("{err}").contains("pentium-9000"), "{err}");
     }
 
     /// An artifact compiled by the default engine is found (same key) and

@@ -28,6 +28,44 @@ pub fn build_engine() -> wasmtime::Result<Engine> {
     Engine::new(&config(COMPILER))
 }
 
+/// The CPU `ironic-agent managers compile --cpu` compiles for when a ramdisk
+/// is built: x86-64-v2 (SSE4.2, POPCNT, CMPXCHG16B) is what every x86-64
+/// server of the last fifteen years has, and what QEMU's emulated CPUs offer.
+pub const PORTABLE_CPU: &str = if cfg!(target_arch = "x86_64") {
+    "x86-64-v2"
+} else {
+    "baseline"
+};
+
+/// An engine that compiles for a named CPU of this architecture instead of
+/// the CPU it runs on: `baseline` (the architecture's base instruction set)
+/// or a Cranelift ISA preset such as `x86-64-v2` or `x86-64-v3`. Its
+/// artifacts load on any CPU with those features, so a ramdisk built on a
+/// new machine does not recompile its managers on an older or emulated one.
+/// The cache key is the default engine's: the key leaves CPU features out,
+/// and wasmtime checks an artifact's features against the CPU at load.
+#[cfg(feature = "compiler")]
+pub fn build_engine_for_cpu(cpu: &str) -> wasmtime::Result<Engine> {
+    let mut config = config(true);
+    // With an explicit target wasmtime infers no host CPU features
+    // (wasmtime `Config::target`); only architecture and OS are compared
+    // when the artifact is loaded, so the environment (gnu, musl) is left out.
+    config.target(&format!(
+        "{}-unknown-{}",
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    ))?;
+    if cpu != "baseline" {
+        // SAFETY: an ISA preset only enables CPU features; wasmtime refuses
+        // the artifact on a CPU without them (`Engine::check_compatible_with_isa_flag`).
+        unsafe {
+            config.cranelift_flag_enable(cpu);
+        }
+    }
+    Engine::new(&config)
+        .map_err(|e| wasmtime::format_err!("CPU {cpu:?} for compiling managers: {e:#}"))
+}
+
 /// An engine that never compiles, as in a build without the `compiler`
 /// feature, for testing that path in the default build.
 #[cfg(all(test, feature = "compiler"))]
@@ -39,7 +77,7 @@ pub(crate) fn build_precompiled_only_engine() -> wasmtime::Result<Engine> {
 /// without the compiler: wasmtime refuses an artifact whose tunables or wasm
 /// features differ from the loading engine's.
 #[cfg_attr(not(feature = "compiler"), allow(unused_variables))]
-fn config(compiler: bool) -> Config {
+pub(crate) fn config(compiler: bool) -> Config {
     let mut config = Config::new();
     #[cfg(feature = "compiler")]
     {

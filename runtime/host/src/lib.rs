@@ -27,10 +27,12 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "compiler")]
+pub use artifact::precompile_for_cpu;
 pub use artifact::{cache_key, ArtifactError, LoadedFrom};
 pub use bindings::ContractVersion;
 pub use capabilities::progress::ProgressFn;
-pub use engine::COMPILER;
+pub use engine::{COMPILER, PORTABLE_CPU};
 pub use error::{DispatchError, HostError, SandboxFailure};
 pub use grants::{GrantSources, Grants};
 pub use install::{InstallRequest, Installed};
