@@ -177,6 +177,14 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A tool the disk layouts are built with; `make setup` installs it.
+fn require(tool: &str) {
+    assert!(
+        have(tool),
+        "{tool} is not installed (`make setup` installs it)"
+    );
+}
+
 fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
@@ -313,12 +321,8 @@ fn has_gpt_header_at(path: &Path, offset: u64) -> bool {
 
 #[test]
 fn metadata_erase_removes_gpt_and_signatures_and_keeps_data() {
-    if !have("sgdisk") || !have("mkfs.ext4") {
-        eprintln!(
-            "SKIPPED: needs sgdisk (gdisk) and mkfs.ext4 (e2fsprogs) to build the disk layout"
-        );
-        return;
-    }
+    require("sgdisk");
+    require("mkfs.ext4");
     let size = 256 * MIB;
     let rig = Rig::new(&machine(&[("sda", "256MiB", "")]));
     let disk = rig.disk("sda");
@@ -387,13 +391,12 @@ fn metadata_erase_removes_gpt_and_signatures_and_keeps_data() {
             "data at {offset} intact"
         );
     }
-    if have("wipefs") {
-        assert_eq!(
-            sh("wipefs", &[file]).trim(),
-            "",
-            "wipefs finds no signature on the disk"
-        );
-    }
+    require("wipefs");
+    assert_eq!(
+        sh("wipefs", &[file]).trim(),
+        "",
+        "wipefs finds no signature on the disk"
+    );
     // Same step as a deploy step.
     let (result, _) = rig.run(
         StepKind::Deploy,
@@ -408,10 +411,7 @@ fn metadata_erase_removes_gpt_and_signatures_and_keeps_data() {
 /// must we.
 #[test]
 fn metadata_erase_removes_a_backup_gpt_left_mid_disk() {
-    if !have("sgdisk") {
-        eprintln!("SKIPPED: needs sgdisk (gdisk)");
-        return;
-    }
+    require("sgdisk");
     let rig = Rig::new(&machine(&[("sda", "128MiB", "")]));
     let disk = rig.disk("sda");
     let image = rig.sim.root.join("image");
@@ -533,10 +533,7 @@ fn metadata_erase_honours_partition_hints_and_skipped_disks_keep_partitions() {
 
 #[test]
 fn shared_filesystem_guard_aborts_unless_disabled() {
-    if !have("sgdisk") {
-        eprintln!("SKIPPED: needs sgdisk (gdisk)");
-        return;
-    }
+    require("sgdisk");
     let rig = Rig::new(&machine(&[("sda", "64MiB", "")]));
     let disk = rig.disk("sda");
     // VMFS partition type, written in lowercase as lsblk would print it.
@@ -905,14 +902,11 @@ fn full_erase_of_a_loop_block_device_zeroes_it() {
         .set_len(32 * MIB)
         .expect("size");
     fill_markers(&backing, 32 * MIB);
-    let Some(lo) = loop_device(&backing) else {
-        eprintln!("SKIPPED: needs root and a working losetup");
-        return;
-    };
-    if !replace_with_block_node(&rig.disk("sda"), &lo.dev) {
-        eprintln!("SKIPPED: cannot create a block-device node (mknod)");
-        return;
-    }
+    let lo = loop_device(&backing).expect("a loop device over a file (needs root and losetup)");
+    assert!(
+        replace_with_block_node(&rig.disk("sda"), &lo.dev),
+        "cannot create a block-device node (mknod needs root)"
+    );
     write_fake_gpt(&rig.disk("sda"));
     let node = json!({"driver_internal_info": {"agent_enable_ata_secure_erase": false,
                                                "agent_erase_devices_iterations": 0}});

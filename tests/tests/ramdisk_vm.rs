@@ -14,8 +14,8 @@
 //!
 //! `RAMDISK_DIR` points at a ready ramdisk (`make vm-test` uses the static
 //! one from `make ramdisk`); otherwise the test builds one from the debug
-//! agent into `target/ramdisk-test`. `IRONIC_TESTS=skip` or a missing
-//! `qemu-system-x86_64` skips it with a message.
+//! agent into `target/ramdisk-test`. `IRONIC_TESTS=skip` skips it with a
+//! message; without `qemu-system-x86_64` (`make setup` installs it) it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -214,10 +214,10 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     if skip() {
         return;
     }
-    if qemu().is_none() {
-        eprintln!("SKIPPED: qemu-system-x86_64 is not installed (make setup installs it)");
-        return;
-    }
+    assert!(
+        qemu().is_some(),
+        "qemu-system-x86_64 is not installed (`make setup` installs it)"
+    );
     let _one = one_ironic();
     let ramdisk = ramdisk();
     let memory_mib: u32 = std::env::var("VM_MEMORY_MIB")

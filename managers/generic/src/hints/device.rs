@@ -75,24 +75,10 @@ fn partition_device(
     device
 }
 
-/// `/dev/sda1` → its `/dev/disk/by-path/…` link (the last one enumerated
-/// wins, as for disks). Missing directory → empty.
-fn by_path_map() -> Result<HashMap<String, String>, ManagerError> {
-    const DIR: &str = "/dev/disk/by-path";
-    let mut map = HashMap::new();
-    for name in sysfs::list_opt(DIR)?.unwrap_or_default() {
-        let link = format!("{DIR}/{name}");
-        if let Some(target) = sysfs::read_link(&link) {
-            map.insert(sysfs::resolve_relative(DIR, &target), link);
-        }
-    }
-    Ok(map)
-}
-
 /// Every disk followed by its partitions.
 fn devices_with_partitions(disks: &[DiskRecord]) -> Result<Vec<HintDevice>, ManagerError> {
     let by_path = if disks.iter().any(|d| !d.partitions.is_empty()) {
-        by_path_map()?
+        disks::by_path_map()?
     } else {
         HashMap::new()
     };
@@ -114,8 +100,6 @@ fn devices_with_partitions(disks: &[DiskRecord]) -> Result<Vec<HintDevice>, Mana
 /// its partitions). `volume_name` entries are the RAID steps' and the erase
 /// steps' business (`crate::raid::md::fates`). An invalid entry is an
 /// `invalid_argument` error naming it.
-// For the erase steps (steps/skip.rs), which still use their own matcher.
-#[allow(dead_code)]
 pub(crate) fn skipped_devices(
     node: &Value,
     disks: &[DiskRecord],

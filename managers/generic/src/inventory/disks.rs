@@ -21,7 +21,6 @@ const SYSFS_SECTOR: u64 = 512;
 
 /// A whole device as the inventory and the steps see it.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // Fields beyond `device` are for the steps module.
 pub(crate) struct DiskRecord {
     /// The serialised inventory record.
     pub device: BlockDevice,
@@ -32,17 +31,12 @@ pub(crate) struct DiskRecord {
     /// Device numbers from sysfs `dev`.
     pub major: u32,
     pub minor: u32,
-    /// Sysfs `ro` is 1 (write-protected).
-    pub read_only: bool,
-    /// Sysfs `removable` is 1.
-    pub removable: bool,
     /// Partitions in partition-number order.
     pub partitions: Vec<PartitionRecord>,
 }
 
 /// A partition of a [`DiskRecord`].
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // For the steps module.
 pub(crate) struct PartitionRecord {
     /// `/dev/sda1`.
     pub name: String,
@@ -54,7 +48,6 @@ pub(crate) struct PartitionRecord {
     pub start: u64,
     /// Bytes.
     pub size: u64,
-    pub read_only: bool,
 }
 
 /// Every whole disk, md array and multipath map, in major:minor order,
@@ -180,8 +173,6 @@ fn read_disk(
         kind,
         major,
         minor,
-        read_only: sysfs::read_opt(&format!("{base}/ro")).as_deref() == Some("1"),
-        removable: sysfs::read_opt(&format!("{base}/removable")).as_deref() == Some("1"),
         partitions: partitions(kname)?,
     }))
 }
@@ -208,7 +199,6 @@ fn partitions(kname: &str) -> Result<Vec<PartitionRecord>, ManagerError> {
             number,
             start: read_u64(&format!("{dir}/start"))?.saturating_mul(SYSFS_SECTOR),
             size: read_u64(&format!("{dir}/size"))?.saturating_mul(SYSFS_SECTOR),
-            read_only: sysfs::read_opt(&format!("{dir}/ro")).as_deref() == Some("1"),
         });
     }
     parts.sort_by_key(|p| p.number);
@@ -255,9 +245,10 @@ fn first_entry(path: &str) -> Result<Option<String>, ManagerError> {
     Ok(sysfs::list_opt(path)?.and_then(|names| names.into_iter().next()))
 }
 
-/// `/dev/sda` → `/dev/disk/by-path/pci-…` from the by-path links (the last
-/// link enumerated wins, as in IPA). Missing directory → empty.
-fn by_path_map() -> Result<HashMap<String, String>, ManagerError> {
+/// `/dev/sda` or `/dev/sda1` → `/dev/disk/by-path/pci-…` from the by-path
+/// links (the last link enumerated wins, as in IPA). Missing directory →
+/// empty.
+pub(crate) fn by_path_map() -> Result<HashMap<String, String>, ManagerError> {
     const DIR: &str = "/dev/disk/by-path";
     let mut map = HashMap::new();
     for name in sysfs::list_opt(DIR)?.unwrap_or_default() {
