@@ -1,9 +1,9 @@
 //! IPA-compatible configuration with provenance.
 //!
-//! Layers, lowest first (config.md §1, simplified as design.md asks):
-//! built-in defaults < kernel command line (`<hardware_root>/proc/cmdline`,
-//! `ipa-*` → option map of config.md §3.4) < environment `OS_<GROUP>__<OPT>`
-//! < config files / dirs and CLI flags, resolved in command-line order (as
+//! Layers, lowest first (IPA `cmd/agent.py` `run` with oslo.config, simplified):
+//! built-in defaults < kernel command line (`<hardware_root>/proc/cmdline`;
+//! IPA `config.py` takes its `ipa-*` parameters as option defaults) < environment
+//! `OS_<GROUP>__<OPT>` < config files / dirs and CLI flags, resolved in command-line order (as
 //! oslo.config does) < runtime overrides (`ipa-debug`, Ironic's lookup
 //! `config`). Every effective value remembers the layer (and file + line) it
 //! came from; [`render`] prints them for `ironic-agent config`.
@@ -318,7 +318,8 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// IPA's default search paths (config.md §2): `~/ironic-python-agent.conf`,
+    /// IPA's default search paths (oslo.config `find_config_files` /
+    /// `find_config_dirs` for project `ironic-python-agent`): `~/ironic-python-agent.conf`,
     /// `/etc/ironic-python-agent.conf`, and the same with `.d/`-style dirs
     /// `~/ironic-python-agent.conf.d/`, `/etc/ironic-python-agent.conf.d/`.
     pub fn ipa_default_paths(mut self) -> Self {
@@ -359,7 +360,7 @@ fn key(group: &str, name: &str) -> (String, String) {
     (group.to_string(), name.to_string())
 }
 
-/// Reads the kernel command line (config.md §3.1): whitespace-split tokens,
+/// Reads the kernel command line (IPA `utils._read_params_from_file`): whitespace-split tokens,
 /// `key=value` at the first `=`, tokens without `=` ignored, later wins.
 pub fn parse_cmdline(text: &str) -> BTreeMap<String, String> {
     text.split_whitespace()
@@ -608,7 +609,7 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     }
 
     // 4. environment: beats files; a CLI flag beats it only when no file set
-    // the option (oslo.config behaviour, config.md §1 item 2).
+    // the option (oslo.config `sources/_environment.py` behaviour).
     for (var, raw) in &opts.env {
         let Some(rest) = var.strip_prefix("OS_") else {
             continue;
@@ -671,7 +672,8 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-/// Values Ironic's lookup `config` may override (ironic-protocol.md §5.4).
+/// Values Ironic's lookup `config` may override (IPA `agent.py`
+/// `IronicPythonAgent.process_lookup_data`).
 const CONTAINER_KEYS: &[&str] = &[
     "allow_arbitrary_containers",
     "allowed_containers",
@@ -887,7 +889,7 @@ impl Config {
     }
 
     /// Applies the `config` object of a lookup response as the runtime layer
-    /// (ironic-protocol.md §5.4). Bad values are logged and ignored, as IPA
+    /// (IPA `IronicPythonAgent.process_lookup_data`). Bad values are logged and ignored, as IPA
     /// does. Returns the option names changed. The token, heartbeat timeout
     /// and `agent_skip_bmc_detect` are not options: the client handles them.
     pub fn apply_ironic(&mut self, config: &serde_json::Value) -> Vec<String> {
