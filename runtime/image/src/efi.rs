@@ -1,4 +1,4 @@
-//! UEFI boot entries (IPA `efi_utils.manage_uefi`, images.md §7.1): find
+//! UEFI boot entries (IPA `efi_utils.manage_uefi`): find
 //! the ESP on the install disk, find the boot loaders on it, and register
 //! them with `efibootmgr`.
 //!
@@ -85,7 +85,7 @@ pub fn find_esp(disk: &Path, esp_uuid: Option<&str>) -> Result<ExistingPartition
     })
 }
 
-/// Loader discovery (§7.1 step 4): walk the ESP top-down; the first CSV
+/// Loader discovery (IPA `efi_utils._get_efi_bootloaders`): walk the ESP top-down; the first CSV
 /// met wins alone; otherwise every known `.efi` loader, labelled
 /// `ironic1`, `ironic2`, … . An ESP that is not a FAT file system (e.g.
 /// freshly formatted by a stand-in) has no loaders.
@@ -189,7 +189,7 @@ fn decode_utf16(data: &[u8]) -> String {
         .to_string()
 }
 
-/// §7.1: registers the ESP's loaders; `Ok(false)` when the ESP has none
+/// IPA `manage_uefi`: registers the ESP's loaders; `Ok(false)` when the ESP has none
 /// (the caller then goes on as IPA does).
 ///
 /// `device` is the disk as the machine names it (efibootmgr's `-d`),
