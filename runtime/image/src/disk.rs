@@ -293,10 +293,10 @@ pub fn reread_partition_table(disk: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// `sgdisk -e` (IPA `disk_utils._fix_gpt_structs`): when the disk holds a GPT whose backup
-/// header is not on the last sector (an image smaller than the disk), move
-/// the backup header and table to the real end and grow the usable area.
-/// The protective MBR's size is updated in place (boot code, disk
+/// `sgdisk -e` (IPA `disk_utils._fix_gpt_structs`): when the disk holds a GPT
+/// whose backup header is not on the last sector (an image smaller than the
+/// disk), move the backup header and table to the real end and grow the usable
+/// area. The protective MBR's size is updated in place (boot code, disk
 /// signature and hybrid entries are kept). Returns whether anything moved;
 /// a disk without a GPT is left alone.
 pub fn fix_gpt_backup(disk: &Path) -> Result<bool, ImageError> {

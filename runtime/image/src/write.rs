@@ -285,8 +285,8 @@ fn block_capacity(dev: &Device) -> Result<Option<(PathBuf, u64)>, ImageError> {
     Ok(Some((dev.path().to_path_buf(), size)))
 }
 
-/// IPA `_download_image` + `_write_image`: download into `<work_dir>/<id>` while hashing,
-/// verify, inspect, then copy (raw-like) or convert (qemu-img).
+/// IPA `_download_image` + `_write_image`: download into `<work_dir>/<id>`
+/// while hashing, verify, inspect, then copy (raw-like) or convert (qemu-img).
 async fn download_then_write(
     http: &http::Http,
     info: &ImageInfo,

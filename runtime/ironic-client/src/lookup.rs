@@ -25,8 +25,8 @@ impl LookupResult {
         self.node["uuid"].as_str().unwrap_or_default().to_string()
     }
 
-    /// Validates a 200 body (IPA `APIClient._do_lookup`): `node.uuid` mandatory; a top-level
-    /// `heartbeat_timeout` of very old Ironic is wrapped into `config`.
+    /// Validates a 200 body (IPA `APIClient._do_lookup`): `node.uuid` mandatory; a
+    /// top-level `heartbeat_timeout` of very old Ironic is wrapped into `config`.
     pub fn from_body(body: &Value) -> Option<LookupResult> {
         let node = body.get("node")?;
         node.get("uuid")?.as_str()?;

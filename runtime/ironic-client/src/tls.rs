@@ -196,13 +196,13 @@ fn san_ip_der(ip: IpAddr) -> Vec<u8> {
     out
 }
 
-/// Generates the auto-TLS certificate (IPA `tls_utils.generate_tls_certificate`): EC key on
-/// `curve`, subject = issuer = `CN=<hostname>`, random 159-bit serial,
-/// notBefore = now − `clock_skew`, notAfter = now + 30 days, one
-/// **critical** SubjectAlternativeName with the advertised IP, no other
-/// extensions. The signature hash follows the curve (SHA-256/384): the
-/// `ring` backend has no ECDSA-SHA512 and no P-521 signing, so `p521` falls
-/// back to P-384 with a warning.
+/// Generates the auto-TLS certificate (IPA
+/// `tls_utils.generate_tls_certificate`): EC key on `curve`, subject = issuer =
+/// `CN=<hostname>`, random 159-bit serial, notBefore = now − `clock_skew`,
+/// notAfter = now + 30 days, one **critical** SubjectAlternativeName with the
+/// advertised IP, no other extensions. The signature hash follows the curve
+/// (SHA-256/384): the `ring` backend has no ECDSA-SHA512 and no P-521 signing,
+/// so `p521` falls back to P-384 with a warning.
 pub fn generate_auto_cert(
     hostname: &str,
     ip: IpAddr,
