@@ -268,7 +268,8 @@ impl Hint {
                 let gib = device.size as f64 / GIB;
                 expr::spec_match(Subject::Number(gib), spec).unwrap_or(false)
             }
-            // An absent or blank value fails the hint (IPA `find_devices_by_hints`).
+            // A blank value fails the hint (IPA `find_devices_by_hints`); so does an
+            // absent one, which IPA would compare as the text "none".
             Matcher::Text(spec) => device.texts(self.name).into_iter().any(|value| {
                 expr::normalise(value)
                     .ok()

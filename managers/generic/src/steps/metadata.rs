@@ -26,8 +26,7 @@
 //! partition table (sgdisk and wipefs issue BLKRRPART): the kernel keeps the
 //! stale partition devices until the next reread (e.g. image writing's
 //! partprobe). Neither does it wait for `fuser` (IPA's
-//! `wait_for_disk_to_become_available`). Both need host support; see the
-//! report.
+//! `wait_for_disk_to_become_available`). Both need host support.
 
 use ironic_hardware_guest::disks::{Disk, DiskError};
 
