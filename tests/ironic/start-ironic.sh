@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a real Ironic (API + conductor in one process) on 127.0.0.1 for the
-# test suite: writes ironic.conf per shared/spec/real-ironic.md into WORKDIR,
+# test suite: writes ironic.conf (fake-hardware, noauth, sqlite) into WORKDIR,
 # creates the sqlite schema, starts `ironic` in the background, waits until
 # the API answers and prints its PID on stdout (logs: WORKDIR/ironic.log).
 # Usage: start-ironic.sh WORKDIR [PORT] [REQUIRE_TLS(True|False)] [HEARTBEAT_TIMEOUT]

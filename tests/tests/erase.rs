@@ -1,4 +1,5 @@
-//! Black-box tests of the erase steps (shared/spec/erase.md) of the generic
+//! Black-box tests of the erase steps (IPA `hardware.py` `erase_devices`,
+//! `erase_devices_metadata`, `erase_devices_express`) of the generic
 //! manager, run through the host on simulated machines.
 //!
 //! SAFETY: every disk here is a sparse file inside a temporary hardware

@@ -1,6 +1,7 @@
-//! Black-box tests of the generic manager's inventory (shared/spec/inventory.md)
-//! on simulated machines, through the host: every field Ironic reads is
-//! checked for name, type, unit and key order.
+//! Black-box tests of the generic manager's inventory (IPA
+//! `GenericHardwareManager.list_hardware_info`) on simulated machines, through
+//! the host: every field Ironic reads is checked for name, type, unit and key
+//! order.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

@@ -1,8 +1,10 @@
-//! Partition images and config drives through the agent's API on a
-//! simulated machine (images.md §5, §2.2, §5.3, §7.1): the table read back
-//! with `sgdisk`, the UUIDs `get_partition_uuids` returns against the disk,
-//! the root partition and config drive bytes, the programs the machine's
-//! stand-ins recorded, and the UEFI boot entry `install_bootloader` makes.
+//! Partition images and config drives through the agent's API on a simulated
+//! machine (IPA `partition_utils.work_on_disk`,
+//! `create_config_drive_partition`, `StandbyExtension.get_partition_uuids`,
+//! `efi_utils.manage_uefi`): the table read back with `sgdisk`, the UUIDs
+//! `get_partition_uuids` returns against the disk, the root partition and
+//! config drive bytes, the programs the machine's stand-ins recorded, and the
+//! UEFI boot entry `install_bootloader` makes.
 //!
 //! Only files these tests create are partitioned, formatted or read.
 

@@ -2,15 +2,15 @@
 //! drive onto a simulated machine (see `agent_tests::ironic`).
 //!
 //! What Ironic needs for a partition image (read from its source):
-//! `instance_info.image_type = "partition"` (`images.is_whole_disk_image`)
-//! and `root_gb` (`deploy_utils.parse_instance_info`); no kernel/ramdisk,
-//! since the boot option is `local`. It sends the layout keys in
-//! `image_info` (`PARTITION_IMAGE_LABELS`), then reads `root uuid` from
+//! `instance_info.image_type = "partition"` (`images.is_whole_disk_image`) and
+//! `root_gb` (`deploy_utils.parse_instance_info`); no kernel/ramdisk, since the
+//! boot option is `local`. It sends the layout keys in `image_info`
+//! (`PARTITION_IMAGE_LABELS`), then reads `root uuid` from
 //! `standby.get_partition_uuids` into
 //! `driver_internal_info.root_uuid_or_disk_id` and calls
-//! `image.install_bootloader` with it. With the agent's defaults (legacy
-//! GRUB installation disabled, images.md §7 step 5) that call fails on a
-//! BIOS machine, as it does with IPA, so the agent runs with
+//! `image.install_bootloader` with it. With the agent's defaults (legacy GRUB
+//! installation disabled, IPA `ImageExtension.install_bootloader`) that call
+//! fails on a BIOS machine, as it does with IPA, so the agent runs with
 //! `ipa-ignore-bootloader-failure=1`.
 
 // Tests may unwrap: a panic is the failure report.

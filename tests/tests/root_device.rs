@@ -1,6 +1,7 @@
-//! Black-box tests of root device selection (shared/spec/images.md §8) and
-//! disk skip lists (hardware-managers.md §10.2) through the host, on the
-//! four-disk machine `tests/machines/multi-disk.toml`:
+//! Black-box tests of root device selection (IPA `get_os_install_device`,
+//! `device_hints.py`) and disk skip lists
+//! (`list_block_devices_check_skip_list`) through the host, on the four-disk
+//! machine `tests/machines/multi-disk.toml`:
 //!
 //! | disk    | size   | attributes                                       |
 //! |---------|--------|--------------------------------------------------|

@@ -1,10 +1,11 @@
 //! IPA's error vocabulary, in the two shapes Ironic sees.
 //!
 //! * [`AgentError`]: the error object stored in a command result's
-//!   `command_error` (`{"type", "code", "message", "details"}`,
-//!   agent-api.md §8).
+//!   `command_error` (`{"type", "code", "message", "details"}`, IPA
+//!   `errors.py` `RESTError.serializable_fields`).
 //! * [`HttpFault`]: an HTTP-level failure answered as
-//!   `{"faultcode": "Client"|"Server", "faultstring": "..."}` (agent-api.md §6).
+//!   `{"faultcode": "Client"|"Server", "faultstring": "..."}` (IPA `api/app.py`
+//!   `format_exception`).
 //!   Ironic substring-matches `faultstring`, so every text here is exact.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -138,7 +139,7 @@ impl<'de> Deserialize<'de> for ErrorClass {
     }
 }
 
-/// The IPA error object carried in `command_error` (agent-api.md §8).
+/// The IPA error object carried in `command_error` (IPA `errors.py` `RESTError`).
 ///
 /// Serialises to exactly `{"type", "code", "message", "details"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -172,7 +173,8 @@ impl AgentError {
 
     /// A non-IPA exception recorded by a sync command (e.g. Python's
     /// `TypeError` for bad keyword arguments). The reference fails to
-    /// serialise these (agent-api.md §9); we record them cleanly instead.
+    /// serialise these (IPA `ExecuteCommandMixin.execute_command` stores the raw
+    /// exception in a `SyncCommandResult`); we record them cleanly instead.
     pub fn exception(class: &str, details: impl Into<String>) -> Self {
         Self {
             error_type: ErrorClass::from_name(class),
@@ -227,7 +229,7 @@ impl AgentError {
     }
 }
 
-/// An HTTP-level error answered as a WSME fault body (agent-api.md §6).
+/// An HTTP-level error answered as a WSME fault body (IPA `Application.handle_exception`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {faultstring}")]
 pub struct HttpFault {

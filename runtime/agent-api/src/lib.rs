@@ -1,8 +1,8 @@
 //! The agent's REST API and command engine, wire-compatible with the Ironic
 //! Python Agent (IPA) so a stock Ironic conductor cannot tell the difference.
 //!
-//! * [`router`] / [`serve`]: the HTTP API (`server`), see
-//!   `shared/spec/agent-api.md`.
+//! * [`router`] / [`serve`]: the HTTP API (`server`), IPA's
+//!   `ironic_python_agent/api/app.py`.
 //! * [`engine`]: command registry, results list, sync/async execution.
 //! * [`extensions`]: `clean`, `deploy`, `service`, `poll`, `log`, `system`,
 //!   `rescue`, `standby`.

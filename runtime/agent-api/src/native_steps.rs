@@ -75,7 +75,7 @@ impl std::fmt::Debug for NativeStep {
 
 impl NativeStep {
     /// The step dict as `get_<kind>_steps` lists it: deploy steps carry no
-    /// `abortable` and no `argsinfo` (hardware-managers.md §9.2).
+    /// `abortable` and no `argsinfo` (IPA `GenericHardwareManager.get_deploy_steps`).
     ///
     /// Clean and service steps also carry `abortable`, and any step with
     /// arguments its `argsinfo`, as a manager's steps do.

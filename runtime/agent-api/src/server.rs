@@ -1,4 +1,4 @@
-//! The HTTP API (agent-api.md §1-§7): routes and aliases, JSON faults for
+//! The HTTP API (IPA `api/app.py` `Application`): routes and aliases, JSON faults for
 //! every error, 308 redirects of slash-less forms, body cap, version
 //! documents, and a server that stops cleanly after lockdown/rescue.
 
@@ -98,7 +98,7 @@ where
     Ok(reason)
 }
 
-/// `scheme://host` of this request, without trailing slash (agent-api.md §5).
+/// `scheme://host` of this request, without trailing slash (IPA `Application.api_root`).
 fn base_url(state: &AgentState, headers: &HeaderMap, uri: &Uri) -> String {
     let scheme = if state.config().tls { "https" } else { "http" };
     let host = headers
@@ -270,7 +270,8 @@ async fn post_command(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Token first: a bad token with a bad body is a 401 (agent-api.md §4).
+    // Token first: a bad token with a bad body is a 401 (IPA
+    // `Application.require_agent_token_for_command` wraps `api_run_command`).
     if let Err(f) = check_token(&state, query.as_deref()) {
         return f.into_response();
     }
@@ -342,7 +343,8 @@ async fn read_body(mut body: Body, cap: usize) -> Result<axum::body::Bytes, Http
     Ok(buf.into())
 }
 
-/// `{"name": str, "params": object}`; anything else is the 400 of §6.
+/// `{"name": str, "params": object}`; anything else is a 400, as in IPA's
+/// `Application.api_run_command`.
 fn parse_command(doc: Value) -> Option<(String, Map<String, Value>)> {
     let Value::Object(mut doc) = doc else {
         return None;

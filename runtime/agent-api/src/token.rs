@@ -1,5 +1,6 @@
-//! The agent token (agent-api.md §4): a shared secret Ironic passes as the
-//! `agent_token` query parameter on every command route.
+//! The agent token (IPA `IronicPythonAgent.validate_agent_token`): a shared
+//! secret Ironic passes as the `agent_token` query parameter on every command
+//! route.
 
 use std::sync::RwLock;
 
@@ -38,7 +39,7 @@ impl TokenHolder {
         self.read(|t| t.is_some())
     }
 
-    /// The check of §4: `provided` non-empty, a token held, and equal.
+    /// IPA's check: `provided` non-empty, a token held, and equal.
     /// The comparison runs in constant time for equal-length inputs.
     pub fn check(&self, provided: Option<&str>) -> bool {
         let Some(provided) = provided.filter(|p| !p.is_empty()) else {

@@ -1,12 +1,13 @@
 //! IPA-compatible configuration with provenance.
 //!
-//! Layers, lowest first (config.md §1, simplified as design.md asks):
-//! built-in defaults < kernel command line (`<hardware_root>/proc/cmdline`,
-//! `ipa-*` → option map of config.md §3.4) < environment `OS_<GROUP>__<OPT>`
-//! < config files / dirs and CLI flags, resolved in command-line order (as
-//! oslo.config does) < runtime overrides (`ipa-debug`, Ironic's lookup
-//! `config`). Every effective value remembers the layer (and file + line) it
-//! came from; [`render`] prints them for `ironic-agent config`.
+//! Layers, lowest first (IPA `cmd/agent.py` `run` with oslo.config,
+//! simplified): built-in defaults < kernel command line
+//! (`<hardware_root>/proc/cmdline`; IPA `config.py` takes its `ipa-*`
+//! parameters as option defaults) < environment `OS_<GROUP>__<OPT>` < config
+//! files / dirs and CLI flags, resolved in command-line order (as oslo.config
+//! does) < runtime overrides (`ipa-debug`, Ironic's lookup `config`). Every
+//! effective value remembers the layer (and file + line) it came from;
+//! [`render`] prints them for `ironic-agent config`.
 //!
 //! Unknown keys and sections in files are *warnings* (oslo ignores them, we
 //! never do so silently); unknown `ipa-*` kernel parameters are warnings;
@@ -318,9 +319,11 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// IPA's default search paths (config.md §2): `~/ironic-python-agent.conf`,
-    /// `/etc/ironic-python-agent.conf`, and the same with `.d/`-style dirs
-    /// `~/ironic-python-agent.conf.d/`, `/etc/ironic-python-agent.conf.d/`.
+    /// IPA's default search paths (oslo.config `find_config_files` /
+    /// `find_config_dirs` for project `ironic-python-agent`):
+    /// `~/ironic-python-agent.conf`, `/etc/ironic-python-agent.conf`, and the same
+    /// with `.d/`-style dirs `~/ironic-python-agent.conf.d/`,
+    /// `/etc/ironic-python-agent.conf.d/`.
     pub fn ipa_default_paths(mut self) -> Self {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let mut files = Vec::new();
@@ -359,8 +362,9 @@ fn key(group: &str, name: &str) -> (String, String) {
     (group.to_string(), name.to_string())
 }
 
-/// Reads the kernel command line (config.md §3.1): whitespace-split tokens,
-/// `key=value` at the first `=`, tokens without `=` ignored, later wins.
+/// Reads the kernel command line (IPA `utils._read_params_from_file`):
+/// whitespace-split tokens, `key=value` at the first `=`, tokens without `=`
+/// ignored, later wins.
 pub fn parse_cmdline(text: &str) -> BTreeMap<String, String> {
     text.split_whitespace()
         .filter_map(|t| t.split_once('='))
@@ -608,7 +612,7 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     }
 
     // 4. environment: beats files; a CLI flag beats it only when no file set
-    // the option (oslo.config behaviour, config.md §1 item 2).
+    // the option (oslo.config `sources/_environment.py` behaviour).
     for (var, raw) in &opts.env {
         let Some(rest) = var.strip_prefix("OS_") else {
             continue;
@@ -671,7 +675,8 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-/// Values Ironic's lookup `config` may override (ironic-protocol.md §5.4).
+/// Values Ironic's lookup `config` may override (IPA `agent.py`
+/// `IronicPythonAgent.process_lookup_data`).
 const CONTAINER_KEYS: &[&str] = &[
     "allow_arbitrary_containers",
     "allowed_containers",
@@ -886,9 +891,9 @@ impl Config {
         Ok(())
     }
 
-    /// Applies the `config` object of a lookup response as the runtime layer
-    /// (ironic-protocol.md §5.4). Bad values are logged and ignored, as IPA
-    /// does. Returns the option names changed. The token, heartbeat timeout
+    /// Applies the `config` object of a lookup response as the runtime layer (IPA
+    /// `IronicPythonAgent.process_lookup_data`). Bad values are logged and ignored,
+    /// as IPA does. Returns the option names changed. The token, heartbeat timeout
     /// and `agent_skip_bmc_detect` are not options: the client handles them.
     pub fn apply_ironic(&mut self, config: &serde_json::Value) -> Vec<String> {
         let mut changed = Vec::new();

@@ -1,5 +1,6 @@
-//! The registry of every option IPA documents (config.md §5), with its type,
-//! default and kernel parameter. Keys not in this table are "unknown".
+//! The registry of every option IPA registers (IPA `config.py` `list_opts`,
+//! `mdns.py`, oslo.log's `_options.py`), with its type, default and kernel
+//! parameter. Keys not in this table are "unknown".
 
 /// The type of an option, with oslo.config's validation rules.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,7 +73,7 @@ macro_rules! o {
 /// Every option, in documentation order. `listen_host`'s default is decided at
 /// load time (`::` with IPv6, else `0.0.0.0`), so it has none here.
 pub static OPTIONS: &[OptSpec] = &[
-    // [DEFAULT] agent options (config.md §5.1)
+    // [DEFAULT] agent options (IPA `config.py` `cli_opts`)
     o!(
         "DEFAULT",
         "api_url",
@@ -414,7 +415,7 @@ pub static OPTIONS: &[OptSpec] = &[
         OptType::Bool,
         Some("false")
     ),
-    // [DEFAULT] oslo.log (config.md §5.2)
+    // [DEFAULT] oslo.log (`oslo_log/_options.py`)
     o!("DEFAULT", "debug", OptType::Bool, Some("false")),
     o!("DEFAULT", "log_config_append", OptType::Str),
     o!(
@@ -478,7 +479,7 @@ pub static OPTIONS: &[OptSpec] = &[
         OptType::Bool,
         Some("false")
     ),
-    // [disk_utils] (§5.3)
+    // [disk_utils] (IPA `config.py` `disk_utils_opts`)
     o!("disk_utils", "efi_system_partition_size", ANY, Some("550")),
     o!("disk_utils", "bios_boot_partition_size", ANY, Some("1")),
     o!("disk_utils", "dd_block_size", OptType::Str, Some("1M")),
@@ -491,7 +492,7 @@ pub static OPTIONS: &[OptSpec] = &[
         Some("2048")
     ),
     o!("disk_utils", "image_convert_attempts", ANY, Some("3")),
-    // [disk_partitioner] (§5.4)
+    // [disk_partitioner] (IPA `config.py` `disk_part_opts`)
     o!("disk_partitioner", "check_device_interval", ANY, Some("1")),
     o!(
         "disk_partitioner",
@@ -499,7 +500,8 @@ pub static OPTIONS: &[OptSpec] = &[
         ANY,
         Some("20")
     ),
-    // [metrics], [metrics_statsd] (§5.5)
+    // [metrics], [metrics_statsd] (IPA `metrics_lib/metrics_utils.py` `metrics_opts`,
+    // `metrics_lib/metrics_statsd.py` `statsd_opts`)
     o!(
         "metrics",
         "backend",
@@ -521,7 +523,7 @@ pub static OPTIONS: &[OptSpec] = &[
         Some("localhost")
     ),
     o!("metrics_statsd", "statsd_port", OptType::Port, Some("8125")),
-    // [container] (§5.6)
+    // [container] (IPA `config.py` `container_opts`)
     o!(
         "container",
         "allow_arbitrary_containers",
@@ -548,7 +550,7 @@ pub static OPTIONS: &[OptSpec] = &[
         OptType::List,
         Some("--rm,--network=host")
     ),
-    // [mdns] (§5.7)
+    // [mdns] (IPA `mdns.py` `opts`)
     o!(
         "mdns",
         "use_mdns",

@@ -1,5 +1,5 @@
-//! Digest algorithms, checksum selection (images.md §3.3) and checksum-file
-//! parsing (§3.4).
+//! Digest algorithms, checksum selection (IPA `standby.py` `ImageDownload.__init__`,
+//! `_get_algorithm_by_length`) and checksum-file parsing (`_fetch_checksum`).
 //!
 //! Hashing uses RustCrypto `sha2`, which picks the SHA-NI / AVX2 code path at
 //! run time (cpufeatures). Measured on the target machine (AMD EPYC, SHA-NI):
@@ -99,11 +99,11 @@ impl Hasher {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
     Value(String),
-    /// A checksum file to fetch (§3.4).
+    /// A checksum file to fetch (IPA `_fetch_checksum`).
     Url(String),
 }
 
-/// The outcome of §3.3 before any checksum file is fetched. `algorithm` is
+/// The outcome of [`select`] before any checksum file is fetched. `algorithm` is
 /// `None` when it must be derived from the fetched value's length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -124,8 +124,8 @@ fn expected_of(s: &str) -> Expected {
     }
 }
 
-/// images.md §3.3. An explicit `md5` in `os_hash_algo` is accepted even when
-/// md5 is disabled (IPA does the same).
+/// The choice IPA makes in `ImageDownload.__init__`. An explicit `md5` in
+/// `os_hash_algo` is accepted even when md5 is disabled (IPA does the same).
 pub fn select(
     image_id: &str,
     os_hash_algo: Option<&str>,
@@ -179,7 +179,7 @@ fn is_hex_of_len(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Finds the digest for `file_name` in a checksum file (images.md §3.4).
+/// Finds the digest for `file_name` in a checksum file (IPA `_fetch_checksum`).
 ///
 /// The name is matched literally (IPA inserts it unescaped into a regex,
 /// which is a defect; a literal match gives the intended result).

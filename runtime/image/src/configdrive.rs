@@ -1,6 +1,6 @@
-//! Config drive decoding (images.md §5.2): an inline string or an
-//! `http(s)://` URL; base64 of a gzipped image, or (from a URL only) the raw
-//! image bytes.
+//! Config drive decoding (IPA `partition_utils.get_configdrive`): an inline
+//! string or an `http(s)://` URL; base64 of a gzipped image, or (from a URL
+//! only) the raw image bytes.
 
 use std::io::Write;
 use std::path::Path;

@@ -1,7 +1,8 @@
 //! Native partition-table work on the install disk: the layout of a
-//! partition image (images.md §5.1 step 4), the whole-disk config-drive
-//! partition (§5.3), the GPT fix-up after a whole-disk write (§6.1) and the
-//! kernel re-read of the table (§6.3).
+//! partition image (IPA `disk_utils.make_partitions`), the whole-disk
+//! config-drive partition (`partition_utils.create_config_drive_partition`),
+//! the GPT fix-up after a whole-disk write (`disk_utils.fix_gpt_partition`)
+//! and the kernel re-read of the table (`disk_utils.trigger_device_rescan`).
 //!
 //! IPA shells out to `parted`/`sgdisk`; doing it natively (`gpt` and
 //! `mbrman` crates) means the same code serves a real block device and a
@@ -292,10 +293,10 @@ pub fn reread_partition_table(disk: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// `sgdisk -e` (images.md §6.1): when the disk holds a GPT whose backup
-/// header is not on the last sector (an image smaller than the disk), move
-/// the backup header and table to the real end and grow the usable area.
-/// The protective MBR's size is updated in place (boot code, disk
+/// `sgdisk -e` (IPA `disk_utils._fix_gpt_structs`): when the disk holds a GPT
+/// whose backup header is not on the last sector (an image smaller than the
+/// disk), move the backup header and table to the real end and grow the usable
+/// area. The protective MBR's size is updated in place (boot code, disk
 /// signature and hybrid entries are kept). Returns whether anything moved;
 /// a disk without a GPT is left alone.
 pub fn fix_gpt_backup(disk: &Path) -> Result<bool, ImageError> {
@@ -416,8 +417,9 @@ pub fn read_partitions(disk: &Path) -> Result<(String, Vec<ExistingPartition>), 
 /// Size of the whole-disk config-drive partition (IPA: `-64MB`/`-64MiB`).
 pub const CONFIG_DRIVE_PART_BYTES: u64 = 64 * MIB;
 
-/// images.md §5.3 step 4: a new partition in the last 64 MiB of the disk
-/// for the config drive of a whole-disk image; returns it. GPT: `sgdisk -n
+/// IPA `create_config_drive_partition` when no `config-2` partition exists:
+/// a new partition in the last 64 MiB of the disk for the config drive of a
+/// whole-disk image; returns it. GPT: `sgdisk -n
 /// 0:-64MB:0 -u 0:<random>` (first free number, aligned start); msdos: a
 /// primary `fat32` partition (type 0x0c), refused when 4 primaries exist.
 pub fn create_config_drive_partition(disk: &Path) -> Result<CreatedPartition, ImageError> {

@@ -1,4 +1,4 @@
-//! UEFI boot entries (IPA `efi_utils.manage_uefi`, images.md §7.1): find
+//! UEFI boot entries (IPA `efi_utils.manage_uefi`): find
 //! the ESP on the install disk, find the boot loaders on it, and register
 //! them with `efibootmgr`.
 //!
@@ -85,10 +85,10 @@ pub fn find_esp(disk: &Path, esp_uuid: Option<&str>) -> Result<ExistingPartition
     })
 }
 
-/// Loader discovery (§7.1 step 4): walk the ESP top-down; the first CSV
-/// met wins alone; otherwise every known `.efi` loader, labelled
-/// `ironic1`, `ironic2`, … . An ESP that is not a FAT file system (e.g.
-/// freshly formatted by a stand-in) has no loaders.
+/// Loader discovery (IPA `efi_utils._get_efi_bootloaders`): walk the ESP
+/// top-down; the first CSV met wins alone; otherwise every known `.efi` loader,
+/// labelled `ironic1`, `ironic2`, … . An ESP that is not a FAT file system
+/// (e.g. freshly formatted by a stand-in) has no loaders.
 pub fn find_loaders(disk: &Path, esp: &ExistingPartition) -> Result<Vec<EfiLoader>, ImageError> {
     let window = crate::esp::Window::open(disk, esp)?;
     let fs = match fatfs::FileSystem::new(window, fatfs::FsOptions::new()) {
@@ -189,8 +189,8 @@ fn decode_utf16(data: &[u8]) -> String {
         .to_string()
 }
 
-/// §7.1: registers the ESP's loaders; `Ok(false)` when the ESP has none
-/// (the caller then goes on as IPA does).
+/// IPA `manage_uefi`: registers the ESP's loaders; `Ok(false)` when the ESP has
+/// none (the caller then goes on as IPA does).
 ///
 /// `device` is the disk as the machine names it (efibootmgr's `-d`),
 /// `disk` the path the agent reads it through.

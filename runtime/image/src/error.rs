@@ -11,11 +11,11 @@ use std::time::Duration;
 /// command engine should report.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// `image_info` failed the synchronous `prepare_image` validator (images.md §1.1).
+    /// `image_info` failed the synchronous `prepare_image` validator (IPA `_validate_image_info`).
     #[error("Invalid command parameters: {message}")]
     InvalidParams { message: String },
 
-    /// No usable checksum / algorithm could be selected (images.md §3.3).
+    /// No usable checksum / algorithm could be selected (IPA `ImageDownload.__init__`).
     #[error("Unable to verify image {image_id}: {message}")]
     NoChecksum { image_id: String, message: String },
 
@@ -93,7 +93,7 @@ pub enum ImageError {
         stderr: String,
     },
 
-    /// The config drive could not be fetched or decoded (images.md §5.2).
+    /// The config drive could not be fetched or decoded (IPA `get_configdrive`).
     #[error("Config drive: {message}")]
     ConfigDrive { message: String },
 
@@ -107,7 +107,8 @@ pub enum ImageError {
     #[error("{message}")]
     DeviceNotFound { message: String },
 
-    /// Partitioning the install disk failed (images.md §5.1, §5.3, §6.1).
+    /// Partitioning the install disk failed (IPA `work_on_disk`,
+    /// `create_config_drive_partition`, `fix_gpt_partition`).
     #[error("Partitioning {device}: {message}")]
     Partition { device: PathBuf, message: String },
 
@@ -130,7 +131,7 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    /// The IPA exception class for `command_error.type` (agent-api.md §8).
+    /// The IPA exception class for `command_error.type` (IPA `errors.py` `RESTError.type`).
     pub fn ipa_type(&self) -> &'static str {
         match self {
             ImageError::InvalidParams { .. } => "InvalidCommandParamsError",

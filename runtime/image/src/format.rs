@@ -1,5 +1,6 @@
 //! Image format detection from bytes and the per-format safety checks of
-//! oslo.utils' format inspector (images.md §4.2 step 1).
+//! oslo.utils' `imageutils.format_inspector`, as IPA's
+//! `disk_utils.get_and_validate_image_format` applies them.
 //!
 //! Only headers are read: [`sniff`] needs the first [`SNIFF_LEN`] bytes
 //! (the ISO 9660 volume descriptor sits at 32 KiB) and, when available, the

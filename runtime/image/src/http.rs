@@ -1,4 +1,5 @@
-//! HTTP(S) download with IPA's retry rules (images.md §3.1-3.2) plus
+//! HTTP(S) download with IPA's retry rules (`standby.py` `_download_with_proxy`,
+//! `ImageDownload`, `_download_image`) plus
 //! resume: a dropped connection continues with `Range: bytes=N-`.
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! `image_info` as Ironic sends it (images.md §1) and the synchronous
-//! `prepare_image` validator (§1.1).
+//! `image_info` as Ironic sends it (Ironic `drivers/modules/agent.py`
+//! `AgentDeploy.write_image`) and the synchronous `prepare_image` validator
+//! (IPA `standby.py` `_validate_image_info`).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -69,7 +70,7 @@ impl ImageInfo {
         Ok(info)
     }
 
-    /// True when IPA would take the streaming path (images.md §2.1 step 4).
+    /// True when IPA would take the streaming path (`StandbyExtension.prepare_image`).
     pub fn streams(&self) -> bool {
         self.stream_raw_images && self.disk_format.as_deref() == Some("raw")
     }
@@ -92,7 +93,7 @@ impl ImageInfo {
     }
 }
 
-/// IPA's `_validate_image_info` (images.md §1.1).
+/// IPA's `_validate_image_info`.
 pub fn validate(value: &Value, md5_allowed: bool) -> Result<(), ImageError> {
     let obj = value
         .as_object()

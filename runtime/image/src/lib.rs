@@ -67,7 +67,7 @@ pub use pipeline::ByteProgressFn;
 pub use target::HOLD_BYTES;
 pub use write::{write_image, write_partition_image};
 
-/// Agent-side settings for one write (images.md §9 knobs + lookup config).
+/// Agent-side settings for one write (IPA `config.py` options + lookup config).
 #[derive(Clone)]
 pub struct WriteOptions {
     /// `md5_enabled` / Ironic's `agent_md5_checksum_enable`.

@@ -1,5 +1,6 @@
-//! Partition-image layout (images.md §5.1 step 3-5): the plan and the exact
-//! `parted` command IPA runs. Pure functions; the caller executes the
+//! Partition-image layout (IPA `disk_utils.make_partitions`,
+//! `partition_index_to_path`): the plan and the exact `parted` command IPA
+//! runs (`DiskPartitioner.commit`). Pure functions; the caller executes the
 //! command (through the agent's command runner), then writes the image into
 //! the `root` partition with [`crate::write_image`].
 
@@ -47,7 +48,7 @@ pub struct LayoutRequest {
 }
 
 impl PartitionPlan {
-    /// images.md §5.1 step 3 table.
+    /// The partitions and order of IPA's `make_partitions`.
     pub fn new(req: &LayoutRequest) -> Result<PartitionPlan, ImageError> {
         if req.root_mb == 0 {
             return Err(ImageError::InvalidParams {

@@ -1,4 +1,4 @@
-//! `qemu-img info` / `convert` for non-raw images (images.md §4.2), run with
+//! `qemu-img info` / `convert` for non-raw images (IPA `qemu_img.py`), run with
 //! IPA's environment (`MALLOC_ARENA_MAX=3`, `LC_ALL=C`) and an address-space
 //! limit, so a hostile image cannot make it eat the ramdisk's memory.
 

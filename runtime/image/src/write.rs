@@ -102,7 +102,8 @@ async fn write_any(
     Ok(report)
 }
 
-/// §3.3 + §3.4: the algorithm and the expected lower-case hex digest.
+/// [`checksum::select`], then the checksum file if any: the algorithm and the expected
+/// lower-case hex digest.
 async fn resolve_expected(
     http: &http::Http,
     info: &ImageInfo,
@@ -207,9 +208,10 @@ fn verify(
     Ok(actual)
 }
 
-/// images.md §4.1: the body goes straight onto the device. The bytes are
-/// still sniffed (first buffer, before any write): a qcow2 labelled `raw`
-/// would otherwise be written verbatim into an unbootable disk.
+/// IPA `StandbyExtension._stream_raw_image_onto_device`: the body goes
+/// straight onto the device. The bytes are still sniffed (first buffer,
+/// before any write): a qcow2 labelled `raw` would otherwise be written
+/// verbatim into an unbootable disk.
 async fn stream_raw(
     http: &http::Http,
     info: &ImageInfo,
@@ -283,8 +285,8 @@ fn block_capacity(dev: &Device) -> Result<Option<(PathBuf, u64)>, ImageError> {
     Ok(Some((dev.path().to_path_buf(), size)))
 }
 
-/// images.md §3 + §4.2: download into `<work_dir>/<id>` while hashing,
-/// verify, inspect, then copy (raw-like) or convert (qemu-img).
+/// IPA `_download_image` + `_write_image`: download into `<work_dir>/<id>`
+/// while hashing, verify, inspect, then copy (raw-like) or convert (qemu-img).
 async fn download_then_write(
     http: &http::Http,
     info: &ImageInfo,

@@ -1,5 +1,6 @@
 //! HTTP to Ironic: URL failover, microversion discovery, one lookup /
-//! heartbeat / inspection POST (ironic-protocol.md §2-§6, §10).
+//! heartbeat / inspection POST (IPA `ironic_api_client.py` `APIClient`,
+//! `inspector.py` `call_inspector`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -275,7 +276,7 @@ impl IronicClient {
     }
 
     /// One heartbeat (POST /v1/heartbeat/<uuid>), version capped at 1.68;
-    /// fields by version as ironic-protocol.md §6.1.
+    /// fields by version as IPA's `APIClient.heartbeat` sends them.
     pub async fn heartbeat_once(
         &self,
         node_uuid: &str,

@@ -1,5 +1,5 @@
-//! The heartbeat loop (ironic-protocol.md §6.3-§6.4), with re-lookup when
-//! Ironic no longer accepts the token.
+//! The heartbeat loop (IPA `agent.py` `IronicPythonAgentHeartbeater`), with
+//! re-lookup when Ironic no longer accepts the token.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

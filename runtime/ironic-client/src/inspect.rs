@@ -1,4 +1,4 @@
-//! The inspection callback (inventory.md §10, ironic-protocol.md §10):
+//! The inspection callback (IPA `inspector.py` `inspect`, `call_inspector`):
 //! collectors, the POST with retries, the node UUID for lookup. Failures are
 //! logged and never end the process (IPA exits after 5 failed attempts; a
 //! restart loop gains nothing, lookup proceeds without the UUID instead).

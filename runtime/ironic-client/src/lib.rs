@@ -1,7 +1,8 @@
-//! The agent's side of the Ironic protocol (ironic-protocol.md): version
-//! discovery, inspection callback, lookup with token adoption, heartbeats
-//! (including prompt ones when a command finishes), and TLS for both the
-//! outbound client and the agent's API server (manual and auto-TLS).
+//! The agent's side of the Ironic protocol (IPA `agent.py`,
+//! `ironic_api_client.py`): version discovery, inspection callback, lookup with
+//! token adoption, heartbeats (including prompt ones when a command finishes),
+//! and TLS for both the outbound client and the agent's API server (manual and
+//! auto-TLS).
 //!
 //! Use [`IronicLoop::startup`] (inspection + lookup + TLS decision), start
 //! the API with [`Startup::server_tls`], then [`IronicLoop::heartbeat`].
@@ -143,7 +144,7 @@ impl IronicLoop {
             .map_err(|e| Error::Other(format!("collecting the inventory: {e:#}")))
     }
 
-    /// Run-sequence steps 6-9 of ironic-protocol.md §1: inspection (when
+    /// The middle of IPA's `IronicPythonAgent.run`: inspection (when
     /// enabled), lookup until found (`Err(LookupTimeout)` after
     /// `lookup_timeout`: exit non-zero), Ironic's config layer applied,
     /// token decision, auto-TLS / manual-TLS decision and callback URL.
@@ -229,7 +230,7 @@ impl IronicLoop {
         let host = advertise_host(cfg, inventory, &self.client.urls(), needs_ip).await?;
         let (server, verify_ca) = if let (Some(c), Some(k)) = (&cert, &key) {
             // Manual TLS: the configured pair is used even when listen_tls is
-            // false (agent-api.md §1); the protocol is not switched.
+            // false (IPA `Application.start`); the protocol is not switched.
             tracing::info!(cert = %c, "API served with the configured TLS certificate");
             (
                 Some(tls::server_config_from_files(
@@ -291,12 +292,12 @@ impl IronicLoop {
         ))
     }
 
-    /// The heartbeat loop (§6): first heartbeat at once, then
-    /// `heartbeat_timeout × U(0.3, 0.6)`; failures retry after 5-10 s;
+    /// The heartbeat loop (IPA `IronicPythonAgentHeartbeater`): first heartbeat at
+    /// once, then `heartbeat_timeout × U(0.3, 0.6)`; failures retry after 5-10 s;
     /// `command_finished` forces a heartbeat (no closer than
-    /// [`HeartbeatTiming::forced_min_gap`] after the previous one). When
-    /// Ironic rejects the token, looks the node up again and resumes with
-    /// the new token. Returns when `shutdown` becomes true.
+    /// [`HeartbeatTiming::forced_min_gap`] after the previous one). When Ironic
+    /// rejects the token, looks the node up again and resumes with the new token.
+    /// Returns when `shutdown` becomes true.
     pub async fn heartbeat(
         mut self,
         startup: Startup,
@@ -345,8 +346,9 @@ pub fn macs_of(inventory: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The host for the callback URL (§6.5): `advertise_host`; else the IPv4 of
-/// `network_interface` from the inventory; else the source address the
+/// The host for the callback URL (IPA
+/// `IronicPythonAgent.set_agent_advertise_addr`): `advertise_host`; else the
+/// IPv4 of `network_interface` from the inventory; else the source address the
 /// kernel picks for each Ironic URL (a connected UDP socket: no packet sent),
 /// `ip_lookup_attempts` rounds `ip_lookup_sleep` apart.
 pub async fn advertise_host(

@@ -1,4 +1,5 @@
-//! Lookup with IPA's retry rules and token adoption (ironic-protocol.md §5, §7).
+//! Lookup with IPA's retry rules and token adoption (`APIClient.lookup_node`,
+//! `IronicPythonAgent.process_lookup_data`).
 
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,8 @@ impl LookupResult {
         self.node["uuid"].as_str().unwrap_or_default().to_string()
     }
 
-    /// Validates a 200 body (§5.3): `node.uuid` mandatory; a top-level
-    /// `heartbeat_timeout` of very old Ironic is wrapped into `config`.
+    /// Validates a 200 body (IPA `APIClient._do_lookup`): `node.uuid` mandatory; a
+    /// top-level `heartbeat_timeout` of very old Ironic is wrapped into `config`.
     pub fn from_body(body: &Value) -> Option<LookupResult> {
         let node = body.get("node")?;
         node.get("uuid")?.as_str()?;
@@ -53,7 +54,7 @@ pub enum TokenDecision {
     Dead,
 }
 
-/// IPA's token rules (§5.4).
+/// IPA's token rules (`IronicPythonAgent.process_lookup_data`).
 pub fn decide_token(current: Option<&str>, offered: &Value) -> TokenDecision {
     match offered.as_str() {
         Some("******") if current.is_none() => TokenDecision::Dead,

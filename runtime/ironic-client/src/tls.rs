@@ -1,5 +1,6 @@
-//! TLS: the outbound client configuration (ironic-protocol.md §9), the API
-//! server's configuration (manual TLS and auto-TLS, §8) and a TLS listener
+//! TLS: the outbound client configuration (IPA `utils.create_ssl_context`), the
+//! API server's configuration (manual TLS and auto-TLS, IPA `Application.start`,
+//! `IronicPythonAgent._start_auto_tls`) and a TLS listener
 //! for `axum::serve`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -195,13 +196,13 @@ fn san_ip_der(ip: IpAddr) -> Vec<u8> {
     out
 }
 
-/// Generates the auto-TLS certificate (ironic-protocol.md §8): EC key on
-/// `curve`, subject = issuer = `CN=<hostname>`, random 159-bit serial,
-/// notBefore = now − `clock_skew`, notAfter = now + 30 days, one
-/// **critical** SubjectAlternativeName with the advertised IP, no other
-/// extensions. The signature hash follows the curve (SHA-256/384): the
-/// `ring` backend has no ECDSA-SHA512 and no P-521 signing, so `p521` falls
-/// back to P-384 with a warning.
+/// Generates the auto-TLS certificate (IPA
+/// `tls_utils.generate_tls_certificate`): EC key on `curve`, subject = issuer =
+/// `CN=<hostname>`, random 159-bit serial, notBefore = now − `clock_skew`,
+/// notAfter = now + 30 days, one **critical** SubjectAlternativeName with the
+/// advertised IP, no other extensions. The signature hash follows the curve
+/// (SHA-256/384): the `ring` backend has no ECDSA-SHA512 and no P-521 signing,
+/// so `p521` falls back to P-384 with a warning.
 pub fn generate_auto_cert(
     hostname: &str,
     ip: IpAddr,

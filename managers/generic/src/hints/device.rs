@@ -1,5 +1,5 @@
 //! Disks and partitions as hints see them (IPA's
-//! `list_block_devices(all_serial_and_wwn=True)`, inventory.md §2.2), read
+//! `list_block_devices(all_serial_and_wwn=True)` in `hardware.py`), read
 //! through the `machine` capability on top of the inventory's disk list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,4 +1,4 @@
-//! The hint expression language (images.md §8.4): oslo.utils'
+//! The hint expression language: oslo.utils'
 //! `specs_matcher` grammar and `match`, and IPA's normalisation
 //! (`device_hints._normalize_hint_expression`).
 //!

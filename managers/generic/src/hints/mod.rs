@@ -1,5 +1,5 @@
-//! Root device hints and disk skip lists (images.md §8.3-§8.6,
-//! hardware-managers.md §10.2), IPA's `device_hints` module.
+//! Root device hints and disk skip lists: IPA's `device_hints` module and
+//! `hardware.py` `GenericHardwareManager.list_block_devices_check_skip_list`.
 //!
 //! A hint set is a JSON object `{hint name: expression}`; a device matches
 //! when it satisfies every hint. Parsing validates like
@@ -112,7 +112,7 @@ pub(crate) struct DeviceHints {
 }
 
 /// A device as hints see it: the serialised `BlockDevice` with IPA's
-/// `all_serial_and_wwn` lists (inventory.md §2.2).
+/// `all_serial_and_wwn` lists (IPA `hardware.py` `list_all_block_devices`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct HintDevice {
     /// `/dev/sda`.
@@ -268,7 +268,8 @@ impl Hint {
                 let gib = device.size as f64 / GIB;
                 expr::spec_match(Subject::Number(gib), spec).unwrap_or(false)
             }
-            // An absent or blank value fails the hint (images.md §8.4).
+            // A blank value fails the hint (IPA `find_devices_by_hints`); so does an
+            // absent one, which IPA would compare as the text "none".
             Matcher::Text(spec) => device.texts(self.name).into_iter().any(|value| {
                 expr::normalise(value)
                     .ok()
@@ -378,7 +379,7 @@ fn parse_text(name: &str, expression: &Value) -> Result<String, ManagerError> {
 }
 
 /// The root device hints of a node: `instance_info.root_device`, else
-/// `properties.root_device` (the first non-empty one, images.md §8.2).
+/// `properties.root_device` (the first non-empty one, IPA `get_os_install_device`).
 pub(crate) fn root_device_hints(node: &Value) -> Result<Option<DeviceHints>, ManagerError> {
     let instance = node.get("instance_info").and_then(|i| i.get("root_device"));
     let properties = node.get("properties").and_then(|p| p.get("root_device"));
@@ -393,7 +394,8 @@ pub(crate) fn root_device_hints(node: &Value) -> Result<Option<DeviceHints>, Man
     }
 }
 
-/// `properties.skip_block_devices` (hardware-managers.md §10.2).
+/// `properties.skip_block_devices` (IPA `get_skip_list_from_node_for_disks` and
+/// `get_skip_list_from_node_for_raids`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SkipList {
     /// Entries without `volume_name`: devices matching any are skipped.

@@ -105,7 +105,8 @@ fn absent_or_blank_values_fail_the_hint() {
     d.vendor = Some("  ".into());
     d.serial.clear();
     assert!(!matches(json!({"model": "<in> a"}), &d));
-    // Python would compare str(None) = "none"; the spec makes null fail.
+    // IPA compares str(None) = "none" (`device_hints._extract_hint_operator_and_values`);
+    // we let null fail like a blank value.
     assert!(!matches(json!({"model": "none"}), &d));
     assert!(!matches(json!({"model": "s!= x"}), &d));
     assert!(!matches(json!({"vendor": "s!= x"}), &d));

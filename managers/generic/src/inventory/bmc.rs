@@ -1,4 +1,5 @@
-//! BMC fields (inventory.md §6) from `ipmitool lan print` / `lan6 print`.
+//! BMC fields (IPA `GenericHardwareManager.get_bmc_address`, `get_bmc_v6address`,
+//! `get_bmc_mac`) from `ipmitool lan print` / `lan6 print`.
 //!
 //! IPA pipes ipmitool through awk in a shell; here the same lines are
 //! picked from ipmitool's output natively. Channels 1..=11 are scanned.

@@ -1,4 +1,4 @@
-//! `boot` (inventory.md §8).
+//! `boot` (IPA `GenericHardwareManager.get_boot_info`).
 
 use ironic_hardware_guest::prelude::*;
 

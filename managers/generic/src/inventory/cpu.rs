@@ -1,5 +1,5 @@
-//! `cpu` (inventory.md §4): the values lscpu prints, read from the files
-//! lscpu reads (`/proc/cpuinfo`, `/sys/devices/system/cpu`).
+//! `cpu` (IPA `GenericHardwareManager.get_cpus`): the values lscpu prints, read
+//! from the files lscpu reads (`/proc/cpuinfo`, `/sys/devices/system/cpu`).
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,7 @@
-//! Whole block devices (inventory.md §2), read from sysfs and the udev
-//! database the way `lsblk -bia -oKNAME,MODEL,SIZE,ROTA,TYPE,...,TRAN` and
-//! IPA's udev fallbacks do.
+//! Whole block devices (IPA `hardware.py` `list_all_block_devices`), read from
+//! sysfs and the udev database the way
+//! `lsblk -bia -oKNAME,MODEL,SIZE,ROTA,TYPE,...,TRAN` and IPA's udev fallbacks
+//! do.
 //!
 //! Paths of a dm-multipath map are not listed; the map is, once (IPA
 //! `list_all_block_devices` with multipath enabled).
@@ -66,7 +67,7 @@ pub(crate) fn list_disks() -> Result<Vec<DiskRecord>, ManagerError> {
 
 /// lsblk's `TYPE` for a whole device, `None` when IPA's disk listing skips it.
 fn disk_kind(kname: &str) -> Option<String> {
-    // Floppies, RAM disks and loop devices never appear (§2.1 4.2, 4.4, 4.6);
+    // Floppies, RAM disks and loop devices never appear (IPA `list_all_block_devices`);
     // sr*/ rom and plain device-mapper targets fail the type filter.
     const SKIPPED: [&str; 5] = ["fd", "ram", "zram", "loop", "sr"];
     if SKIPPED.iter().any(|p| kname.starts_with(p)) {
@@ -117,7 +118,7 @@ fn read_disk(
     let base = format!("/sys/block/{kname}");
     let sectors = read_u64(&format!("{base}/size"))?;
     if sectors == 0 {
-        // Empty card readers, detached loop-like devices (§2.1 4.7).
+        // Empty card readers, detached loop-like devices (IPA skips size 0).
         return Ok(None);
     }
     let (major, minor) = read_dev(&format!("{base}/dev"))?;

@@ -1,5 +1,6 @@
-//! `system_vendor` (inventory.md §7): the SMBIOS strings lshw reports,
-//! read from `/sys/class/dmi/id`. Missing values are `""`, never null.
+//! `system_vendor` (IPA `GenericHardwareManager.get_system_vendor_info`): the
+//! SMBIOS strings lshw reports, read from `/sys/class/dmi/id`. Missing values
+//! are `""`, never null.
 
 use ironic_hardware_guest::prelude::*;
 

@@ -1,4 +1,4 @@
-//! `memory` (inventory.md §5).
+//! `memory` (IPA `GenericHardwareManager.get_memory`).
 //!
 //! * `total`: `MemTotal` of `/proc/meminfo` × 1024 (psutil's total).
 //! * `physical_mb`: the sum of the SMBIOS type-17 memory devices in

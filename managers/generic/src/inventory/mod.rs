@@ -1,8 +1,8 @@
-//! Inventory of the machine (Ironic's inventory JSON, see
-//! shared/spec/inventory.md), read from sysfs/procfs through the `machine`
-//! capability. No lshw, lsblk or lscpu: each field is read from the kernel
-//! file those tools read, so the same code runs on real hardware and on a
-//! simulated hardware root.
+//! Inventory of the machine (Ironic's inventory JSON, as IPA's
+//! `GenericHardwareManager.list_hardware_info` builds it), read from
+//! sysfs/procfs through the `machine` capability. No lshw, lsblk or lscpu:
+//! each field is read from the kernel file those tools read, so the same code
+//! runs on real hardware and on a simulated hardware root.
 
 use ironic_hardware_guest::prelude::*;
 

@@ -1,4 +1,5 @@
-//! `interfaces` (inventory.md §3), from `/sys/class/net` and the host's
+//! `interfaces` (IPA `GenericHardwareManager.list_network_interfaces`,
+//! `get_interface_info`), from `/sys/class/net` and the host's
 //! `network-addresses` capability.
 
 use ironic_hardware_guest::machine::{self, AddressFamily, InterfaceAddress};

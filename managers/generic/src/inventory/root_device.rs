@@ -1,8 +1,8 @@
-//! `get_os_install_device` (images.md §8): with a node, the candidates are
-//! the whole disks minus the skip list; `instance_info.root_device` (else
-//! `properties.root_device`) picks the first candidate, in lsblk order,
-//! matching every hint; without hints the smallest disk of at least 4 GiB
-//! wins, ties broken by name.
+//! `get_os_install_device` (IPA `hardware.py` `GenericHardwareManager`): with a
+//! node, the candidates are the whole disks minus the skip list;
+//! `instance_info.root_device` (else `properties.root_device`) picks the first
+//! candidate, in lsblk order, matching every hint; without hints the smallest
+//! disk of at least 4 GiB wins, ties broken by name.
 
 use std::collections::BTreeSet;
 

@@ -1,11 +1,10 @@
 //! Block devices and partitions as the erase steps see them, read from sysfs
 //! through the `machine` capability.
 //!
-//! The device list is the inventory's (`inventory::disks::list_disks`,
-//! IPA's `list_all_block_devices`, inventory.md §2.1) and skip-list hints are
-//! the shared `hints` module's; this module adds what erasure needs on top:
-//! the partition entries in IPA's order and the read-only flag with IPA's
-//! partition fallback.
+//! The device list is the inventory's (`inventory::disks::list_disks`, IPA's
+//! `list_all_block_devices`) and skip-list hints are the shared `hints`
+//! module's; this module adds what erasure needs on top: the partition entries
+//! in IPA's order and the read-only flag with IPA's partition fallback.
 
 use std::collections::BTreeSet;
 

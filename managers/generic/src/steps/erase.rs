@@ -1,5 +1,5 @@
 //! `erase_devices`, `erase_devices_metadata`, `erase_devices_express`
-//! (shared/spec/erase.md §3–§8).
+//! (IPA `hardware.py` `HardwareManager.erase_devices`, `GenericHardwareManager`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,7 +56,7 @@ fn is_raid_member(device: &Device, disk: Option<&Disk>) -> bool {
     skip::is_raid_member(&knames, &regions)
 }
 
-/// Whole devices after the skip list (§3.1): hint matches and RAID volumes
+/// Whole devices after the skip list: hint matches and RAID volumes
 /// the skip list keeps are dropped, and with `include_wipe` also the
 /// volumes kept but wiped (IPA `list_block_devices_check_skip_list`).
 /// Also returns the skipped names (partitions too).
@@ -136,13 +136,13 @@ enum Prepared {
     Overwrite(Disk),
 }
 
-/// `erase_devices` (§6). Per device, in listing order: the checks and the
-/// secure-erase attempt (programs run through the host one at a time). Then
-/// every device left to overwrite goes to the host in one `erase-many`
-/// call, which runs up to `disk_erasure_concurrency` of them at the same
-/// time on host threads: a wasm guest has a single thread, so only the host
-/// can overlap the devices' I/O. A failing device does not stop the others;
-/// the step then fails naming every failed device.
+/// `erase_devices` (IPA `HardwareManager.erase_devices`). Per device, in
+/// listing order: the checks and the secure-erase attempt (programs run through
+/// the host one at a time). Then every device left to overwrite goes to the
+/// host in one `erase-many` call, which runs up to `disk_erasure_concurrency`
+/// of them at the same time on host threads: a wasm guest has a single thread,
+/// so only the host can overlap the devices' I/O. A failing device does not
+/// stop the others; the step then fails naming every failed device.
 pub fn erase_devices(node_json: &str) -> Result<Json, ManagerError> {
     let node = Node::parse(node_json)?;
     let (devices, _) = listed_devices(&node, false)?;
@@ -219,7 +219,7 @@ fn join_errors(errors: &[(String, String)], separator: &str) -> String {
         .join(separator)
 }
 
-/// IPA's generic `erase_block_device` (§4) for one whole device, up to the
+/// IPA's generic `erase_block_device` for one whole device, up to the
 /// overwrite: skips, read-only handling and secure erase.
 fn prepare(opts: &EraseOptions, device: &Device) -> Result<Prepared, String> {
     let dev = device.name.as_str();
@@ -350,9 +350,10 @@ fn overwrite_all(
 
 // ------------------------------------------------ metadata and express
 
-/// The devices and partitions of §3.2: skip-listed and kept-RAID entries
-/// removed, then virtual media, RAID members and read-only entries silently
-/// dropped. Sorted by name descending (partitions before their disk).
+/// The devices and partitions of IPA's `_list_erasable_devices`: skip-listed
+/// and kept-RAID entries removed, then virtual media, RAID members and
+/// read-only entries silently dropped. Sorted by name descending (partitions
+/// before their disk).
 fn erasable_entries(node: &Node) -> Result<Vec<Entry>, ManagerError> {
     let (devices, skipped) = listed_devices(node, true)?;
     let mut entries = Vec::new();
@@ -466,7 +467,7 @@ fn wipe_entry(entry: &Entry, disk: &Result<Disk, String>) -> Result<(), String> 
     }
 }
 
-/// `erase_devices_metadata` (§7); also the deploy step.
+/// `erase_devices_metadata` (IPA `GenericHardwareManager`); also the deploy step.
 pub fn erase_devices_metadata(node_json: &str) -> Result<Json, ManagerError> {
     let node = Node::parse(node_json)?;
     let entries = erasable_entries(&node)?;
@@ -504,10 +505,10 @@ pub fn erase_devices_metadata(node_json: &str) -> Result<Json, ManagerError> {
     Ok("null".into())
 }
 
-/// `erase_devices_express` (§8): NVMe format where possible, else a metadata
-/// wipe. IPA also issues `nvme format` for NVMe *partitions*, which formats
-/// the whole namespace before its other partitions are even looked at; we
-/// format namespaces only and wipe partitions' metadata.
+/// `erase_devices_express` (IPA `GenericHardwareManager`): NVMe format where
+/// possible, else a metadata wipe. IPA also issues `nvme format` for NVMe
+/// *partitions*, which formats the whole namespace before its other partitions
+/// are even looked at; we format namespaces only and wipe partitions' metadata.
 pub fn erase_devices_express(node_json: &str) -> Result<Json, ManagerError> {
     let node = Node::parse(node_json)?;
     let entries = erasable_entries(&node)?;

@@ -1,5 +1,5 @@
 //! Native metadata wipe: the effect of IPA's `destroy_disk_metadata`
-//! (erase.md §5: `wipefs --all`, zeroing the GPT areas with `dd`,
+//! (`disk_utils.py`: `wipefs --all`, zeroing the GPT areas with `dd`,
 //! `sgdisk -Z`) done through the `disks` capability.
 //!
 //! Rather than locating each signature like wipefs, we zero fixed zones at
@@ -25,8 +25,8 @@
 //! effect. What native I/O cannot do is ask the kernel to re-read the
 //! partition table (sgdisk and wipefs issue BLKRRPART): the kernel keeps the
 //! stale partition devices until the next reread (e.g. image writing's
-//! partprobe). Neither does it wait for `fuser` (§5 step 7). Both need host
-//! support; see the report.
+//! partprobe). Neither does it wait for `fuser` (IPA's
+//! `wait_for_disk_to_become_available`). Both need host support.
 
 use ironic_hardware_guest::disks::{Disk, DiskError};
 

@@ -1,4 +1,4 @@
-//! The generic clean, deploy and service steps (shared/spec/hardware-managers.md §9).
+//! The generic clean, deploy and service steps of IPA's `GenericHardwareManager`.
 //!
 //! The erase family, `erase_pstore` and the software RAID steps
 //! (`crate::raid`). Only implemented steps are advertised; names,

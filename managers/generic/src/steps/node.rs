@@ -1,4 +1,5 @@
-//! The node fields the erase steps read (hardware-managers.md §8, erase.md §9).
+//! The node fields the erase steps read (IPA `hardware.py` erase code; Ironic
+//! `drivers/modules/deploy_utils.py` `agent_add_clean_params` sets them).
 
 use ironic_hardware_guest::prelude::*;
 use serde_json::Value;
@@ -9,7 +10,7 @@ pub struct EraseOptions {
     pub iterations: u32,
     pub zeroize: bool,
     /// `agent_continue_if_secure_erase_failed`, else the legacy
-    /// `agent_continue_if_ata_erase_failed` (erase.md §4 step 4).
+    /// `agent_continue_if_ata_erase_failed` (IPA `erase_block_device`).
     pub continue_if_secure_erase_failed: bool,
     pub enable_nvme_secure_erase: bool,
     pub enable_ata_secure_erase: bool,
@@ -71,9 +72,9 @@ impl Node {
                 Some(flag) => flag,
                 None => as_bool(get("agent_continue_if_ata_erase_failed")).unwrap_or(false),
             };
-        // IPA skips the guard when `driver_internal_info.wipe_special_filesystems`
-        // is false (erase.md §2). Its troubleshooting doc tells operators to set
-        // `driver_info.wipe_special_filesystems=True` instead, which the code
+        // IPA skips the guard when `driver_internal_info.wipe_special_filesystems` is
+        // false (`safety_check_block_device`). Its troubleshooting doc tells operators
+        // to set `driver_info.wipe_special_filesystems=True` instead, which the code
         // never reads; we honour that documented intent too.
         let guard = as_bool(get("wipe_special_filesystems")).unwrap_or(true)
             && !as_bool(

@@ -1,4 +1,4 @@
-//! `erase_pstore` (hardware-managers.md §9.4): empty the pstore mount.
+//! `erase_pstore` (IPA `GenericHardwareManager.erase_pstore`): empty the pstore mount.
 
 use ironic_hardware_guest::prelude::*;
 

@@ -1,5 +1,6 @@
 //! Firmware erase through the device's own command set: NVMe Format NVM
-//! (`nvme`, erase.md §4.1) and ATA Security Erase (`hdparm`, §4.2).
+//! (`nvme`, IPA `GenericHardwareManager._nvme_erase`) and ATA Security Erase
+//! (`hdparm`, `_ata_erase`).
 
 use ironic_hardware_guest::commands::{self, CommandError, CommandOutput};
 use ironic_hardware_guest::prelude::*;

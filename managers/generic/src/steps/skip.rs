@@ -1,8 +1,9 @@
 //! Which devices the erase steps leave alone (kept RAID volumes are
-//! `crate::raid::md::fates`; device hints are the `hints` module's):
-//! virtual media, RAID members,
-//! read-only devices (erase.md §4), and the shared-disk filesystem guard
-//! (erase.md §2).
+//! `crate::raid::md::fates`; device hints are the `hints` module's): virtual
+//! media, RAID members, read-only devices (IPA
+//! `GenericHardwareManager.erase_block_device`, `_is_virtual_media_device`,
+//! `_is_linux_raid_member`, `_is_read_only_device`), and the shared-disk
+//! filesystem guard (`hardware.py` `safety_check_block_device`).
 
 use ironic_hardware_guest::prelude::*;
 
@@ -51,10 +52,11 @@ pub fn is_raid_member(knames: &[&str], regions: &[Region]) -> bool {
 
 // ------------------------------------------------------------ the guard
 
-/// Partition types of shared-disk filesystems (erase.md §2). IPA compares the
-/// uppercase GUIDs case-sensitively with lsblk's lowercase output, so only
-/// MBR `0xfb` ever matches there; we compare case-insensitively, which is the
-/// documented intent.
+/// Partition types of shared-disk filesystems (IPA
+/// `safety_check_block_device`). IPA compares the uppercase GUIDs
+/// case-sensitively with lsblk's lowercase output, so only MBR `0xfb` ever
+/// matches there; we compare case-insensitively, which is the documented
+/// intent.
 const PROTECTED_TYPES: &[(&str, &str)] = &[
     ("37AFFC90-EF7D-4E96-91C3-2D7AE055B174", "IBM GPFS Partition"),
     (

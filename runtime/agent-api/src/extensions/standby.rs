@@ -178,8 +178,8 @@ fn write_image_step(ctx: Ctx, mut call: StepCall) -> CommandFuture {
     })
 }
 
-/// `prepare_image`'s body (images.md §2.1): returns the result message
-/// `image (<id>) written to device <dev> root_uuid=<u>`.
+/// `prepare_image`'s body (IPA `StandbyExtension.prepare_image`): returns the
+/// result message `image (<id>) written to device <dev> root_uuid=<u>`.
 async fn run_prepare_image(
     ctx: &Ctx,
     node: Option<Value>,

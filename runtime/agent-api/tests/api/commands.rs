@@ -1,5 +1,6 @@
 //! Command semantics: sync/async, busy, wait, versions, args, progress,
-//! failures (agent-api.md §7-§8, commands.md, hardware-managers.md §6-§7).
+//! failures (IPA `extensions/base.py` `ExecuteCommandMixin.execute_command`,
+//! `errors.py`, `hardware.py` `check_versions`, the `get_*_steps` commands).
 
 use std::time::Duration;
 

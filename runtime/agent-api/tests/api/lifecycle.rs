@@ -1,5 +1,5 @@
 //! The real server: lockdown and rescue stop it only after the reply was
-//! fully sent (agent-api.md §1), and external shutdown.
+//! fully sent (IPA `IronicPythonAgent.serve_ipa_api`), and external shutdown.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,6 +1,5 @@
 //! Replays every request Ironic 39 sent to IPA 13 (recorded in
-//! `tests/fixtures/ironic-to-agent.jsonl`, a copy of
-//! `shared/spec/recordings/`) against the in-process router with fake
+//! `tests/fixtures/ironic-to-agent.jsonl`) against the in-process router with fake
 //! managers answering like the recorded ones, and compares each answer with
 //! the recorded one: status and the whole body, ids mapped.
 

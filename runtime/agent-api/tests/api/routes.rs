@@ -1,5 +1,5 @@
 //! Routes, aliases, methods, statuses, token and HTTP-level faults
-//! (agent-api.md §2-§6).
+//! (IPA `api/app.py` `Application`).
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
