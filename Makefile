@@ -56,7 +56,7 @@ run: build
 
 ## Every test.
 test: build examples
-	$(CARGO) test --locked --workspace --exclude generic-manager \
+	$(CARGO) test --locked --no-fail-fast --workspace --exclude generic-manager \
 		$(addprefix --exclude ,$(filter-out generic-manager,$(GUEST_CRATES)))
 
 ## The ramdisk: static (musl) agent, precompiled generic manager, Debian's

@@ -169,7 +169,8 @@ fn execute_step_reaches_the_manager_that_offers_it() {
     assert!(
         matches!(&err, DispatchError::StepNotHandled { call, step, hint }
             if call == "execute-step clean no_such_step" && step == "no_such_step"
-            && hint.contains("the clean steps are: erase_devices,")
+            && hint.contains("the clean steps are: ")
+            && hint.contains(" erase_devices,")
             && hint.contains("vendor_flash")),
         "{err:?}"
     );

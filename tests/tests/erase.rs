@@ -11,6 +11,10 @@
 //! A failing disk is made with the simulated machine's fault file
 //! (`.ironic-sim/faults.toml`), which the host reads only for a hardware
 //! root other than `/`.
+//!
+//! Longer than most files here: the erase tests share one rig (simulated machine, stand-in tools,
+//! loop devices) and are grouped by step (metadata, full, secure erase, concurrency) in one file so
+//! that one `cargo test --test erase` covers the steps Ironic runs at cleaning.
 
 use std::fs;
 use std::io::Read;

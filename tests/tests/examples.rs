@@ -13,6 +13,9 @@
 //! target/examples. These tests skip, saying so, only when the script
 //! reports that a toolchain cannot be installed here (exit 77);
 //! `IRONIC_EXAMPLES_DIR=<dir>` uses components built elsewhere instead.
+//!
+//! Longer than most files here: each test runs once per example language (Python, JavaScript) from
+//! one body, and the toolchain setup they share is built once per test binary.
 
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]

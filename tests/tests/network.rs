@@ -6,6 +6,9 @@
 //! `local-link-connection` hooks inspects the node.
 //!
 //! Runs as root (CI does); elsewhere the test fails, naming why.
+//!
+//! Longer than most files here: the tests share the namespace, veth and daemon setup, which is
+//! costly and must be torn down in one place.
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -24,6 +24,8 @@
 //!   number.
 //!
 //! `IRONIC_TESTS=skip` skips them; QEMU comes with `make setup`.
+//!
+//! A little over the usual size: the two VM cycles share their VM and Ironic setup.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -13,6 +13,10 @@
 //! never do so silently); unknown `ipa-*` kernel parameters are warnings;
 //! malformed files, unknown CLI flags and invalid values are errors that
 //! stop start-up and name the file, line, key and value.
+//!
+//! Longer than most files here: the layers and their precedence are one algorithm (`LayerLoader`,
+//! `load`) that only reads correctly whole; the option registry, INI parsing and values are already
+//! modules of their own, the tests a file of their own.
 
 mod ini;
 pub mod options;

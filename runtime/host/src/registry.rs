@@ -16,6 +16,10 @@
 //! components claim the same one, the one the operator lets write disks
 //! keeps it (then the one already loaded, then file-name order), and the
 //! other is rejected naming both files.
+//!
+//! Longer than most files here: `Host`'s one `impl` is the registry's whole life cycle (load,
+//! change, publish, reject), which reads best in one place; validation without a host (`validate`)
+//! and precompiling sit beside it because they run the same checks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -9,6 +9,9 @@
 //! simulated disk (a regular file), and there is no text output to parse.
 //! Partitions are addressed by byte offset inside the disk, never through
 //! `/dev/sdXN`, so nothing waits on udev.
+//!
+//! Longer than most files here: every function reads or writes the partition table of the install
+//! disk through the same `Disk` view, and a third of the file is their tests on disk images.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -1,6 +1,9 @@
 //! End-to-end tests of `write_image` against a real HTTP server on
 //! 127.0.0.1. Targets are regular files in temp dirs; no block device is
 //! touched.
+//!
+//! Longer than most files here: the pipeline's end-to-end cases (formats, checksums, resume,
+//! failures) share one HTTP server and one set of image builders.
 
 mod common;
 

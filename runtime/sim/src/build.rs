@@ -1,6 +1,9 @@
 //! Writing the hardware root. Layout and file formats follow a Linux 6.x
 //! kernel with systemd-udev; comments name the real-world origin where it is
 //! not obvious.
+//!
+//! Longer than most files here: one pass writes the whole hardware root; splitting it by subsystem
+//! would hide the cross-links sysfs has (disks under their SCSI hosts, NICs under PCI devices).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;

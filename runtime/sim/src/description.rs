@@ -4,6 +4,9 @@
 //! Every field is checked when the description is read, so [`crate::create`]
 //! never builds a half-consistent tree. Errors name the file and the key
 //! (`disks[1].size`).
+//!
+//! Longer than most files here: the description's types and their validation are one schema; each
+//! check sits beside the field it checks so that an error names exactly the key.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -16,6 +16,9 @@
 //! `.ironic-sim/md/<name>/` keeps what the `mdadm` stand-in answers from
 //! (see `standins`); stopping an array or zeroing a member's superblock
 //! there changes this tree the way the kernel and udev would.
+//!
+//! A little over the usual size: md arrays and multipath maps share the stacking code (slaves,
+//! holders, udev records).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;

@@ -7,6 +7,10 @@
 //! Each volume gets one partition on every holder disk (tables written
 //! natively, `holders`), then an md array over them through `mdadm`. What a
 //! configuration means is `generic_storage::raid`.
+//!
+//! Longer than most files here: creating and deleting a configuration are two halves of one state
+//! (which holders and arrays exist), kept together so the deletion passes mirror the creation;
+//! holders and md are modules of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
 

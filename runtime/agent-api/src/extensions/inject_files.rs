@@ -19,6 +19,8 @@
 //! `cap-std`, which does not follow the image's symbolic links out of it
 //! (IPA would follow e.g. an absolute `/etc/resolv.conf` link into the
 //! ramdisk's own `/etc`).
+//!
+//! A little over the usual size: the step, its partition resolution and its tests stay together.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
