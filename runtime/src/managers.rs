@@ -43,7 +43,7 @@ impl HostManagers {
     }
 
     /// Loads the managers directory (every component at once, each bounded
-    /// by its call deadline) and lets waiting calls through.
+    /// by its call deadline). Calls keep waiting until [`Self::open`].
     pub async fn load(&self) {
         match self.host.load_managers().await {
             Ok(report) => {
@@ -59,6 +59,12 @@ impl HostManagers {
             }
             Err(e) => tracing::error!("loading hardware managers: {e}"),
         }
+    }
+
+    /// Lets waiting calls through: the start-up managers (the directory
+    /// and `manager_urls`) are in, so a step list or an inventory never
+    /// misses one that is merely still arriving.
+    pub fn open(&self) {
         self.loaded.send_replace(true);
     }
 
@@ -86,6 +92,47 @@ impl HostManagers {
     /// Ironic's `agent_skip_bmc_detect` from the lookup answer.
     pub fn set_skip_bmc_detect(&self, skip: bool) {
         self.skip_bmc_detect.store(skip, Ordering::Relaxed);
+    }
+
+    /// Installs a component with its grants and assets (`load_manager`
+    /// once the start-up load is over; `manager_urls` during it).
+    pub async fn install(
+        &self,
+        upload: agent_api::ManagerUpload<'_>,
+    ) -> Result<LoadedManagerInfo, AgentError> {
+        let name = upload.name;
+        if !ironic_host::manager_name_is_valid(name) {
+            return Err(AgentError::invalid_params(format!(
+                "invalid hardware manager name {name:?}"
+            )));
+        }
+        let grants = upload
+            .grants
+            .map(|g| grants_argument(name, g))
+            .transpose()?;
+        let request = ironic_host::InstallRequest {
+            name,
+            component: upload.component,
+            grants: grants.as_ref(),
+            assets_tar: upload.assets_tar,
+        };
+        match self.host.install_component(request).await {
+            Ok(installed) => Ok(LoadedManagerInfo {
+                name: installed.manager.name,
+                id: installed.manager.id,
+                manager_name: installed.manager.manager_name,
+                version: installed.manager.version,
+                support: installed.manager.support,
+                replaced_version: installed.replaced_version,
+            }),
+            Err(HostError::Rejected { reason, .. }) => Err(AgentError::new(
+                "HardwareManagerRejected",
+                format!("hardware manager {name} rejected; {reason}"),
+            )),
+            Err(e) => Err(AgentError::command_execution(format!(
+                "load_manager {name}: {e}"
+            ))),
+        }
     }
 }
 
@@ -129,7 +176,7 @@ pub async fn load_boot_managers(config: &ironic_config::Config, managers: &Arc<H
             grants: None,
             assets_tar: None,
         };
-        match managers.load_manager(upload).await {
+        match managers.install(upload).await {
             Ok(info) => {
                 tracing::info!(url = %source.url, manager = %info.name, id = %info.id, version = %info.version, "manager_urls: hardware manager loaded")
             }
@@ -263,40 +310,8 @@ impl Managers for HostManagers {
         &self,
         upload: agent_api::ManagerUpload<'_>,
     ) -> Result<LoadedManagerInfo, AgentError> {
-        let name = upload.name;
-        if !ironic_host::manager_name_is_valid(name) {
-            return Err(AgentError::invalid_params(format!(
-                "invalid hardware manager name {name:?}"
-            )));
-        }
-        let grants = upload
-            .grants
-            .map(|g| grants_argument(name, g))
-            .transpose()?;
         self.ready().await;
-        let request = ironic_host::InstallRequest {
-            name,
-            component: upload.component,
-            grants: grants.as_ref(),
-            assets_tar: upload.assets_tar,
-        };
-        match self.host.install_component(request).await {
-            Ok(installed) => Ok(LoadedManagerInfo {
-                name: installed.manager.name,
-                id: installed.manager.id,
-                manager_name: installed.manager.manager_name,
-                version: installed.manager.version,
-                support: installed.manager.support,
-                replaced_version: installed.replaced_version,
-            }),
-            Err(HostError::Rejected { reason, .. }) => Err(AgentError::new(
-                "HardwareManagerRejected",
-                format!("hardware manager {name} rejected; {reason}"),
-            )),
-            Err(e) => Err(AgentError::command_execution(format!(
-                "load_manager {name}: {e}"
-            ))),
-        }
+        self.install(upload).await
     }
 }
 

@@ -94,6 +94,7 @@ pub async fn run_agent(opts: RunOptions) -> anyhow::Result<()> {
             managers.load().await;
             let watcher = host_setup::watch_managers(&flags, managers.host());
             load_boot_managers(&config, &managers).await;
+            managers.open();
             // LLDP and VLANs need the interfaces the managers list.
             prepare_network(&config, &scope, &managers).await;
             // IPA waits for the root disk before lookup (`wait_for_disks`).

@@ -8,9 +8,11 @@ use std::borrow::Cow;
 /// `text` with control characters escaped (`\n` → `\\n`, others as
 /// `\u{…}`) and cut to at most `max` bytes (at a character boundary, with a
 /// note of how much was cut).
+///
+/// Only the kept prefix is examined: a manager sending megabytes costs the
+/// copy, not a scan of every character.
 pub fn sanitize(text: &str, max: usize) -> Cow<'_, str> {
-    let clean = !text.chars().any(char::is_control);
-    if clean && text.len() <= max {
+    if text.len() <= max && !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len().min(max) + 32);
