@@ -9,12 +9,13 @@
 
 use std::path::Path;
 
-use generic_storage::table::{BlockIo, PartType, Table};
+use generic_storage::table::{PartType, Table};
 
 use crate::bootloader::{node, BootloaderRequest};
 use crate::disk::ExistingPartition;
 use crate::efi::{add_entries, find_esp, find_loaders};
 use crate::error::ImageError;
+use crate::holder_io::HolderIo;
 use crate::partition::partition_path;
 use crate::programs::ProgramRunner;
 
@@ -28,50 +29,9 @@ fn fail(device: &str, message: impl Into<String>) -> ImageError {
     }
 }
 
-struct FileIo {
-    file: std::fs::File,
-    size: u64,
-}
-
-impl BlockIo for FileIo {
-    fn sector_size(&self) -> u64 {
-        blockdev::logical_sector_size(&self.file).map_or(512, u64::from)
-    }
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, String> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| e.to_string())?;
-        Ok(buf)
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), String> {
-        use std::os::unix::fs::FileExt;
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| e.to_string())
-    }
-}
-
-fn open_io(path: &Path) -> Result<FileIo, String> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(FileIo { file, size })
-}
-
 /// The whole of `path` as one partition (an md device holding FAT).
 fn whole(path: &Path) -> Result<ExistingPartition, String> {
-    let io = open_io(path)?;
+    let io = HolderIo::open(path)?;
     Ok(ExistingPartition {
         number: 0,
         offset: 0,
@@ -191,7 +151,7 @@ fn create_esp_array(
     let device = req.device.as_str();
     let mut members = Vec::new();
     for (i, holder) in holders.iter().enumerate() {
-        let mut io = open_io(&node(&req.root, holder)).map_err(|e| fail(device, e))?;
+        let mut io = HolderIo::open(&node(&req.root, holder)).map_err(|e| fail(device, e))?;
         let mut table = Table::read(&io)
             .map_err(|e| fail(device, format!("{holder}: {e}")))?
             .ok_or_else(|| fail(device, format!("{holder} has no partition table")))?;

@@ -35,6 +35,7 @@ mod efi_raid;
 mod error;
 pub mod esp;
 mod format;
+mod holder_io;
 mod http;
 mod info;
 pub mod partition;

@@ -7,10 +7,11 @@
 
 use std::path::Path;
 
-use generic_storage::table::{BlockIo, PartType, Table, TableKind};
+use generic_storage::table::{PartType, Table, TableKind};
 
 use super::{find_partition, md_layout, node, run, BootloaderOutcome, BootloaderRequest};
 use crate::error::ImageError;
+use crate::holder_io::HolderIo;
 use crate::programs::ProgramRunner;
 
 /// What IPA binds into the chroot (`BIND_MOUNTS`); sysfs is mounted fresh.
@@ -37,52 +38,14 @@ fn bootloader_loaded(disk: &Path) -> bool {
     active && mbr[..440].iter().any(|b| *b != 0)
 }
 
-/// A holder disk as the partition-table code reads and writes it.
-struct HolderIo {
-    file: std::fs::File,
-    size: u64,
-}
-
-impl BlockIo for HolderIo {
-    fn sector_size(&self) -> u64 {
-        blockdev::logical_sector_size(&self.file).map_or(512, u64::from)
-    }
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, String> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| e.to_string())?;
-        Ok(buf)
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), String> {
-        use std::os::unix::fs::FileExt;
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// IPA `raid_utils.prepare_boot_partitions_for_softraid` in BIOS mode: a
 /// 2 MiB BIOS boot partition in the first free space of every GPT holder
 /// (`sgdisk -n 0:<first free>:+2MiB -t 0:ef02 -c 0:bios-boot-part-<i>`),
 /// where GRUB's core image goes; msdos holders keep it in the MBR gap.
 fn bios_boot_partitions(req: &BootloaderRequest, holders: &[String]) -> Result<(), ImageError> {
-    use std::io::{Seek, SeekFrom};
     for (i, holder) in holders.iter().enumerate() {
         let path = node(&req.root, holder);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| fail(req, format!("{holder}: {e}")))?;
-        let size = file
-            .seek(SeekFrom::End(0))
-            .map_err(|e| fail(req, format!("{holder}: {e}")))?;
-        let mut io = HolderIo { file, size };
+        let mut io = HolderIo::open(&path).map_err(|e| fail(req, e))?;
         let Some(mut table) = Table::read(&io).map_err(|e| fail(req, format!("{holder}: {e}")))?
         else {
             continue;
