@@ -444,6 +444,7 @@ fn wait_powered_off(bmc: &VirtualBmc, when: &str, console: &dyn Fn() -> String) 
 }
 
 #[test]
+#[ignore = "make vm-test runs it; make test runs the UEFI virtual media cycle only, for CI's time budget (docs/ramdisk.md)"]
 fn redfish_virtual_media_bios_cycle() {
     if skip() {
         return;
@@ -460,6 +461,7 @@ fn redfish_virtual_media_uefi_cycle() {
 }
 
 #[test]
+#[ignore = "make vm-test runs it; make test runs the UEFI virtual media cycle only, for CI's time budget (docs/ramdisk.md)"]
 fn redfish_ipxe_bios_cycle() {
     if skip() {
         return;
