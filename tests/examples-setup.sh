@@ -94,6 +94,15 @@ if stale "$py_out" "$ex/python" "$sdk_stamp" "$venv/bin/componentize-py"; then
     log "built $py_out ($(stat -c %s "$py_out") bytes, $(( $(date +%s) - start )) s)"
 fi
 
+fw_out=$out/example-firmware-python.wasm
+if stale "$fw_out" "$ex/firmware-python" "$sdk_stamp" "$venv/bin/componentize-py"; then
+    log "building $fw_out"
+    start=$(date +%s)
+    "$venv/bin/python" -m ironic_hardware.build "$ex/firmware-python/app.py" -o "$fw_out" --quiet \
+        || { echo "examples-setup: building $fw_out failed" >&2; exit 1; }
+    log "built $fw_out ($(stat -c %s "$fw_out") bytes, $(( $(date +%s) - start )) s)"
+fi
+
 js_out=$out/example-vendor-js.wasm
 if stale "$js_out" "$ex/js/app.js" "$ex/js/build.mjs" "$ex/js/manifest.toml" "$stamp"; then
     log "building $js_out"
