@@ -284,7 +284,14 @@ fn hot_loaded_with_its_grants_through_ironic_manual_cleaning() {
     );
     let managers = root.parent().unwrap().join("managers");
     assert!(!managers.join(format!("{STEM}.wasm")).exists());
-    // Back to manageable for the next manual clean.
+    // A failed clean puts the node in maintenance: the operator takes it
+    // out and back to manageable for the next manual clean.
+    let (s, body) = ironic.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/nodes/{uuid}/maintenance"),
+        None,
+    );
+    assert_eq!(s, 202, "{body}");
     ironic.provision(&uuid, "manage");
     ironic.wait_state(&uuid, &["manageable"], Duration::from_secs(120));
 
