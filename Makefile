@@ -28,6 +28,7 @@ setup:
 	@command -v rustup >/dev/null || { echo "rustup is required"; exit 1; }
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
 	@bash tests/setup-tools.sh
+	@bash tests/c-toolchain-setup.sh
 
 ## Hardware managers and test managers as components.
 managers: setup

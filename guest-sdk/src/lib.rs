@@ -50,7 +50,7 @@
 //! ```
 //!
 //! The manifest (TOML) declares the capabilities the manager needs; the
-//! operator must grant each of them too. See `docs/managers.md`.
+//! operator must grant each of them too. See docs/managers/README.md and docs/managers/rust.md.
 //!
 //! Steps can instead be declared once, with their handlers, in
 //! [`HardwareManager::steps`]: the SDK then answers `get-steps` and

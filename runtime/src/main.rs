@@ -14,6 +14,7 @@ mod limits;
 mod machine;
 mod managers;
 mod run;
+mod scaffold;
 mod settings;
 
 /// Ironic's deploy agent; hardware managers run as sandboxed WebAssembly
@@ -89,6 +90,22 @@ enum ManagersCommand {
         file: PathBuf,
         #[command(flatten)]
         host: host_setup::HostFlags,
+    },
+    /// Write a new manager project: the code (one example clean step), its
+    /// manifest, a build script (`build.sh` → `NAME.wasm`), the grants
+    /// snippet for the operator and a README.
+    New {
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// The manager's name: the component's file stem, which grants use.
+        name: String,
+        /// Directory to write (absent or empty); default `./NAME`.
+        dir: Option<PathBuf>,
+        /// Checkout of ironic-wasm-agent whose SDKs the project uses;
+        /// default: the one this binary was built from.
+        #[arg(long)]
+        sdk_root: Option<PathBuf>,
     },
 }
 
@@ -203,6 +220,24 @@ fn dispatch(
         Some(Command::Managers {
             command: ManagersCommand::Validate { file, host },
         }) => cli::managers_validate(&host, &file),
+        Some(Command::Managers {
+            command:
+                ManagersCommand::New {
+                    lang,
+                    name,
+                    dir,
+                    sdk_root,
+                },
+        }) => {
+            let dir = scaffold::new_manager(lang, &name, dir.as_deref(), sdk_root.as_deref())?;
+            println!(
+                "wrote manager {name} in {}: build it with {}/build.sh; grants.toml holds \
+                 the grants the operator installs for it",
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
         Some(Command::Sim {
             command: SimCommand::Create { dir, machine },
         }) => cli::sim_create(&dir, machine.as_deref()),

@@ -7,6 +7,8 @@ echo "== manager host: load, instantiate + call, inventory (cargo bench -p ironi
 cargo bench -q -p ironic-host --bench load
 echo "== agent process: start-up, RSS (tests/bench/agent.sh)"
 bash tests/bench/agent.sh
+echo "== managers arriving in a running agent: copy to serving, RSS (tests/bench/managers.sh)"
+bash tests/bench/managers.sh
 echo "== API latency and throughput (cargo run --release -p agent-api --example load)"
 cargo run -q --release -p agent-api --example load
 echo "== erase (tests/bench/erase.sh)"

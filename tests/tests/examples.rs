@@ -432,6 +432,11 @@ fn update_firmware_rejects_bad_arguments_and_reports_tool_failures(ex: Example) 
         (json!({"version": 7}), "missing required argument version"),
         (json!({"version": "--all"}), "invalid version"),
         (json!({"version": "2.19.0 --force"}), "invalid version"),
+        // Checked by the SDK against the step's argsinfo.
+        (
+            json!({"version": "2.19.0", "force": true}),
+            "unknown argument force; its arguments are: version",
+        ),
     ] {
         let (out, _) = update_firmware(&f, args.clone());
         match out {

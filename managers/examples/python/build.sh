@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Build the Python example manager: python/build.sh OUT.wasm
-# Needs componentize-py on PATH (tests/examples-setup.sh installs a pinned
-# one in target/py-venv).
+# Needs the SDK (sdk/python) and componentize-py in the Python on PATH
+# (tests/examples-setup.sh installs both into target/py-venv).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUT.wasm}
-wit="$here/../../../wit/ironic-hardware-0.1.0"
-tmp="$out.tmp"
-componentize-py -d "$wit" -w hardware-manager componentize -p "$here" app -o "$tmp"
-python3 "$here/../embed_manifest.py" "$tmp" "$here/manifest.toml"
-mv "$tmp" "$out"
+python3 -m ironic_hardware.build "$here/app.py" -o "$out" --manifest "$here/manifest.toml" --quiet

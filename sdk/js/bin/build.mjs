@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// Build a manager written with this SDK into a component, manifest
+// embedded: the .wasm is all there is to deploy.
+//
+//   ironic-hardware-build app.js -o vendor.wasm [--manifest manifest.toml | --no-manifest]
+//
+// Stages the app's directory and this SDK side by side (imports of
+// 'ironic-hardware' rewritten to the staged copy: the engine resolves
+// relative imports only), runs componentize-js for world hardware-manager
+// of the bundled contract (ironic:hardware@0.3.0) without wasi:http (the
+// agent provides none), then appends the manifest as the custom section
+// `ironic:manifest`, which the agent reads.
+import { componentize } from '@bytecodealliance/componentize-js';
+import { init, parse } from 'es-module-lexer';
+import { realpathSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SDK = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const PACKAGE = 'ironic-hardware';
+
+function usage(message) {
+  if (message) console.error(`ironic-hardware-build: ${message}`);
+  console.error('usage: ironic-hardware-build APP.js -o OUT.wasm [--manifest FILE | --no-manifest] [-q]');
+  process.exit(2);
+}
+
+function parseArgv(argv) {
+  const opts = { manifest: undefined, quiet: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-o' || a === '--output') opts.out = argv[++i];
+    else if (a === '--manifest') opts.manifest = argv[++i];
+    else if (a === '--no-manifest') opts.manifest = false;
+    else if (a === '-q' || a === '--quiet') opts.quiet = true;
+    else if (a === '-h' || a === '--help') usage();
+    else if (a.startsWith('-')) usage(`unknown option ${a}`);
+    else if (opts.app) usage(`one app only (got ${opts.app} and ${a})`);
+    else opts.app = a;
+  }
+  if (!opts.app) usage('no app given');
+  if (!opts.out) usage('no output given (-o OUT.wasm)');
+  return opts;
+}
+
+/** A custom section: id 0, size, name, data (sizes as unsigned LEB128). */
+export function customSection(name, data) {
+  const leb128 = (n) => {
+    const bytes = [];
+    do {
+      let b = n & 0x7f;
+      n >>>= 7;
+      if (n) b |= 0x80;
+      bytes.push(b);
+    } while (n);
+    return Buffer.from(bytes);
+  };
+  const nameBytes = Buffer.from(name, 'utf8');
+  const payload = Buffer.concat([leb128(nameBytes.length), nameBytes, data]);
+  return Buffer.concat([Buffer.from([0]), leb128(payload.length), payload]);
+}
+
+/** Rewrite `import ... from 'ironic-hardware'` in `file` to the staged SDK. */
+async function rewriteImports(file, sdkIndex) {
+  const source = await readFile(file, 'utf8');
+  let imports;
+  try {
+    [imports] = parse(source);
+  } catch (e) {
+    throw new Error(`${file}: cannot parse: ${e.message}`);
+  }
+  let out = '';
+  let last = 0;
+  let target = relative(dirname(file), sdkIndex).split(sep).join('/');
+  if (!target.startsWith('.')) target = `./${target}`;
+  for (const imp of imports) {
+    if (imp.n === PACKAGE) {
+      out += source.slice(last, imp.s) + target;
+      last = imp.e;
+    }
+  }
+  if (last) await writeFile(file, out + source.slice(last));
+}
+
+async function stageApp(from, to, sdkIndex) {
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+    const src = join(from, entry.name);
+    const dst = join(to, entry.name);
+    if (entry.isDirectory()) await stageApp(src, dst, sdkIndex);
+    else if (/\.m?js$/.test(entry.name)) {
+      await cp(src, dst);
+      await rewriteImports(dst, sdkIndex);
+    }
+  }
+}
+
+export async function build({ app, out, manifest, quiet }) {
+  app = resolve(app);
+  if (!/\.m?js$/.test(app) || !(await stat(app).catch(() => null))?.isFile()) {
+    throw new Error(`${app}: not a JavaScript module`);
+  }
+  let manifestData;
+  if (manifest !== false) {
+    manifest = manifest ?? join(dirname(app), 'manifest.toml');
+    manifestData = await readFile(manifest).catch((e) => {
+      throw new Error(
+        `no manifest: ${manifest}: ${e.code ?? e.message} (pass --manifest FILE, or --no-manifest to ship <name>.manifest.toml beside the component)`,
+      );
+    });
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(manifestData);
+    } catch {
+      throw new Error(`${manifest}: the manifest must be UTF-8`);
+    }
+  }
+  await init;
+  const tmp = await mkdtemp(join(tmpdir(), 'ironic-hardware-build-'));
+  try {
+    await cp(join(SDK, 'src'), join(tmp, 'ironic_hardware'), { recursive: true });
+    const sdkIndex = join(tmp, 'ironic_hardware', 'index.js');
+    await stageApp(dirname(app), join(tmp, 'app'), sdkIndex);
+    const entry = join(tmp, 'entry.js');
+    await writeFile(
+      entry,
+      `// Generated by ironic-hardware-build: exports the manager class of ${basename(app)}.
+import * as app from './app/${basename(app)}';
+import { exportManager } from './ironic_hardware/manager.js';
+export const manager = exportManager(app.default ?? app.Manager);
+`,
+    );
+    const { component } = await componentize({
+      sourcePath: entry,
+      witPath: join(SDK, 'wit'),
+      worldName: 'hardware-manager',
+      // The agent provides no wasi:http: without this the component
+      // imports it (for fetch()) and the agent refuses to load it.
+      disableFeatures: ['http', 'fetch-event'],
+    });
+    const data = manifestData ? Buffer.concat([component, customSection('ironic:manifest', manifestData)]) : component;
+    out = resolve(out);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(`${out}.tmp`, data);
+    await rename(`${out}.tmp`, out);
+    if (!quiet) console.log(`built ${out} (${data.length} bytes)`);
+    return out;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+// Run as a command (also through node_modules/.bin's symlink), not when imported.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    await build(parseArgv(process.argv.slice(2)));
+  } catch (e) {
+    console.error(`ironic-hardware-build: ${e.message}`);
+    process.exit(1);
+  }
+}

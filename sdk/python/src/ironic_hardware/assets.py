@@ -1,0 +1,40 @@
+"""Files shipped beside the manager (``assets``), listed with their SHA-256
+in its manifest and checked by the host when it loads the manager.
+Read-only; programs see an asset by its path (`path`)."""
+
+from ._bindings import call, wit
+
+MAX_READ = 16 << 20
+
+
+def names():
+    """The asset names, sorted."""
+    return list(wit().assets.names())
+
+
+def path(name):
+    """Absolute path of asset ``name``, to hand to a program."""
+    return call(f"asset {name}", wit().assets.path, name)
+
+
+def size(name):
+    return call(f"asset {name}", wit().assets.size, name)
+
+
+def read(name, offset=0, length=None):
+    """Bytes of asset ``name`` from ``offset``: ``length`` of them or to the end."""
+    if length is None:
+        length = size(name) - offset
+    out = bytearray()
+    while length > 0:
+        chunk = call(f"asset {name}", wit().assets.read, name, offset, min(length, MAX_READ))
+        if not chunk:
+            break
+        out += chunk
+        offset += len(chunk)
+        length -= len(chunk)
+    return bytes(out)
+
+
+def read_text(name):
+    return read(name).decode("utf-8", "replace")
