@@ -82,10 +82,11 @@ fi
 # The kernel meta-package names the versioned image package.
 kernel_image=$(apt-cache "${apt_opts[@]}" depends "$kernel_pkg" | awk '/Depends: linux-image-/ {print $2; exit}')
 [ -n "$kernel_image" ] || { say "cannot resolve $kernel_pkg (apt-cache)"; exit 1; }
-# Program packages and every library package they need, recursively.
+# Program packages and every library package they need, recursively
+# (zlib1g is the one library package whose name does not start with lib).
 lib_packages=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
         --no-breaks --no-replaces --no-enhances "${program_packages[@]}" \
-    | grep -E '^lib' | sed 's/:[a-z0-9]*$//' | sort -u)
+    | grep -E '^(lib|zlib1g)' | sed 's/:[a-z0-9]*$//' | sort -u)
 wanted=("$kernel_image" busybox-static "${program_packages[@]}" $lib_packages)
 missing=()
 for p in "${wanted[@]}"; do
