@@ -7,7 +7,7 @@
 #   make vm-test     boot that ramdisk in VMs under a real Ironic (direct boot,
 #                    Redfish virtual media BIOS/UEFI, into the deployed OS)
 #   make vm-test-aarch64  the aarch64 ramdisk in qemu-system-aarch64 (TCG)
-#                    through inspection and cleaning under a real Ironic
+#                    through a full cycle under a real Ironic
 
 CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
@@ -99,7 +99,8 @@ vm-test: ramdisk build
 		--include-ignored --skip redfish_ipxe_uefi_cycle
 
 ## The aarch64 ramdisk in qemu-system-aarch64 (`virt`, TCG) through
-## inspection and cleaning under a real Ironic; not in `make test` (long).
+## inspection, cleaning, deploy, undeploy and a hot-loaded manager under a
+## real Ironic; not in `make test` (CI time).
 vm-test-aarch64: ramdisk-aarch64 build
 	RAMDISK_DIR_AARCH64=target/ramdisk-aarch64 $(CARGO) test --locked -p agent-tests \
 		--test ramdisk_vm -- --ignored --nocapture --test-threads 1 aarch64
