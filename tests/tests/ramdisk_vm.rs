@@ -51,6 +51,13 @@ impl Arch {
         program(self.qemu_name())
     }
 
+    fn qemu_command(self) -> Command {
+        Command::new(
+            self.qemu()
+                .unwrap_or_else(|| panic!("{} is not installed", self.qemu_name())),
+        )
+    }
+
     /// QEMU's machine: a PC, or the generic Arm `virt` board (PCIe, PL011
     /// serial, booted with a device tree QEMU generates).
     fn machine(self) -> &'static str {
@@ -115,7 +122,8 @@ fn accelerator(arch: Arch, ramdisk: &Path, scratch: &Path) -> &'static str {
         return "tcg";
     }
     let console = scratch.join("kvm-probe.log");
-    let mut child = Command::new(arch.qemu().expect(arch.qemu_name()))
+    let mut child = arch
+        .qemu_command()
         .args([
             "-nodefaults",
             "-display",
@@ -137,7 +145,7 @@ fn accelerator(arch: Arch, ramdisk: &Path, scratch: &Path) -> &'static str {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect(arch.qemu_name());
+        .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut booted = false;
     while Instant::now() < deadline && !booted {
@@ -188,7 +196,7 @@ impl Vm {
             agent = spec.agent_port,
             console = arch.console(),
         );
-        let mut cmd = Command::new(arch.qemu().expect(arch.qemu_name()));
+        let mut cmd = arch.qemu_command();
         cmd.args(["-nodefaults", "-display", "none", "-no-reboot"])
             .args(["-machine", arch.machine()])
             .args(["-accel", if kvm { "kvm" } else { "tcg" }])
@@ -227,7 +235,7 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect(arch.qemu_name());
+            .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
         Vm {
             child,
             started: Instant::now(),
