@@ -111,7 +111,8 @@ if [ "$cross" = 1 ]; then
         (cd "$root/target/ramdisk-cache" && apt-get download -q qemu-user-static 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
         deb=$(ls "$root"/target/ramdisk-cache/qemu-user-static_*.deb 2>/dev/null | head -1)
         [ -n "$deb" ] || { say "failed to download qemu-user-static"; exit 1; }
-        dpkg-deb -x "$deb" "$root/target/ramdisk-cache/qemu-user"
+        # Only this architecture's emulator (the package holds every one: 370 MiB).
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$root/target/ramdisk-cache/qemu-user" "./usr/bin/qemu-$arch-static"
     fi
     target_run() { "$qemu_user" "$@"; }
 fi
