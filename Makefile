@@ -2,9 +2,12 @@
 #
 #   make run    build everything, create the default simulated machine, start the agent on it
 #   make test   build everything and run every test
-#   make ramdisk     kernel + initramfs with the static agent (target/ramdisk)
+#   make ramdisk     kernel + initramfs with the static agent (target/ramdisk;
+#                    ARCH=aarch64 or `make ramdisk-aarch64`: target/ramdisk-aarch64)
 #   make vm-test     boot that ramdisk in VMs under a real Ironic (direct boot,
 #                    Redfish virtual media BIOS/UEFI, into the deployed OS)
+#   make vm-test-aarch64  the aarch64 ramdisk in qemu-system-aarch64 (TCG)
+#                    through a full cycle under a real Ironic
 
 CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
@@ -17,11 +20,24 @@ TOKEN        ?= dev-token
 GUEST_CRATES := generic-manager \
 	$(shell sed -n 's/^name *= *"\(.*\)"/\1/p' tests/managers/*/Cargo.toml 2>/dev/null)
 
-RAMDISK_TARGET := x86_64-unknown-linux-musl
-RAMDISK_CARGO_DIR := target/ramdisk-build
+# The ramdisk's architecture: x86_64 (default) or aarch64. Another
+# architecture than x86_64 builds into directories of its own.
+ARCH ?= x86_64
+RAMDISK_SUFFIX := $(if $(filter x86_64,$(ARCH)),,-$(ARCH))
+RAMDISK_TARGET := $(ARCH)-unknown-linux-musl
+RAMDISK_CARGO_DIR := target/ramdisk-build$(RAMDISK_SUFFIX)
 RAMDISK_AGENT := $(RAMDISK_CARGO_DIR)/$(RAMDISK_TARGET)/ramdisk/ironic-agent
+RAMDISK_OUT := target/ramdisk$(RAMDISK_SUFFIX)
+# C compiler (ring, wasmtime's fiber) and linker per architecture, for
+# cargo through its environment: musl-gcc natively, Debian's GNU cross
+# toolchain for aarch64 (Rust links its own static musl, `crt-static`).
+RAMDISK_CARGO_ENV_x86_64 := CC_x86_64_unknown_linux_musl=musl-gcc
+RAMDISK_CARGO_ENV_aarch64 := CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+RAMDISK_CARGO_ENV := $(RAMDISK_CARGO_ENV_$(ARCH))
 
-.PHONY: setup managers examples build run test lint bench clean ramdisk vm-test
+.PHONY: setup managers examples build run test lint bench clean ramdisk vm-test \
+	ramdisk-aarch64 vm-test-aarch64
 
 ## Install what the build needs on a fresh machine of this kind.
 setup:
@@ -63,11 +79,15 @@ test: build examples
 ## The ramdisk: static (musl) agent, precompiled generic manager, Debian's
 ## kernel and programs. Sizes in target/ramdisk/sizes.txt.
 ramdisk: managers
+	@test -n "$(RAMDISK_CARGO_ENV)" || { echo "ARCH=$(ARCH): ramdisks build for x86_64 or aarch64" >&2; exit 2; }
 	@rustup target list --installed | grep -qx $(RAMDISK_TARGET) || rustup target add $(RAMDISK_TARGET)
-	@bash ramdisk/setup.sh
-	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$(RAMDISK_CARGO_DIR) \
+	@bash ramdisk/setup.sh $(ARCH)
+	$(RAMDISK_CARGO_ENV) CARGO_TARGET_DIR=$(RAMDISK_CARGO_DIR) \
 		$(CARGO) build --locked --profile ramdisk --target $(RAMDISK_TARGET) -p ironic-agent
-	bash ramdisk/build.sh $(RAMDISK_AGENT) $(GUEST_DIR)/generic_manager.wasm target/ramdisk
+	RAMDISK_ARCH=$(ARCH) bash ramdisk/build.sh $(RAMDISK_AGENT) $(GUEST_DIR)/generic_manager.wasm $(RAMDISK_OUT)
+
+ramdisk-aarch64:
+	$(MAKE) ramdisk ARCH=aarch64
 
 ## Boot the ramdisk of `make ramdisk` in VMs under a real Ironic: direct
 ## kernel boot (ramdisk_vm), Redfish virtual media through sushy-tools and a
@@ -78,6 +98,13 @@ vm-test: ramdisk build
 		--test ramdisk_vm --test ramdisk_redfish -- --nocapture --test-threads 1 \
 		--include-ignored --skip redfish_ipxe_uefi_cycle
 
+## The aarch64 ramdisk in qemu-system-aarch64 (`virt`, TCG) through
+## inspection, cleaning, deploy, undeploy and a hot-loaded manager under a
+## real Ironic; not in `make test` (CI time).
+vm-test-aarch64: ramdisk-aarch64 build
+	RAMDISK_DIR_AARCH64=target/ramdisk-aarch64 $(CARGO) test --locked -p agent-tests \
+		--test ramdisk_vm -- --ignored --nocapture --test-threads 1 aarch64
+
 # The second clippy run checks the agent built without Cranelift
 # (`--no-default-features`: loads precompiled managers only).
 lint: managers
@@ -87,7 +114,7 @@ lint: managers
 	$(CARGO) clippy --locked --target $(GUEST_TARGET) $(addprefix -p ,$(GUEST_CRATES)) -- -D warnings
 	@# The ramdisk's agent is built for musl, whose libc types differ (ioctl requests).
 	@rustup target list --installed | grep -qx $(RAMDISK_TARGET) || rustup target add $(RAMDISK_TARGET)
-	CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$(RAMDISK_CARGO_DIR) \
+	$(RAMDISK_CARGO_ENV) CARGO_TARGET_DIR=$(RAMDISK_CARGO_DIR) \
 		$(CARGO) clippy --locked --target $(RAMDISK_TARGET) -p ironic-agent -- -D warnings
 
 ## Benchmarks (release build); results go to docs/benchmarks.md by hand.

@@ -1,10 +1,12 @@
 //! The ramdisk booted in a virtual machine and driven by a real Ironic
 //! through inspection, cleaning, deploy by root device hint, undeploy, and a
-//! manager hot-loaded by manual cleaning, then run.
+//! manager hot-loaded by manual cleaning, then run: the x86-64 ramdisk, and
+//! the aarch64 one (`make ramdisk-aarch64`) in an emulated Arm machine,
+//! `#[ignore]`d (`make vm-test-aarch64`) to keep `make test` within its time.
 //!
-//! QEMU (`qemu-system-x86_64`, KVM when `/dev/kvm` is usable, else TCG) boots
-//! Debian's kernel with the ramdisk `ramdisk/build.sh` makes from the agent
-//! under test. The VM's only network is QEMU's user-mode network: the guest
+//! QEMU (`qemu-system-x86_64`, KVM when `/dev/kvm` is usable, else TCG;
+//! `qemu-system-aarch64 -M virt`, TCG, for aarch64) boots Debian's kernel
+//! with the ramdisk `ramdisk/build.sh` makes from the agent under test. The VM's only network is QEMU's user-mode network: the guest
 //! reaches the host's loopback at 10.0.2.2 (Ironic's API, the image server)
 //! and Ironic reaches the agent through a forwarded 127.0.0.1 port, which the
 //! agent advertises. Disks are sparse files. The suite plays Ironic's power
@@ -14,8 +16,10 @@
 //!
 //! `RAMDISK_DIR` points at a ready ramdisk (`make vm-test` uses the static
 //! one from `make ramdisk`); otherwise the test builds one from the debug
-//! agent into `target/ramdisk-test`. `IRONIC_TESTS=skip` skips it with a
-//! message; without `qemu-system-x86_64` (`make setup` installs it) it fails.
+//! agent into `target/ramdisk-test`. The aarch64 test boots
+//! `RAMDISK_DIR_AARCH64` (default `target/ramdisk-aarch64`). `IRONIC_TESTS=skip`
+//! skips them with a message; without QEMU (`make setup`, `make
+//! ramdisk-aarch64` install it) they fail.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,8 +31,72 @@ use agent_tests::vm::{
 };
 use serde_json::json;
 
-fn qemu() -> Option<PathBuf> {
-    program("qemu-system-x86_64")
+/// The guest's architecture: what differs between the machines QEMU
+/// emulates. Everything else (Ironic, disks, network, phases) is shared.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    fn qemu_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Aarch64 => "qemu-system-aarch64",
+        }
+    }
+
+    fn qemu(self) -> Option<PathBuf> {
+        program(self.qemu_name())
+    }
+
+    fn qemu_command(self) -> Command {
+        Command::new(
+            self.qemu()
+                .unwrap_or_else(|| panic!("{} is not installed", self.qemu_name())),
+        )
+    }
+
+    /// QEMU's machine: a PC, or the generic Arm `virt` board (PCIe, PL011
+    /// serial, booted with a device tree QEMU generates).
+    fn machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "q35",
+            Arch::Aarch64 => "virt",
+        }
+    }
+
+    /// CPU model under TCG. For aarch64, `max` with QEMU's own pointer
+    /// authentication algorithm: the architected one (QARMA) costs TCG a lot
+    /// on every function entry and return (QEMU's docs/system/arm/cpu-features.rst).
+    fn tcg_cpu(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "max",
+            Arch::Aarch64 => "max,pauth-impdef=on",
+        }
+    }
+
+    /// The kernel's serial console on that machine.
+    fn console(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "ttyS0",
+            Arch::Aarch64 => "ttyAMA0",
+        }
+    }
+
+    /// The node's `cpu_arch` in Ironic.
+    fn ironic_cpu_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// KVM runs only guests of the host's own architecture.
+    fn is_host(self) -> bool {
+        std::env::consts::ARCH == self.ironic_cpu_arch()
+    }
 }
 
 /// KVM when it can boot the ramdisk's kernel, else TCG (software
@@ -36,7 +104,10 @@ fn qemu() -> Option<PathBuf> {
 /// paravirtualised KVM) expose one that runs only specially built guest
 /// kernels, and QEMU then hangs silently. So the probe boots the kernel and
 /// waits for its first console line. `VM_ACCEL=kvm|tcg` skips the probe.
-fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
+fn accelerator(arch: Arch, ramdisk: &Path, scratch: &Path) -> &'static str {
+    if !arch.is_host() {
+        return "tcg";
+    }
     match std::env::var("VM_ACCEL").as_deref() {
         Ok("kvm") => return "kvm",
         Ok("tcg") => return "tcg",
@@ -51,18 +122,22 @@ fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
         return "tcg";
     }
     let console = scratch.join("kvm-probe.log");
-    let mut child = Command::new(qemu().expect("qemu-system-x86_64"))
+    let mut child = arch
+        .qemu_command()
         .args([
             "-nodefaults",
             "-display",
             "none",
             "-no-reboot",
             "-machine",
-            "q35",
+            arch.machine(),
         ])
         .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
         .arg(ramdisk.join("vmlinuz"))
-        .args(["-append", "console=ttyS0 panic=-1 rdinit=/nonexistent"])
+        .args([
+            "-append",
+            &format!("console={} panic=-1 rdinit=/nonexistent", arch.console()),
+        ])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .args(["-monitor", "none"])
@@ -70,7 +145,7 @@ fn accelerator(ramdisk: &Path, scratch: &Path) -> &'static str {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting qemu-system-x86_64");
+        .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut booted = false;
     while Instant::now() < deadline && !booted {
@@ -98,6 +173,7 @@ struct Vm {
 }
 
 struct VmSpec<'a> {
+    arch: Arch,
     ramdisk: &'a Path,
     disks: &'a [(PathBuf, &'a str)],
     memory_mib: u32,
@@ -110,19 +186,21 @@ struct VmSpec<'a> {
 impl Vm {
     fn boot(spec: &VmSpec) -> Vm {
         let kvm = spec.accel == "kvm";
+        let arch = spec.arch;
         let cmdline = format!(
-            "console=ttyS0 panic=-1 \
+            "console={console} panic=-1 \
              ipa-api-url=http://10.0.2.2:{ironic} \
              ipa-advertise-host=127.0.0.1 ipa-advertise-port={agent} ipa-advertise-protocol=http \
              ipa-inspection-collectors=default,logs",
             ironic = spec.ironic_port,
             agent = spec.agent_port,
+            console = arch.console(),
         );
-        let mut cmd = Command::new(qemu().expect("qemu-system-x86_64"));
+        let mut cmd = arch.qemu_command();
         cmd.args(["-nodefaults", "-display", "none", "-no-reboot"])
-            .args(["-machine", "q35"])
+            .args(["-machine", arch.machine()])
             .args(["-accel", if kvm { "kvm" } else { "tcg" }])
-            .args(["-cpu", if kvm { "host" } else { "max" }])
+            .args(["-cpu", if kvm { "host" } else { arch.tcg_cpu() }])
             .args(["-smp", "2", "-m", &spec.memory_mib.to_string()])
             .arg("-kernel")
             .arg(spec.ramdisk.join("vmlinuz"))
@@ -157,7 +235,7 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("starting qemu-system-x86_64");
+            .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
         Vm {
             child,
             started: Instant::now(),
@@ -214,21 +292,43 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     if skip() {
         return;
     }
+    cycle(Arch::X86_64, ramdisk());
+}
+
+#[test]
+#[ignore = "aarch64 TCG cycle: run with make vm-test-aarch64"]
+fn aarch64_ramdisk_in_a_vm_through_a_full_ironic_cycle() {
+    if skip() {
+        return;
+    }
+    let dir = agent_tests::workspace_root().join(
+        std::env::var_os("RAMDISK_DIR_AARCH64").unwrap_or_else(|| "target/ramdisk-aarch64".into()),
+    );
+    let sizes = std::fs::read_to_string(dir.join("sizes.txt")).unwrap_or_default();
     assert!(
-        qemu().is_some(),
-        "qemu-system-x86_64 is not installed (`make setup` installs it)"
+        sizes.starts_with("kernel: ") && sizes.lines().next().is_some_and(|l| l.contains("-arm64")),
+        "{}: no aarch64 ramdisk there (`make ramdisk-aarch64` builds it); sizes.txt: {sizes:?}",
+        dir.display()
+    );
+    cycle(Arch::Aarch64, dir);
+}
+
+fn cycle(arch: Arch, ramdisk: PathBuf) {
+    assert!(
+        arch.qemu().is_some(),
+        "{} is not installed (`make setup`, or `make ramdisk-aarch64` for aarch64, installs it)",
+        arch.qemu_name()
     );
     let _one = one_ironic();
-    let ramdisk = ramdisk();
     let memory_mib: u32 = std::env::var("VM_MEMORY_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(512);
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path();
-    let accel = accelerator(&ramdisk, work);
-    let timeout = Duration::from_secs(if accel == "kvm" { 180 } else { 600 });
-    eprintln!("VM: {memory_mib} MiB, {accel}");
+    let accel = accelerator(arch, &ramdisk, work);
+    let timeout = Duration::from_secs(if accel == "kvm" { 180 } else { 900 });
+    eprintln!("VM: {arch:?}, {memory_mib} MiB, {accel}");
     // One HTTP server for images and managers on the host's loopback, which
     // the guest sees at 10.0.2.2; image URLs go through the proxy there.
     let http_root = work.join("http");
@@ -246,6 +346,10 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     let ironic = Ironic::start(false);
     std::env::remove_var("IRONIC_EXTRA_CONF");
     let uuid = ironic.enroll(VM_MAC);
+    ironic.patch(
+        &uuid,
+        json!([{"op": "replace", "path": "/properties/cpu_arch", "value": arch.ironic_cpu_arch()}]),
+    );
     // The agent powers the VM off itself after the deploy (no out-of-band
     // reboot), so the suite can see the guest end; images come through the
     // proxy.
@@ -270,6 +374,7 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     let mut boot = || {
         boots += 1;
         Vm::boot(&VmSpec {
+            arch,
             ramdisk: &ramdisk,
             disks: &disks,
             memory_mib,
@@ -303,6 +408,11 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
             "disk {serial} of {size} bytes in {disks_seen}"
         );
     }
+    assert_eq!(
+        inventory["inventory"]["cpu"]["architecture"],
+        arch.ironic_cpu_arch(),
+        "the agent ran on the emulated CPU"
+    );
     assert!(
         inventory["inventory"]["interfaces"]
             .as_array()
@@ -323,6 +433,16 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
             .as_secs_f64();
     wait_state_vm(&ironic, &uuid, &["available"], &mut vm, timeout);
     let provide_s = t.elapsed().as_secs_f64();
+    // The generic manager precompiled at build time (for another
+    // architecture too) loads as it is: no compile at boot.
+    let console = vm.console_text();
+    assert!(
+        console
+            .lines()
+            .any(|l| l.contains("loaded hardware manager manager=generic")
+                && l.contains("from=Cache")),
+        "the generic manager came precompiled from the ramdisk's cache:\n{console}"
+    );
     drop(vm);
     assert_eq!(
         read_at(&target, 512, 8),
@@ -422,8 +542,8 @@ fn ramdisk_in_a_vm_through_a_full_ironic_cycle() {
     drop(vm);
 
     eprintln!(
-        "VM ({memory_mib} MiB, {accel}): first heartbeat {first_heartbeat_s:.1}s after VM start; \
-         inspect {inspect_s:.1}s, provide {provide_s:.1}s, deploy {deploy_s:.1}s, \
+        "VM ({arch:?}, {memory_mib} MiB, {accel}): first heartbeat {first_heartbeat_s:.1}s after \
+         VM start; inspect {inspect_s:.1}s, provide {provide_s:.1}s, deploy {deploy_s:.1}s, \
          undeploy {undeploy_s:.1}s, load_manager + its step {hot_load_s:.1}s"
     );
 }
