@@ -42,11 +42,6 @@ pub static UNSUPPORTED: &[(&str, &str, &str)] = &[
     ),
     (
         "DEFAULT",
-        "inject_files_priority",
-        "the inject_files deploy step is not implemented",
-    ),
-    (
-        "DEFAULT",
         "config_drive_rebuild",
         "an existing config drive partition is always reused",
     ),
@@ -100,8 +95,6 @@ pub static UNSUPPORTED: &[(&str, &str, &str)] = &[
     ("DEFAULT", "fatal_deprecations", OSLO_LOG),
     // [disk_utils], [disk_partitioner]: the image pipeline uses IPA's
     // defaults for these.
-    ("disk_utils", "efi_system_partition_size", IPA_DEFAULT),
-    ("disk_utils", "bios_boot_partition_size", IPA_DEFAULT),
     ("disk_utils", "dd_block_size", IPA_DEFAULT),
     ("disk_utils", "partition_detection_attempts", IPA_DEFAULT),
     ("disk_utils", "partprobe_attempts", IPA_DEFAULT),
