@@ -176,18 +176,23 @@ async fn lookup_heartbeat_forced_and_token_recovery() {
 
     let f = state.lock().expect("lock");
     let kinds: Vec<&str> = f.log.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(
-        kinds,
-        vec![
-            "lookup",
-            "lookup",
-            "heartbeat n-1",
-            "heartbeat n-1",
-            "heartbeat n-1",
-            "lookup",
-            "heartbeat n-1",
-            "heartbeat n-1"
-        ][..kinds.len()]
+    let expected = [
+        "lookup",
+        "lookup",
+        "heartbeat n-1",
+        "heartbeat n-1",
+        "heartbeat n-1",
+        "lookup",
+        "heartbeat n-1",
+        "heartbeat n-1",
+    ];
+    // A forced heartbeat may land between the last count check and the
+    // shutdown, so the log can run past the script: only heartbeats may.
+    let scripted = kinds.len().min(expected.len());
+    assert_eq!(kinds[..scripted], expected[..scripted], "log: {kinds:?}");
+    assert!(
+        kinds[scripted..].iter().all(|k| *k == "heartbeat n-1"),
+        "log: {kinds:?}"
     );
     assert!(f.heartbeats >= 5, "heartbeats: {}", f.heartbeats);
     assert_eq!(f.log[0].1.as_deref(), Some("1.62"));
