@@ -91,7 +91,11 @@ fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> an
 }
 
 async fn start_host(flags: &HostFlags) -> anyhow::Result<ironic_host::Host> {
-    ironic_host::Host::start(flags.host_config(&flags.machine()?)?)
+    let mut config = flags.host_config(&flags.machine()?)?;
+    // A one-shot command exits before a background compile would finish:
+    // compile optimised code at once, so its artifact reaches the cache.
+    config.tiering = ironic_host::Tiering::OptimisedOnly;
+    ironic_host::Host::start(config)
         .await
         .context("loading hardware managers")
 }

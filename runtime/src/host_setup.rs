@@ -99,6 +99,9 @@ impl HostFlags {
             // The agent's client TLS settings: set by the run sequence,
             // which has the configuration.
             fetch_tls: None,
+            // A manager arriving without an artifact answers within about a
+            // second from baseline code (docs/managers/README.md).
+            tiering: ironic_host::Tiering::BaselineFirst,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! and offers its example step.
 //!
 //! Toolchains: Python and JavaScript from tests/examples-setup.sh (the
-//! SDKs installed in target/py-venv and managers/examples/js/node_modules),
+//! Python SDK installed in target/py-venv; the JavaScript project installs
+//! its own node_modules, from npm's cache that the setup filled),
 //! Rust from the workspace's own toolchain, C from tests/c-toolchain-setup.sh.
 
 // Tests may unwrap: a panic is the failure report.
@@ -64,8 +65,8 @@ fn scaffold_and_build(lang: &str, name: &str, env: &[(&str, PathBuf)]) -> tempfi
     for file in ["manifest.toml", "grants.toml", "build.sh", "README.md"] {
         assert!(dir.join(file).is_file(), "{lang}: no {file}");
     }
-    prepare(lang, &dir);
     let mut build = Command::new(dir.join("build.sh"));
+    prepare(lang, &dir, &mut build);
     for (k, v) in env {
         build.env(k, v);
     }
@@ -79,19 +80,18 @@ fn scaffold_and_build(lang: &str, name: &str, env: &[(&str, PathBuf)]) -> tempfi
 }
 
 /// What a user would do once per project, done from the build tree's
-/// caches instead (the same pinned versions, no second download).
-fn prepare(lang: &str, dir: &Path) {
+/// caches where one exists (the same pinned versions, no second download).
+fn prepare(lang: &str, dir: &Path, build: &mut Command) {
     match lang {
         // The workspace's lock file pins the SDK's dependencies.
         "rust" => {
             std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
         }
-        // The examples' node_modules holds the SDK, installed from its path.
-        "js" => std::os::unix::fs::symlink(
-            workspace_root().join("managers/examples/js/node_modules"),
-            dir.join("node_modules"),
-        )
-        .unwrap(),
+        // build.sh runs the project's own `npm install`; npm's cache,
+        // filled by tests/examples-setup.sh, serves the packages.
+        "js" => {
+            build.env("npm_config_prefer_offline", "true");
+        }
         _ => {}
     }
 }

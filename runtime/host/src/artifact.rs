@@ -53,6 +53,10 @@ pub enum LoadedFrom {
     /// Already compiled by this process (same bytes seen before, e.g. a
     /// manager swapped back to an earlier version).
     Memory,
+    /// Compiled by the baseline compiler (Winch) to serve at once; the
+    /// optimised code is being compiled and takes its place when ready
+    /// (the manager then reports `Compiled`).
+    Baseline,
 }
 
 /// Load `bytes` (from `wasm_path`) as a component, through the cache when
@@ -136,6 +140,43 @@ pub(crate) fn prune_cache(dir: &Path, max_bytes: u64, keep: &Path) {
     }
 }
 
+/// The artifact of `key` in `cache_dir`, if there is a usable one; else
+/// why not (for the error of an agent that cannot compile).
+pub(crate) fn cached_component(
+    engine: &Engine,
+    wasm_path: &Path,
+    key: &str,
+    cache_dir: Option<&Path>,
+) -> Result<Component, String> {
+    let Some(cache_dir) = cache_dir else {
+        return Err("no cache directory is configured".to_string());
+    };
+    let artifact = artifact_path(cache_dir, key);
+    if !artifact.exists() {
+        return Err(format!("no artifact {}", artifact.display()));
+    }
+    let start = Instant::now();
+    // SAFETY: the artifact was written by `store_artifact` from our own
+    // compilation (the key covers the bytes and the engine), or by
+    // `managers compile`, in a cache directory the operator controls;
+    // wasmtime also checks the engine compatibility header before
+    // using it.
+    match unsafe { Component::deserialize_file(engine, &artifact) } {
+        Ok(component) => {
+            tracing::debug!(component = %wasm_path.display(), artifact = %artifact.display(), elapsed_us = start.elapsed().as_micros() as u64, "loaded precompiled component");
+            // Recently used: pruning removes the others first.
+            if let Ok(f) = std::fs::File::options().write(true).open(&artifact) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+            Ok(component)
+        }
+        Err(e) => {
+            tracing::warn!(component = %wasm_path.display(), artifact = %artifact.display(), "precompiled artifact unusable: {e:#}");
+            Err(format!("artifact {} unusable: {e:#}", artifact.display()))
+        }
+    }
+}
+
 /// The cache lookup, then compiling when `compile` allows it (the engine
 /// must have a compiler then).
 fn load_with(
@@ -146,34 +187,10 @@ fn load_with(
     key: &str,
     cache_dir: Option<&Path>,
 ) -> anyhow::Result<(Component, LoadedFrom)> {
-    // Why no artifact was used, for the error of an agent that cannot compile.
-    let mut why = "no cache directory is configured".to_string();
-    if let Some(cache_dir) = cache_dir {
-        let artifact = artifact_path(cache_dir, key);
-        why = format!("no artifact {}", artifact.display());
-        if artifact.exists() {
-            let start = Instant::now();
-            // SAFETY: the artifact was written by `store_artifact` from our own
-            // compilation (the key covers the bytes and the engine), or by
-            // `managers compile`, in a cache directory the operator controls;
-            // wasmtime also checks the engine compatibility header before
-            // using it.
-            match unsafe { Component::deserialize_file(engine, &artifact) } {
-                Ok(component) => {
-                    tracing::debug!(component = %wasm_path.display(), artifact = %artifact.display(), elapsed_us = start.elapsed().as_micros() as u64, "loaded precompiled component");
-                    // Recently used: pruning removes the others first.
-                    if let Ok(f) = std::fs::File::options().write(true).open(&artifact) {
-                        let _ = f.set_modified(std::time::SystemTime::now());
-                    }
-                    return Ok((component, LoadedFrom::Cache));
-                }
-                Err(e) => {
-                    tracing::warn!(component = %wasm_path.display(), artifact = %artifact.display(), "precompiled artifact unusable: {e:#}");
-                    why = format!("artifact {} unusable: {e:#}", artifact.display());
-                }
-            }
-        }
-    }
+    let why = match cached_component(engine, wasm_path, key, cache_dir) {
+        Ok(component) => return Ok((component, LoadedFrom::Cache)),
+        Err(why) => why,
+    };
     if !compile {
         return Err(ArtifactError::NotPrecompiled {
             manager: wasm_path
@@ -185,7 +202,7 @@ fn load_with(
         }
         .into());
     }
-    let component = compile_component(engine, wasm_path, bytes)?;
+    let component = compile_component(engine, "cranelift", wasm_path, bytes)?;
     if let Some(cache_dir) = cache_dir {
         let artifact = artifact_path(cache_dir, key);
         match component.serialize() {
@@ -202,20 +219,27 @@ fn load_with(
     Ok((component, LoadedFrom::Compiled))
 }
 
+/// Compile `bytes` with `engine`'s compiler (`compiler` names it in the log).
 #[cfg(feature = "compiler")]
-fn compile_component(engine: &Engine, wasm_path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
+pub(crate) fn compile_component(
+    engine: &Engine,
+    compiler: &str,
+    wasm_path: &Path,
+    bytes: &[u8],
+) -> anyhow::Result<Component> {
     let start = Instant::now();
     let component = Component::from_binary(engine, bytes)
         .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .with_context(|| format!("compiling {}", wasm_path.display()))?;
-    tracing::info!(component = %wasm_path.display(), elapsed_ms = start.elapsed().as_millis() as u64, "compiled component");
+        .with_context(|| format!("compiling {} ({compiler})", wasm_path.display()))?;
+    tracing::info!(component = %wasm_path.display(), compiler, elapsed_ms = start.elapsed().as_millis() as u64, "compiled component");
     release_freed_memory();
     Ok(component)
 }
 
 #[cfg(not(feature = "compiler"))]
-fn compile_component(
+pub(crate) fn compile_component(
     _engine: &Engine,
+    _compiler: &str,
     wasm_path: &Path,
     _bytes: &[u8],
 ) -> anyhow::Result<Component> {

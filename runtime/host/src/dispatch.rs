@@ -62,16 +62,15 @@ impl Host {
         fallback: Option<FallbackCtx>,
     ) -> Result<Outcome<E::Output>, DispatchError> {
         let call = export.name();
-        let answer = run_call(
-            &m.pre, &m.ctx, &self.env, export, timeout, progress, fallback,
-        )
-        .await
-        .map_err(|e| DispatchError::Sandbox {
-            manager: m.ctx.name.clone(),
-            call: call.clone(),
-            failure: e.failure,
-            details: e.details,
-        })?;
+        let pre = m.code.pre();
+        let answer = run_call(&pre, &m.ctx, &self.env, export, timeout, progress, fallback)
+            .await
+            .map_err(|e| DispatchError::Sandbox {
+                manager: m.ctx.name.clone(),
+                call: call.clone(),
+                failure: e.failure,
+                details: e.details,
+            })?;
         match answer {
             Ok(v) => Ok(Outcome::Answer(v)),
             Err(ManagerError::Unsupported(why)) | Err(ManagerError::Incompatible(why)) => {

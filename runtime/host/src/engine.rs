@@ -28,6 +28,20 @@ pub fn build_engine() -> wasmtime::Result<Engine> {
     Engine::new(&config(COMPILER))
 }
 
+/// The engine that serves a manager arriving without an artifact while the
+/// optimised code is compiled: Winch, wasmtime's single-pass baseline
+/// compiler, compiles a CPython or SpiderMonkey component in about a
+/// second where Cranelift takes several (docs/benchmarks.md). Its code is
+/// slower and never cached; the same deadlines, stack and async settings
+/// apply (only the compiler differs from [`config`]).
+#[cfg(feature = "compiler")]
+pub fn build_baseline_engine() -> wasmtime::Result<Engine> {
+    let mut config = config(false);
+    config.enable_compiler(true);
+    config.strategy(wasmtime::Strategy::Winch);
+    Engine::new(&config)
+}
+
 /// The CPU `ironic-agent managers compile --cpu` compiles for when a ramdisk
 /// is built: x86-64-v2 (SSE4.2, POPCNT, CMPXCHG16B) is what every x86-64
 /// server of the last fifteen years has, and what QEMU's emulated CPUs offer.
@@ -113,27 +127,29 @@ pub fn profile(engine: &Engine) -> String {
     )
 }
 
-/// Thread incrementing the engine's epoch every [`TICK`]; stops on drop.
+/// Thread incrementing the engines' epochs every [`TICK`]; stops on drop.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    /// Start ticking `engine`.
-    pub fn start(engine: &Engine) -> std::io::Result<EpochTicker> {
+    /// Start ticking `engines` (the optimising and the baseline one: a
+    /// deadline counts the same ticks whichever compiled the code).
+    pub fn start(engines: Vec<Engine>) -> std::io::Result<EpochTicker> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         // A weak reference would be nicer, but Engine is a cheap Arc clone and
         // the ticker is stopped explicitly when the host goes away.
-        let engine = engine.clone();
         let thread = std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     // Parked rather than slept so that drop can wake it at once.
                     std::thread::park_timeout(TICK);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })?;
         Ok(EpochTicker {

@@ -37,6 +37,7 @@ pub use error::{DispatchError, HostError, SandboxFailure};
 pub use grants::{GrantSources, Grants};
 pub use install::{InstallRequest, Installed};
 pub use ironic_steps::{ManagerSteps, StepKind};
+pub use loader::Tiering;
 pub use manifest::{Capabilities, CommandCaps, DiskCaps, MachineCaps, ManifestSource};
 pub use policy::normalise_path;
 pub use registry::{
@@ -152,6 +153,8 @@ pub struct HostConfig {
     /// The agent's client TLS settings for `fetch`; without them, only
     /// `http://` URLs can be fetched.
     pub fetch_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// How a running host compiles a component that has no artifact.
+    pub tiering: Tiering,
 }
 
 impl HostConfig {
@@ -173,6 +176,7 @@ impl HostConfig {
             faults_file: None,
             scratch_dir: std::env::temp_dir().join("ironic-agent-scratch"),
             fetch_tls: None,
+            tiering: Tiering::default(),
         }
     }
 }

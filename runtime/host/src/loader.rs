@@ -4,16 +4,20 @@
 //! checks on what the manager says about itself.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Instant;
 
 use anyhow::Context;
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
-use crate::artifact::{cache_key, load_component_keyed, LoadedFrom};
+use crate::artifact::{
+    cache_key, cached_component, compile_component, load_component_keyed, LoadedFrom,
+};
 use crate::bindings::latest::ironic::hardware::types::ManagerError;
-use crate::bindings::{self, EvaluateSupport, Info, ManagerPre};
+use crate::bindings::{self, ContractVersion, EvaluateSupport, Info, ManagerPre};
 use crate::capabilities::log::LogBudget;
 use crate::capabilities::progress::ProgressSink;
 use crate::engine::build_engine;
@@ -31,17 +35,76 @@ use crate::HostConfig;
 /// long-running agent swapping many versions must not grow without limit.
 const MEMORY_CACHE_ENTRIES: usize = 32;
 
+/// Managers served from baseline code whose optimised compile may wait at
+/// once; past it a manager keeps its baseline code (logged) until it is
+/// loaded again. Bounds the component bytes held for the queue.
+const OPTIMISE_QUEUE: usize = 32;
+
+/// How a running host compiles a component that arrives without an
+/// artifact in the cache (validation and `managers compile` always compile
+/// optimised code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tiering {
+    /// Serve at once from baseline (Winch) code, replaced by optimised
+    /// (Cranelift) code, which is cached, when it is ready.
+    #[default]
+    BaselineFirst,
+    /// Compile optimised code before serving: a slower arrival.
+    OptimisedOnly,
+    /// Baseline code only, never replaced nor cached: to check that
+    /// baseline code is held to the same limits as optimised code.
+    BaselineOnly,
+}
+
 /// A manager ready to be called.
 pub(crate) struct LoadedManager {
     pub file: std::path::PathBuf,
     pub ctx: Arc<ManagerCtx>,
-    pub pre: ManagerPre,
+    pub code: Arc<ManagerCode>,
     pub id: String,
     pub manager_name: String,
     pub version: String,
     pub support: u32,
     pub manifest: ManifestSource,
-    pub loaded_from: LoadedFrom,
+}
+
+/// A manager's compiled code. A manager that arrives without an artifact
+/// runs baseline code first, and the optimised code takes its place when
+/// ready; each call takes the code of the moment it starts, so calls in
+/// flight finish on what they began with. Both are the same component, so
+/// nothing the manager said about itself changes.
+pub(crate) struct ManagerCode {
+    current: RwLock<(ManagerPre, LoadedFrom)>,
+}
+
+impl ManagerCode {
+    fn new(pre: ManagerPre, from: LoadedFrom) -> Arc<ManagerCode> {
+        Arc::new(ManagerCode {
+            current: RwLock::new((pre, from)),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (ManagerPre, LoadedFrom)> {
+        self.current.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The code to start a call with.
+    pub fn pre(&self) -> ManagerPre {
+        self.read().0.clone()
+    }
+
+    /// How the code now in use was obtained.
+    pub fn loaded_from(&self) -> LoadedFrom {
+        self.read().1
+    }
+
+    pub fn contract(&self) -> ContractVersion {
+        self.read().0.version()
+    }
+
+    fn replace(&self, pre: ManagerPre, from: LoadedFrom) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (pre, from);
+    }
 }
 
 impl LoadedManager {
@@ -69,6 +132,11 @@ pub(crate) enum LoadOutcome {
 pub(crate) struct ComponentLoader {
     engine: Engine,
     linker: Linker<CallState>,
+    /// Set when a component without an artifact is served from baseline
+    /// code at once (see [`ManagerCode`]).
+    baseline: Option<Baseline>,
+    /// The optimising worker's queue, started with the first job.
+    optimiser: Mutex<Option<SyncSender<OptimiseJob>>>,
     pub config: HostConfig,
     pub(crate) env: Arc<Environment>,
     compiled: Mutex<HashMap<String, Component>>,
@@ -77,8 +145,29 @@ pub(crate) struct ComponentLoader {
     grants: std::sync::RwLock<Arc<Grants>>,
 }
 
+/// The baseline compiler's engine and its linker (a component links only
+/// against a linker of its own engine).
+struct Baseline {
+    engine: Engine,
+    linker: Linker<CallState>,
+}
+
+/// A manager running baseline code, to compile optimised code for.
+struct OptimiseJob {
+    loader: Weak<ComponentLoader>,
+    code: Weak<ManagerCode>,
+    name: String,
+    file: PathBuf,
+    bytes: Arc<Vec<u8>>,
+    contract: ContractVersion,
+}
+
 impl ComponentLoader {
-    pub fn new(config: HostConfig) -> Result<ComponentLoader, HostError> {
+    /// A loader; with `tiered`, components without an artifact are served
+    /// from baseline code while their optimised code compiles (a running
+    /// agent). Without it (validation, precompiling) they are compiled
+    /// optimised at once.
+    pub fn new(config: HostConfig, tiered: bool) -> Result<ComponentLoader, HostError> {
         let engine = build_engine().map_err(|e| HostError::Engine(format!("{e:?}")))?;
         let root =
             cap_std::fs::Dir::open_ambient_dir(&config.hardware_root, cap_std::ambient_authority())
@@ -99,6 +188,11 @@ impl ComponentLoader {
         });
         let mut linker: Linker<CallState> = Linker::new(&engine);
         bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let baseline = if tiered && config.tiering != Tiering::OptimisedOnly {
+            baseline()
+        } else {
+            None
+        };
         let grant_sources = GrantSources {
             base: config.grants.clone(),
             file: config.grants_file.clone(),
@@ -109,6 +203,8 @@ impl ComponentLoader {
         Ok(ComponentLoader {
             engine,
             linker,
+            baseline,
+            optimiser: Mutex::new(None),
             config,
             env,
             compiled: Mutex::new(HashMap::new()),
@@ -138,6 +234,13 @@ impl ComponentLoader {
         &self.engine
     }
 
+    /// Every engine code may run on: what the epoch ticker advances.
+    pub fn engines(&self) -> Vec<Engine> {
+        let mut engines = vec![self.engine.clone()];
+        engines.extend(self.baseline.as_ref().map(|b| b.engine.clone()));
+        engines
+    }
+
     /// Compile (or fetch from memory or the artifact cache) `bytes`.
     /// Compiling is CPU work of up to seconds: callers on the async runtime
     /// use [`ComponentLoader::component_async`].
@@ -154,16 +257,54 @@ impl ComponentLoader {
             self.config.cache_dir.as_deref(),
             self.config.limits.max_cache_bytes,
         )?;
+        self.remember(key, &component);
+        Ok((component, from))
+    }
+
+    /// The component to serve `bytes` with now: optimised code from memory
+    /// or the artifact cache when there is some; else baseline code when
+    /// this loader is tiered (the caller queues the optimised compile);
+    /// else optimised code compiled now.
+    fn component_to_serve(
+        &self,
+        file: &Path,
+        bytes: &[u8],
+    ) -> anyhow::Result<(Component, LoadedFrom)> {
+        let Some(baseline) = &self.baseline else {
+            return self.component(file, bytes);
+        };
+        if self.config.tiering != Tiering::BaselineOnly {
+            let key = cache_key(&self.engine, bytes);
+            if let Some(c) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
+                return Ok((c, LoadedFrom::Memory));
+            }
+            let cache_dir = self.config.cache_dir.as_deref();
+            if let Ok(c) = cached_component(&self.engine, file, &key, cache_dir) {
+                self.remember(key, &c);
+                return Ok((c, LoadedFrom::Cache));
+            }
+        }
+        match compile_component(&baseline.engine, "winch", file, bytes) {
+            Ok(c) => Ok((c, LoadedFrom::Baseline)),
+            // Winch does not cover every wasm feature on every
+            // architecture: such a component waits for Cranelift.
+            Err(e) => {
+                tracing::info!(component = %file.display(), "baseline compiler refused the component, compiling optimised code now: {e:#}");
+                self.component(file, bytes)
+            }
+        }
+    }
+
+    fn remember(&self, key: String, component: &Component) {
         if let Ok(mut map) = self.compiled.lock() {
             if map.len() >= MEMORY_CACHE_ENTRIES {
                 map.clear();
             }
             map.insert(key, component.clone());
         }
-        Ok((component, from))
     }
 
-    /// [`ComponentLoader::component`] on the blocking pool.
+    /// [`ComponentLoader::component_to_serve`] on the blocking pool.
     async fn component_async(
         self: &Arc<Self>,
         file: &Path,
@@ -171,9 +312,52 @@ impl ComponentLoader {
     ) -> anyhow::Result<(Component, LoadedFrom)> {
         let loader = self.clone();
         let file = file.to_path_buf();
-        tokio::task::spawn_blocking(move || loader.component(&file, &bytes))
+        tokio::task::spawn_blocking(move || loader.component_to_serve(&file, &bytes))
             .await
             .context("the compile worker failed")?
+    }
+
+    /// Link `component` with the linker of the engine that compiled it.
+    fn link(&self, component: &Component, contract: ContractVersion) -> anyhow::Result<ManagerPre> {
+        let linker = match &self.baseline {
+            Some(b) if Engine::same(component.engine(), &b.engine) => &b.linker,
+            _ => &self.linker,
+        };
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| anyhow::anyhow!("{e:?}{}", import_hint(component)))
+            .with_context(|| format!("linking against contract ironic:hardware@{contract}"))?;
+        ManagerPre::new(contract, instance_pre)
+    }
+
+    /// Compile the optimised code of a manager served from baseline code,
+    /// on a worker thread, one manager at a time; the manager switches to
+    /// it when it is ready.
+    fn queue_optimise(self: &Arc<Self>, job: OptimiseJob) {
+        let mut slot = self.optimiser.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let (tx, rx) = std::sync::mpsc::sync_channel(OPTIMISE_QUEUE);
+            match std::thread::Builder::new()
+                .name("wasm-optimise".into())
+                .spawn(move || optimise_worker(rx))
+            {
+                Ok(_) => *slot = Some(tx),
+                Err(e) => {
+                    tracing::warn!(manager = %job.name, "no thread for compiling optimised code ({e}); the manager keeps its baseline code");
+                    return;
+                }
+            }
+        }
+        let Some(tx) = slot.as_ref() else { return };
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                tracing::warn!(manager = %job.name, "{OPTIMISE_QUEUE} managers already wait for optimised code; this one keeps its baseline code until it is loaded again")
+            }
+            Err(TrySendError::Disconnected(job)) => {
+                tracing::warn!(manager = %job.name, "the optimising worker has stopped; the manager keeps its baseline code")
+            }
+        }
     }
 
     /// Validate and load one component from `bytes` (read from `file`).
@@ -214,18 +398,12 @@ impl ComponentLoader {
             &self.config.scratch_dir,
         )?;
         let policy = Policy::new(&name, declared, granted)?;
-        let (component, loaded_from) = self.component_async(file, bytes).await?;
-        let contract =
-            bindings::detect(&self.engine, &component).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (component, loaded_from) = self.component_async(file, bytes.clone()).await?;
+        let contract = bindings::detect(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(v) = trace.as_mut() {
             v.contract = Some(contract);
         }
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{e:?}{}", import_hint(&self.engine, &component)))
-            .with_context(|| format!("linking against contract ironic:hardware@{contract}"))?;
-        let pre = ManagerPre::new(contract, instance_pre)?;
+        let pre = self.link(&component, contract)?;
         let ctx = Arc::new(ManagerCtx {
             name: name.clone(),
             policy,
@@ -261,27 +439,91 @@ impl ComponentLoader {
         if support == 0 {
             return Ok(LoadOutcome::NotForThisHardware);
         }
+        let code = ManagerCode::new(pre, loaded_from);
+        if loaded_from == LoadedFrom::Baseline && self.config.tiering == Tiering::BaselineFirst {
+            self.queue_optimise(OptimiseJob {
+                loader: Arc::downgrade(self),
+                code: Arc::downgrade(&code),
+                name: name.clone(),
+                file: file.to_path_buf(),
+                bytes,
+                contract,
+            });
+        }
         Ok(LoadOutcome::Loaded(Box::new(LoadedManager {
             file: file.to_path_buf(),
             ctx,
-            pre,
+            code,
             id,
             manager_name,
             version,
             support,
             manifest,
-            loaded_from,
         })))
+    }
+}
+
+/// The baseline engine and its linker, when this build can compile and the
+/// baseline compiler serves this architecture.
+fn baseline() -> Option<Baseline> {
+    #[cfg(feature = "compiler")]
+    {
+        let engine = match crate::engine::build_baseline_engine() {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::info!("no baseline compiler on this machine, managers without an artifact are served once optimised: {e:#}");
+                return None;
+            }
+        };
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        match bindings::add_to_linker(&mut linker) {
+            Ok(()) => Some(Baseline { engine, linker }),
+            Err(e) => {
+                tracing::warn!("linking the baseline engine: {e:#}");
+                None
+            }
+        }
+    }
+    #[cfg(not(feature = "compiler"))]
+    None
+}
+
+/// Compiles optimised code for the managers queued, one at a time, until
+/// the loader goes away. A manager dropped meanwhile is skipped; the
+/// artifact is cached as any compile's is, so the next load starts
+/// optimised.
+fn optimise_worker(jobs: Receiver<OptimiseJob>) {
+    while let Ok(job) = jobs.recv() {
+        let Some(loader) = job.loader.upgrade() else {
+            continue;
+        };
+        if job.code.strong_count() == 0 {
+            continue;
+        }
+        let start = Instant::now();
+        let optimised = loader
+            .component(&job.file, &job.bytes)
+            .and_then(|(component, _)| loader.link(&component, job.contract));
+        match (optimised, job.code.upgrade()) {
+            (Ok(pre), Some(code)) => {
+                code.replace(pre, LoadedFrom::Compiled);
+                tracing::info!(manager = %job.name, elapsed_ms = start.elapsed().as_millis() as u64, "optimised code replaces the baseline code");
+            }
+            (Ok(_), None) => {}
+            (Err(e), _) => {
+                tracing::warn!(manager = %job.name, "compiling optimised code failed; the manager keeps its baseline code: {e:#}")
+            }
+        }
     }
 }
 
 /// Advice for imports the host never provides. Toolchains for Python and
 /// JavaScript add `wasi:http` by default; a manager downloads with the
 /// contract's `fetch` instead (docs/managers/README.md).
-fn import_hint(engine: &Engine, component: &Component) -> String {
+fn import_hint(component: &Component) -> String {
     let http = component
         .component_type()
-        .imports(engine)
+        .imports(component.engine())
         .any(|(name, _)| name.starts_with("wasi:http/"));
     if http {
         "; hint: the component imports wasi:http, which managers do not get: use the \

@@ -229,9 +229,9 @@ fn summary(m: &LoadedManager) -> ManagerSummary {
         manager_name: m.manager_name.clone(),
         version: m.version.clone(),
         support: m.support,
-        contract: m.pre.version(),
+        contract: m.code.contract(),
         manifest: m.manifest.clone(),
-        loaded_from: m.loaded_from,
+        loaded_from: m.code.loaded_from(),
         declared: m.ctx.policy.declared().clone(),
         granted: m.ctx.policy.granted().clone(),
         log_lines_dropped: m.ctx.log_budget.dropped_total(),
@@ -253,8 +253,8 @@ impl Host {
     pub fn new(config: HostConfig) -> Result<Host, HostError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| HostError::Engine(format!("the host needs a tokio runtime: {e}")))?;
-        let loader = ComponentLoader::new(config)?;
-        let ticker = EpochTicker::start(loader.engine())
+        let loader = ComponentLoader::new(config, true)?;
+        let ticker = EpochTicker::start(loader.engines())
             .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
         Ok(Host {
             env: loader.env.clone(),
@@ -438,7 +438,7 @@ impl Host {
                         reject(&mut next, reason);
                         continue;
                     }
-                    tracing::info!(manager = %name, id = %m.id, version = %m.version, support = m.support, from = ?m.loaded_from, elapsed_ms = elapsed.as_millis() as u64, "loaded hardware manager");
+                    tracing::info!(manager = %name, id = %m.id, version = %m.version, support = m.support, from = ?m.code.loaded_from(), elapsed_ms = elapsed.as_millis() as u64, "loaded hardware manager");
                     let m: Arc<LoadedManager> = Arc::from(m);
                     match old {
                         Some(i) => {
@@ -746,9 +746,9 @@ fn read_dir_changes(dir: &Path) -> Result<(Vec<Change>, Vec<RejectedManager>), H
 /// linker, call `info` and `evaluate-hardware-support`) and the grants,
 /// without starting a host. Must be called on a tokio runtime.
 pub async fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostError> {
-    let loader = Arc::new(ComponentLoader::new(config.clone())?);
+    let loader = Arc::new(ComponentLoader::new(config.clone(), false)?);
     // Deadlines need the epoch to advance.
-    let _ticker = EpochTicker::start(loader.engine())
+    let _ticker = EpochTicker::start(loader.engines())
         .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
     let name = manager_name(file).unwrap_or_default();
     let mut v = Some(Validation {
@@ -808,8 +808,9 @@ async fn listed_steps(
             None,
             &loader.config.limits,
         ));
+        let pre = m.code.pre();
         let answer = crate::sandbox::run_call(
-            &m.pre,
+            &pre,
             &m.ctx,
             &loader.env,
             &export,
@@ -852,7 +853,7 @@ pub fn precompile(
 ) -> Result<Vec<Result<Precompiled, RejectedManager>>, HostError> {
     let mut config = config.clone();
     config.cache_dir = Some(cache_dir.to_path_buf());
-    let loader = ComponentLoader::new(config)?;
+    let loader = ComponentLoader::new(config, false)?;
     let mut out = Vec::new();
     for file in wasm_files(&loader.config.managers_dir)? {
         let started = Instant::now();

@@ -131,9 +131,12 @@ pub(crate) fn version_of_exports<'a>(
 }
 
 /// The contract version `component` targets.
-pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<ContractVersion, String> {
+pub(crate) fn detect(component: &Component) -> Result<ContractVersion, String> {
     let ty = component.component_type();
-    let names: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    let names: Vec<&str> = ty
+        .exports(component.engine())
+        .map(|(name, _)| name)
+        .collect();
     version_of_exports(names)
 }
 

@@ -80,9 +80,10 @@ impl FallbackView<'_> {
                 ..ctx.clone()
             };
             let sink = Arc::new(ProgressSink::new(None, &ctx.env.limits));
+            let pre = m.code.pre();
             // Boxed: the nested call's future contains this one's type.
             let call: Pin<Box<dyn Future<Output = _> + Send + '_>> = Box::pin(run_call(
-                &m.pre,
+                &pre,
                 &m.ctx,
                 &ctx.env,
                 &export,
