@@ -198,6 +198,27 @@ fn check(lang: &str, env: &[(&str, PathBuf)]) {
         [(Some(50), "example_step: hello \"there\"".to_string())],
         "{lang}"
     );
+    // Escapes and non-ASCII text come back as sent.
+    let text = "caf\u{e9} \u{1F600} \\ \"/\"\n\u{1}";
+    assert_eq!(
+        run(json!({ "message": text })).unwrap(),
+        json!({"message": text, "sys_vendor": "Dell Inc."}),
+        "{lang}"
+    );
+    if lang == "c" {
+        // The SDKs refuse arguments outside argsinfo; the C template reads
+        // only its own, and a field of the same name nested in another is
+        // not it.
+        let args =
+            json!({"options": {"message": "decoy", "list": [1, {"a": null}]}, "message": text});
+        assert_eq!(run(args).unwrap()["message"], json!(text));
+        match run(json!({"message": 42})) {
+            Err(DispatchError::InvalidArgument { details, .. }) => {
+                assert!(details.contains("message must be a string"), "{details}")
+            }
+            other => panic!("expected invalid argument, got {other:?}"),
+        }
+    }
     match run(json!({})) {
         Err(DispatchError::InvalidArgument {
             manager, details, ..

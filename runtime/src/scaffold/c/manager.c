@@ -8,6 +8,7 @@
 // free them after the call); parameters the host hands in are ours to free.
 // Each call runs in a fresh instance, so nothing outlives it anyway.
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,34 +73,225 @@ static char *read_trimmed(const char *path) {
     return out;
 }
 
-// The string value of top-level key `key` in a JSON object, malloc'd, or
-// NULL when absent or not a string. Enough for flat arguments; a manager
-// with structured arguments should use a JSON library (e.g. cJSON).
-static char *json_string_field(const str_t *json, const char *key) {
-    char pattern[128];
-    snprintf(pattern, sizeof pattern, "\"%s\"", key);
-    char *text = strndup((const char *)json->ptr, json->len);
-    char *at = strstr(text, pattern);
-    char *out = NULL;
-    if (at) {
-        at += strlen(pattern);
-        while (*at == ' ' || *at == ':') at++;
-        if (*at == '"') {
-            at++;
-            out = malloc(strlen(at) + 1);
-            size_t n = 0;
-            for (; *at && *at != '"'; at++) {
-                if (*at == '\\' && at[1]) at++;
-                out[n++] = *at;
+// --- reading the step's arguments ---
+// The arguments arrive as a JSON object. This reader finds top-level
+// fields: nested values are skipped whole (a key of the same name inside
+// them is not mistaken for the field), and strings are decoded (escapes,
+// \uXXXX as UTF-8). For arguments with structure, use a JSON library
+// (cJSON, compiled the same way; docs/managers/c.md).
+
+typedef struct {
+    const char *at, *end;
+} cursor_t;
+
+static void skip_space(cursor_t *c) {
+    while (c->at < c->end && (*c->at == ' ' || *c->at == '\t' || *c->at == '\n' || *c->at == '\r')) {
+        c->at++;
+    }
+}
+
+// Past the string literal starting at c->at; false when it is unterminated.
+static bool skip_string(cursor_t *c) {
+    for (c->at++; c->at < c->end; c->at++) {
+        if (*c->at == '\\') {
+            c->at++;
+        } else if (*c->at == '"') {
+            c->at++;
+            return true;
+        }
+    }
+    return false;
+}
+
+// Past one value of any kind; false when malformed or nested too deep.
+static bool skip_value(cursor_t *c, int depth) {
+    skip_space(c);
+    if (c->at >= c->end || depth > 64) {
+        return false;
+    }
+    char open = *c->at;
+    if (open == '"') {
+        return skip_string(c);
+    }
+    if (open == '{' || open == '[') {
+        char close = open == '{' ? '}' : ']';
+        c->at++;
+        skip_space(c);
+        if (c->at < c->end && *c->at == close) {
+            c->at++;
+            return true;
+        }
+        for (;;) {
+            if (open == '{') {
+                skip_space(c);
+                if (c->at >= c->end || *c->at != '"' || !skip_string(c)) {
+                    return false;
+                }
+                skip_space(c);
+                if (c->at >= c->end || *c->at++ != ':') {
+                    return false;
+                }
             }
-            out[n] = '\0';
-            if (*at != '"') {
-                free(out);
-                out = NULL;
+            if (!skip_value(c, depth + 1)) {
+                return false;
+            }
+            skip_space(c);
+            if (c->at >= c->end) {
+                return false;
+            }
+            char next = *c->at++;
+            if (next == close) {
+                return true;
+            }
+            if (next != ',') {
+                return false;
             }
         }
     }
-    free(text);
+    // A number, true, false or null.
+    const char *start = c->at;
+    while (c->at < c->end && (isalnum((unsigned char)*c->at) || strchr("+-.", *c->at) != NULL)) {
+        c->at++;
+    }
+    return c->at > start;
+}
+
+// The raw text of top-level field `key` of the JSON object `json` (the last
+// one if repeated); false when absent or when `json` is not an object.
+static bool json_field(const str_t *json, const char *key, cursor_t *value) {
+    cursor_t c = {(const char *)json->ptr, (const char *)json->ptr + json->len};
+    bool found = false;
+    skip_space(&c);
+    if (c.at >= c.end || *c.at++ != '{') {
+        return false;
+    }
+    skip_space(&c);
+    if (c.at < c.end && *c.at == '}') {
+        return false;
+    }
+    for (;;) {
+        skip_space(&c);
+        const char *name = c.at;
+        if (c.at >= c.end || *c.at != '"' || !skip_string(&c)) {
+            return false;
+        }
+        size_t name_len = (size_t)(c.at - name) - 2;
+        bool match = name_len == strlen(key) && memcmp(name + 1, key, name_len) == 0;
+        skip_space(&c);
+        if (c.at >= c.end || *c.at++ != ':') {
+            return false;
+        }
+        skip_space(&c);
+        const char *start = c.at;
+        if (!skip_value(&c, 0)) {
+            return false;
+        }
+        if (match) {
+            value->at = start;
+            value->end = c.at;
+            found = true;
+        }
+        skip_space(&c);
+        if (c.at >= c.end) {
+            return false;
+        }
+        char next = *c.at++;
+        if (next == '}') {
+            return found;
+        }
+        if (next != ',') {
+            return false;
+        }
+    }
+}
+
+static int hex4(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char h = p[i];
+        v <<= 4;
+        if (h >= '0' && h <= '9') {
+            v |= h - '0';
+        } else if (h >= 'a' && h <= 'f') {
+            v |= h - 'a' + 10;
+        } else if (h >= 'A' && h <= 'F') {
+            v |= h - 'A' + 10;
+        } else {
+            return -1;
+        }
+    }
+    return v;
+}
+
+static size_t put_utf8(char *out, unsigned cp) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+// The decoded string value of top-level field `key`, malloc'd; NULL when
+// the field is absent (*present false) or not a string (*present true).
+static char *json_string_field(const str_t *json, const char *key, bool *present) {
+    cursor_t v;
+    *present = json_field(json, key, &v);
+    if (!*present || *v.at != '"') {
+        return NULL;
+    }
+    // Decoding never lengthens: an escape is at least as long as its UTF-8.
+    char *out = malloc((size_t)(v.end - v.at) + 1);
+    size_t n = 0;
+    const char *last = v.end - 1;  // the closing quote
+    for (const char *p = v.at + 1; p < last; p++) {
+        if (*p != '\\') {
+            out[n++] = *p;
+            continue;
+        }
+        p++;
+        switch (*p) {
+        case 'n': out[n++] = '\n'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 'b': out[n++] = '\b'; break;
+        case 'f': out[n++] = '\f'; break;
+        case 'u': {
+            int cp = last - p > 4 ? hex4(p + 1) : -1;
+            if (cp < 0) {
+                free(out);
+                return NULL;
+            }
+            p += 4;
+            // A surrogate pair: one code point in two escapes.
+            if (cp >= 0xD800 && cp <= 0xDBFF && last - p > 6 && p[1] == '\\' && p[2] == 'u') {
+                int low = hex4(p + 3);
+                if (low >= 0xDC00 && low <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    p += 6;
+                }
+            }
+            n += put_utf8(out + n, (unsigned)cp);
+            break;
+        }
+        default: out[n++] = *p;  // \" \\ \/
+        }
+    }
+    out[n] = '\0';
     return out;
 }
 
@@ -187,10 +379,13 @@ bool exports_ironic_hardware_manager_execute_step(exports_ironic_hardware_manage
         free(call);
         goto out;
     }
-    char *message = json_string_field(args, "message");
+    bool present;
+    char *message = json_string_field(args, "message", &present);
     if (message == NULL) {
         set_error(err, IRONIC_HARDWARE_TYPES_MANAGER_ERROR_INVALID_ARGUMENT,
-                  "step example_step: missing required argument message (text to log and return)");
+                  present ? "step example_step: argument message must be a string"
+                          : "step example_step: missing required argument message (text to log "
+                            "and return)");
         goto out;
     }
     char line[256];
