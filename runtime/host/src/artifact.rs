@@ -55,7 +55,8 @@ pub enum LoadedFrom {
     Memory,
     /// Compiled by the baseline compiler (Winch) to serve at once; the
     /// optimised code is being compiled and takes its place when ready
-    /// (the manager then reports `Compiled`).
+    /// (the manager then reports how that was obtained: `Compiled`, or
+    /// `Cache`/`Memory` if the same bytes were optimised meanwhile).
     Baseline,
 }
 

@@ -501,12 +501,14 @@ fn optimise_worker(jobs: Receiver<OptimiseJob>) {
             continue;
         }
         let start = Instant::now();
+        // Usually compiled now; from memory or the cache when the same
+        // bytes were optimised meanwhile (another file, or another agent).
         let optimised = loader
             .component(&job.file, &job.bytes)
-            .and_then(|(component, _)| loader.link(&component, job.contract));
+            .and_then(|(component, from)| Ok((loader.link(&component, job.contract)?, from)));
         match (optimised, job.code.upgrade()) {
-            (Ok(pre), Some(code)) => {
-                code.replace(pre, LoadedFrom::Compiled);
+            (Ok((pre, from)), Some(code)) => {
+                code.replace(pre, from);
                 tracing::info!(manager = %job.name, elapsed_ms = start.elapsed().as_millis() as u64, "optimised code replaces the baseline code");
             }
             (Ok(_), None) => {}
