@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ironic_host::{DispatchError, Grants, HostConfig, Limits, StepKind};
+use ironic_host::{DispatchError, Grants, HostConfig, Limits, StepKind, Tiering};
 use serde_json::{json, Value};
 
 use crate::host::Host;
@@ -52,6 +52,18 @@ pub fn fixture_declaring(
     grants: &str,
     setup: impl FnOnce(&Path, &Path),
 ) -> Fixture {
+    fixture_compiled(hostile, declared, grants, setup, Tiering::default())
+}
+
+/// The fixture with both managers compiled as `tiering` says (e.g. baseline
+/// code only).
+pub fn fixture_compiled(
+    hostile: (&str, &str),
+    declared: Option<&str>,
+    grants: &str,
+    setup: impl FnOnce(&Path, &Path),
+    tiering: Tiering,
+) -> Fixture {
     let managers = managers_dir(&[hostile, ("test_manager_override", "override")]);
     let root = tempfile::tempdir().expect("hardware root");
     let programs = tempfile::tempdir().expect("program dir");
@@ -73,6 +85,7 @@ pub fn fixture_declaring(
         grants,
         limits: hostile_limits(),
         program_dirs: vec![programs.path().to_path_buf()],
+        tiering,
         ..HostConfig::new(managers.path(), root.path())
     })
     .expect("host starts");

@@ -7,13 +7,10 @@ use std::time::{Duration, Instant};
 
 use agent_tests::host::Host;
 use agent_tests::hostile::{
-    assert_host_still_serves, assert_names, declared_as_granted, fixture, fixture_declaring,
-    hostile_limits, step,
+    assert_host_still_serves, assert_names, fixture, fixture_compiled, fixture_declaring, step,
 };
 use agent_tests::{managers_dir, stand_in_program};
-use ironic_host::{
-    DispatchError, Grants, HostConfig, HostError, LoadedFrom, SandboxFailure, Tiering,
-};
+use ironic_host::{DispatchError, HostConfig, HostError, LoadedFrom, SandboxFailure, Tiering};
 use serde_json::json;
 
 #[test]
@@ -51,64 +48,34 @@ fn infinite_loop_times_out() {
 /// cap and trap handling as optimised code.
 #[test]
 fn baseline_code_is_held_to_the_same_limits() {
-    let managers = managers_dir(&[("test_manager_hostile", "hostile")]);
-    let root = tempfile::tempdir().expect("hardware root");
-    let grants = Grants::from_toml(
-        "[managers.\"*\"]\nlog = true\nprogress = true\n",
-        Path::new("grants.toml"),
-    )
-    .expect("grants");
-    std::fs::write(
-        managers.path().join("hostile.manifest.toml"),
-        declared_as_granted(&grants, "hostile"),
-    )
-    .expect("manifest");
-    let host = Host::start(HostConfig {
-        grants,
-        limits: hostile_limits(),
-        tiering: Tiering::BaselineOnly,
-        ..HostConfig::new(managers.path(), root.path())
-    })
-    .expect("host starts");
-    let loaded = host.managers();
-    assert_eq!(loaded.len(), 1, "{:?}", host.rejected());
-    assert_eq!(loaded[0].loaded_from, LoadedFrom::Baseline);
-
-    let started = Instant::now();
-    let err = step(&host, "hostile_loop", json!({})).expect_err("loop must be stopped");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
+    let f = fixture_compiled(
+        ("test_manager_hostile", "hostile"),
+        None,
+        "",
+        |_, _| {},
+        Tiering::BaselineOnly,
     );
-    assert!(
-        matches!(
-            &err,
-            DispatchError::Sandbox {
-                failure: SandboxFailure::Timeout,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let err = step(&host, "hostile_membomb", json!({})).expect_err("bomb must be stopped");
-    assert!(
-        matches!(
-            &err,
-            DispatchError::Sandbox {
-                failure: SandboxFailure::MemoryLimit,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let err = step(&host, "hostile_panic", json!({})).expect_err("panic must fail the call");
-    assert!(
-        err.to_string()
-            .contains("hostile manager panicked on purpose"),
-        "{err}"
-    );
-    assert_eq!(host.managers()[0].loaded_from, LoadedFrom::Baseline);
+    for m in f.host.managers() {
+        assert_eq!(m.loaded_from, LoadedFrom::Baseline, "{}", m.name);
+    }
+    for (name, expected) in [
+        ("hostile_loop", SandboxFailure::Timeout),
+        ("hostile_membomb", SandboxFailure::MemoryLimit),
+        ("hostile_panic", SandboxFailure::Trap),
+    ] {
+        let started = Instant::now();
+        let err = step(&f.host, name, json!({})).expect_err(name);
+        assert!(
+            matches!(&err, DispatchError::Sandbox { failure, .. } if *failure == expected),
+            "{name}: {err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_host_still_serves(&f.host);
 }
 
 #[test]
