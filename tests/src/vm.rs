@@ -7,7 +7,7 @@
 //! through a forwarded 127.0.0.1 port that the agent advertises.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::ironic::Ironic;
@@ -18,6 +18,9 @@ pub const VM_MAC: &str = "52:54:00:49:52:01";
 pub const SMALL_SERIAL: &str = "VM-SMALL-0001";
 pub const TARGET_SERIAL: &str = "VM-TARGET-0002";
 pub const GIB: u64 = 1 << 30;
+/// OVMF's code and variable store templates (Debian's `ovmf`).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// The host's loopback as the guest sees it on QEMU's user-mode network.
 pub const HOST_FROM_GUEST: &str = "10.0.2.2";
 
@@ -28,6 +31,148 @@ pub fn program(name: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.exists())
     })
+}
+
+/// An exclusive lock on a file under the target directory, held while the
+/// guard lives: parallel test binaries build shared artifacts once.
+pub fn build_lock(name: &str) -> std::fs::File {
+    let lock = std::fs::File::create(crate::target_dir().join(name)).expect("lock file");
+    lock.lock().expect("taking the build lock");
+    lock
+}
+
+/// The guest's architecture: what differs between the machines QEMU
+/// emulates. Everything else (Ironic, disks, network, phases) is shared.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Aarch64 => "qemu-system-aarch64",
+        }
+    }
+
+    pub fn qemu(self) -> Option<PathBuf> {
+        program(self.qemu_name())
+    }
+
+    pub fn qemu_command(self) -> Command {
+        Command::new(
+            self.qemu()
+                .unwrap_or_else(|| panic!("{} is not installed", self.qemu_name())),
+        )
+    }
+
+    /// QEMU's machine: a PC, or the generic Arm `virt` board (PCIe, PL011
+    /// serial, booted with a device tree QEMU generates).
+    pub fn machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "q35",
+            Arch::Aarch64 => "virt",
+        }
+    }
+
+    /// CPU model under TCG. For aarch64, `max` with QEMU's own pointer
+    /// authentication algorithm: the architected one (QARMA) costs TCG a lot
+    /// on every function entry and return (QEMU's docs/system/arm/cpu-features.rst).
+    pub fn tcg_cpu(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "max",
+            Arch::Aarch64 => "max,pauth-impdef=on",
+        }
+    }
+
+    /// The kernel's serial console on that machine.
+    pub fn console(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "ttyS0",
+            Arch::Aarch64 => "ttyAMA0",
+        }
+    }
+
+    /// The node's `cpu_arch` in Ironic.
+    pub fn ironic_cpu_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// KVM runs only guests of the host's own architecture.
+    pub fn is_host(self) -> bool {
+        std::env::consts::ARCH == self.ironic_cpu_arch()
+    }
+}
+
+/// KVM when it can boot the ramdisk's kernel, else TCG (software
+/// emulation). An openable /dev/kvm is not enough: some hosts (nested,
+/// paravirtualised KVM) expose one that runs only specially built guest
+/// kernels, and QEMU then hangs silently. So the probe boots the kernel and
+/// waits for its first console line. `VM_ACCEL=kvm|tcg` skips the probe.
+pub fn accelerator(arch: Arch, ramdisk: &Path, scratch: &Path) -> &'static str {
+    if !arch.is_host() {
+        return "tcg";
+    }
+    match std::env::var("VM_ACCEL").as_deref() {
+        Ok("kvm") => return "kvm",
+        Ok("tcg") => return "tcg",
+        _ => {}
+    }
+    let usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !usable {
+        return "tcg";
+    }
+    let console = scratch.join("kvm-probe.log");
+    let mut child = arch
+        .qemu_command()
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-machine",
+            arch.machine(),
+        ])
+        .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
+        .arg(ramdisk.join("vmlinuz"))
+        .args([
+            "-append",
+            &format!("console={} panic=-1 rdinit=/nonexistent", arch.console()),
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .args(["-monitor", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut booted = false;
+    while Instant::now() < deadline && !booted {
+        booted = std::fs::read_to_string(&console).is_ok_and(|c| c.contains("Linux version"));
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if booted {
+        "kvm"
+    } else {
+        eprintln!("/dev/kvm does not boot a stock kernel here; using TCG");
+        "tcg"
+    }
 }
 
 /// The kernel and initramfs to boot: `RAMDISK_DIR` (relative to the
@@ -41,9 +186,7 @@ pub fn ramdisk() -> PathBuf {
     let out = crate::target_dir().join("ramdisk-test");
     // Several test binaries may want it at once: one builds, the others wait
     // and then find it fresh.
-    let lock = std::fs::File::create(crate::target_dir().join("ramdisk-test.lock"))
-        .expect("ramdisk lock file");
-    lock.lock().expect("locking the ramdisk build");
+    let _lock = build_lock("ramdisk-test.lock");
     let agent = crate::agent_binary();
     let generic = crate::guest_component("generic_manager");
     let sources = crate::workspace_root().join("ramdisk");
@@ -74,6 +217,138 @@ pub fn ramdisk() -> PathBuf {
 pub fn sparse_disk(path: &Path, size: u64) {
     let f = std::fs::File::create(path).expect("disk file");
     f.set_len(size).expect("disk size");
+}
+
+/// A VM booted directly from our kernel and initramfs, its agent pointed
+/// at Ironic on the host.
+pub struct VmSpec<'a> {
+    pub arch: Arch,
+    pub ramdisk: &'a Path,
+    /// The NIC's MAC: Ironic finds the node by it at lookup.
+    pub mac: &'a str,
+    /// Disk files and their serials (virtio-blk).
+    pub disks: &'a [(PathBuf, String)],
+    pub memory_mib: u32,
+    pub accel: &'static str,
+    pub ironic_port: u16,
+    pub agent_port: u16,
+    pub console: PathBuf,
+    /// UEFI firmware with this variable store (a copy of OVMF_VARS the test
+    /// owns), else legacy BIOS.
+    pub uefi_vars: Option<PathBuf>,
+    /// More kernel parameters.
+    pub cmdline: String,
+}
+
+/// A running VM; killed (power cut) on drop.
+pub struct Vm {
+    pub child: Child,
+    pub started: Instant,
+    pub console: PathBuf,
+}
+
+impl Vm {
+    pub fn boot(spec: &VmSpec) -> Vm {
+        let kvm = spec.accel == "kvm";
+        let cmdline = format!(
+            "console={console} panic=-1 \
+             ipa-api-url=http://10.0.2.2:{ironic} \
+             ipa-advertise-host=127.0.0.1 ipa-advertise-port={agent} ipa-advertise-protocol=http \
+             {extra}",
+            ironic = spec.ironic_port,
+            agent = spec.agent_port,
+            extra = spec.cmdline,
+            console = spec.arch.console(),
+        );
+        let mut cmd = spec.arch.qemu_command();
+        cmd.args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .args(["-machine", spec.arch.machine()])
+            .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+            .args(["-cpu", if kvm { "host" } else { spec.arch.tcg_cpu() }])
+            .args(["-smp", "2", "-m", &spec.memory_mib.to_string()]);
+        if let Some(vars) = &spec.uefi_vars {
+            cmd.args([
+                "-drive",
+                &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                "-drive",
+                &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            ]);
+        }
+        cmd.arg("-kernel")
+            .arg(spec.ramdisk.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(spec.ramdisk.join("initramfs.img"))
+            .args(["-append", &cmdline])
+            .arg("-serial")
+            .arg(format!("file:{}", spec.console.display()))
+            .args(["-monitor", "none"])
+            .args([
+                "-netdev",
+                &format!(
+                    "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:9999",
+                    spec.agent_port
+                ),
+                "-device",
+                &format!("virtio-net-pci,netdev=net0,mac={}", spec.mac),
+            ]);
+        for (i, (file, serial)) in spec.disks.iter().enumerate() {
+            cmd.args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=none,id=disk{i},discard=unmap,detect-zeroes=unmap",
+                    file.display()
+                ),
+                "-device",
+                &format!("virtio-blk-pci,drive=disk{i},serial={serial}"),
+            ]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", spec.arch.qemu_name()));
+        Vm {
+            child,
+            started: Instant::now(),
+            console: spec.console.clone(),
+        }
+    }
+
+    /// Whether QEMU is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the guest to power itself off (QEMU exits).
+    pub fn wait_powered_off(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.running() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// The last 12 KiB of the console, for failure messages.
+    pub fn console_tail(&self) -> String {
+        let text = std::fs::read(&self.console).unwrap_or_default();
+        let start = text.len().saturating_sub(12 << 10);
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+
+    pub fn console_text(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A plain-HTTP forward proxy on 127.0.0.1, as a provisioning network's

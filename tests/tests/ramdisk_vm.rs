@@ -21,251 +21,15 @@
 //! skips them with a message; without QEMU (`make setup`, `make
 //! ramdisk-aarch64` install it) they fail.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use agent_tests::ironic::*;
 use agent_tests::vm::{
-    self, program, ramdisk, sparse_disk, ForwardProxy, GIB, SMALL_SERIAL, TARGET_SERIAL, VM_MAC,
+    self, accelerator, ramdisk, sparse_disk, Arch, ForwardProxy, Vm, VmSpec, GIB, SMALL_SERIAL,
+    TARGET_SERIAL, VM_MAC,
 };
 use serde_json::json;
-
-/// The guest's architecture: what differs between the machines QEMU
-/// emulates. Everything else (Ironic, disks, network, phases) is shared.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    fn qemu_name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "qemu-system-x86_64",
-            Arch::Aarch64 => "qemu-system-aarch64",
-        }
-    }
-
-    fn qemu(self) -> Option<PathBuf> {
-        program(self.qemu_name())
-    }
-
-    fn qemu_command(self) -> Command {
-        Command::new(
-            self.qemu()
-                .unwrap_or_else(|| panic!("{} is not installed", self.qemu_name())),
-        )
-    }
-
-    /// QEMU's machine: a PC, or the generic Arm `virt` board (PCIe, PL011
-    /// serial, booted with a device tree QEMU generates).
-    fn machine(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "q35",
-            Arch::Aarch64 => "virt",
-        }
-    }
-
-    /// CPU model under TCG. For aarch64, `max` with QEMU's own pointer
-    /// authentication algorithm: the architected one (QARMA) costs TCG a lot
-    /// on every function entry and return (QEMU's docs/system/arm/cpu-features.rst).
-    fn tcg_cpu(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "max",
-            Arch::Aarch64 => "max,pauth-impdef=on",
-        }
-    }
-
-    /// The kernel's serial console on that machine.
-    fn console(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "ttyS0",
-            Arch::Aarch64 => "ttyAMA0",
-        }
-    }
-
-    /// The node's `cpu_arch` in Ironic.
-    fn ironic_cpu_arch(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
-    /// KVM runs only guests of the host's own architecture.
-    fn is_host(self) -> bool {
-        std::env::consts::ARCH == self.ironic_cpu_arch()
-    }
-}
-
-/// KVM when it can boot the ramdisk's kernel, else TCG (software
-/// emulation). An openable /dev/kvm is not enough: some hosts (nested,
-/// paravirtualised KVM) expose one that runs only specially built guest
-/// kernels, and QEMU then hangs silently. So the probe boots the kernel and
-/// waits for its first console line. `VM_ACCEL=kvm|tcg` skips the probe.
-fn accelerator(arch: Arch, ramdisk: &Path, scratch: &Path) -> &'static str {
-    if !arch.is_host() {
-        return "tcg";
-    }
-    match std::env::var("VM_ACCEL").as_deref() {
-        Ok("kvm") => return "kvm",
-        Ok("tcg") => return "tcg",
-        _ => {}
-    }
-    let usable = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !usable {
-        return "tcg";
-    }
-    let console = scratch.join("kvm-probe.log");
-    let mut child = arch
-        .qemu_command()
-        .args([
-            "-nodefaults",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-machine",
-            arch.machine(),
-        ])
-        .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
-        .arg(ramdisk.join("vmlinuz"))
-        .args([
-            "-append",
-            &format!("console={} panic=-1 rdinit=/nonexistent", arch.console()),
-        ])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .args(["-monitor", "none"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut booted = false;
-    while Instant::now() < deadline && !booted {
-        booted = std::fs::read_to_string(&console).is_ok_and(|c| c.contains("Linux version"));
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    if booted {
-        "kvm"
-    } else {
-        eprintln!("/dev/kvm does not boot a stock kernel here; using TCG");
-        "tcg"
-    }
-}
-
-/// A running VM; killed (power cut) on drop.
-struct Vm {
-    child: Child,
-    started: Instant,
-    console: PathBuf,
-}
-
-struct VmSpec<'a> {
-    arch: Arch,
-    ramdisk: &'a Path,
-    disks: &'a [(PathBuf, &'a str)],
-    memory_mib: u32,
-    accel: &'static str,
-    ironic_port: u16,
-    agent_port: u16,
-    console: PathBuf,
-}
-
-impl Vm {
-    fn boot(spec: &VmSpec) -> Vm {
-        let kvm = spec.accel == "kvm";
-        let arch = spec.arch;
-        let cmdline = format!(
-            "console={console} panic=-1 \
-             ipa-api-url=http://10.0.2.2:{ironic} \
-             ipa-advertise-host=127.0.0.1 ipa-advertise-port={agent} ipa-advertise-protocol=http \
-             ipa-inspection-collectors=default,logs",
-            ironic = spec.ironic_port,
-            agent = spec.agent_port,
-            console = arch.console(),
-        );
-        let mut cmd = arch.qemu_command();
-        cmd.args(["-nodefaults", "-display", "none", "-no-reboot"])
-            .args(["-machine", arch.machine()])
-            .args(["-accel", if kvm { "kvm" } else { "tcg" }])
-            .args(["-cpu", if kvm { "host" } else { arch.tcg_cpu() }])
-            .args(["-smp", "2", "-m", &spec.memory_mib.to_string()])
-            .arg("-kernel")
-            .arg(spec.ramdisk.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(spec.ramdisk.join("initramfs.img"))
-            .args(["-append", &cmdline])
-            .arg("-serial")
-            .arg(format!("file:{}", spec.console.display()))
-            .args(["-monitor", "none"])
-            .args([
-                "-netdev",
-                &format!(
-                    "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:9999",
-                    spec.agent_port
-                ),
-                "-device",
-                &format!("virtio-net-pci,netdev=net0,mac={VM_MAC}"),
-            ]);
-        for (i, (file, serial)) in spec.disks.iter().enumerate() {
-            cmd.args([
-                "-drive",
-                &format!(
-                    "file={},format=raw,if=none,id=disk{i},discard=unmap,detect-zeroes=unmap",
-                    file.display()
-                ),
-                "-device",
-                &format!("virtio-blk-pci,drive=disk{i},serial={serial}"),
-            ]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", arch.qemu_name()));
-        Vm {
-            child,
-            started: Instant::now(),
-            console: spec.console.clone(),
-        }
-    }
-
-    /// Waits for the guest to power itself off (QEMU exits).
-    fn wait_powered_off(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
-    fn console_text(&self) -> String {
-        std::fs::read_to_string(&self.console).unwrap_or_default()
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Polls Ironic until the node is in one of `states`; fails early with the
 /// VM's console when the node fails, or when the VM stops and the phase does
@@ -367,8 +131,8 @@ fn cycle(arch: Arch, ramdisk: PathBuf) {
     sparse_disk(&small, 5 * GIB);
     sparse_disk(&target, 8 * GIB);
     let disks = [
-        (small.clone(), SMALL_SERIAL),
-        (target.clone(), TARGET_SERIAL),
+        (small.clone(), SMALL_SERIAL.to_string()),
+        (target.clone(), TARGET_SERIAL.to_string()),
     ];
     let mut boots = 0;
     let mut boot = || {
@@ -376,12 +140,15 @@ fn cycle(arch: Arch, ramdisk: PathBuf) {
         Vm::boot(&VmSpec {
             arch,
             ramdisk: &ramdisk,
+            mac: VM_MAC,
             disks: &disks,
             memory_mib,
             accel,
             ironic_port: ironic.port,
             agent_port: agent_tests::free_port(),
             console: work.join(format!("console-{boots}.log")),
+            uefi_vars: None,
+            cmdline: "ipa-inspection-collectors=default,logs".into(),
         })
     };
 

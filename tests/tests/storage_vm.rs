@@ -95,7 +95,9 @@ impl Rig {
     fn boot(&mut self, disks: &[(PathBuf, String)], uefi_vars: Option<&Path>) -> Vm {
         self.boots += 1;
         Vm::boot(&VmSpec {
+            arch: Arch::X86_64,
             ramdisk: &self.ramdisk,
+            mac: VM_MAC,
             disks,
             memory_mib: 512,
             accel: self.accel,
@@ -347,7 +349,7 @@ fn software_raid_under_a_real_ironic() {
         return;
     }
     assert!(
-        qemu().is_some(),
+        Arch::X86_64.qemu().is_some(),
         "qemu-system-x86_64 is missing: run `make setup`"
     );
     let _one = one_ironic();
@@ -423,7 +425,7 @@ fn partition_images_and_boot_loaders_under_a_real_ironic() {
         return;
     }
     assert!(
-        qemu().is_some(),
+        Arch::X86_64.qemu().is_some(),
         "qemu-system-x86_64 is missing: run `make setup`"
     );
     assert!(
