@@ -106,4 +106,27 @@ impl SimAgent {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.sim.root.join(".ironic-sim/agent.log")).unwrap_or_default()
     }
+
+    /// Programs the machine has no stand-in for: what would have run
+    /// (`program args...`).
+    pub fn skipped(&self) -> Vec<String> {
+        self.sim
+            .recorded_actions()
+            .into_iter()
+            .filter(|a| a["action"] == "program_skipped")
+            .map(|a| {
+                let args: Vec<String> = a["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect();
+                format!(
+                    "{} {}",
+                    a["program"].as_str().unwrap_or_default(),
+                    args.join(" ")
+                )
+            })
+            .collect()
+    }
 }

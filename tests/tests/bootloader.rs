@@ -18,128 +18,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use agent_tests::ironic::{read_at, sha256_of, write_at, ImageServer};
-use agent_tests::{agent_binary, free_port, managers_dir, shared_cwasm_cache};
-use ironic_sim::{BootMode, MachineDescription, SimMachine};
+use agent_tests::sim_agent::SimAgent as Agent;
+use ironic_sim::BootMode;
 use serde_json::{json, Value};
 
-const TOKEN: &str = "bootloader-test-token";
 const MIB: u64 = 1 << 20;
 const ROOT_FS_UUID: &str = "7d4c1f60-2f0e-4b8e-9a51-3e2d1c0b9a87";
-
-struct Agent {
-    child: Child,
-    port: u16,
-    sim: SimMachine,
-    _managers: tempfile::TempDir,
-    http: reqwest::blocking::Client,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start(dir: &Path, boot: BootMode, config: &str) -> Agent {
-        let mut desc =
-            MachineDescription::from_toml(ironic_sim::DEFAULT_MACHINE, Path::new("default.toml"))
-                .unwrap();
-        desc.boot.mode = boot;
-        let sim = ironic_sim::create(&desc, &dir.join("machine")).unwrap();
-        let conf = dir.join("agent.conf");
-        std::fs::write(&conf, config).unwrap();
-        let managers = managers_dir(&[("generic_manager", "generic")]);
-        let port = free_port();
-        let child = Command::new(agent_binary())
-            .arg("--standalone")
-            .arg("--hardware-root")
-            .arg(&sim.root)
-            .arg("--managers-dir")
-            .arg(managers.path())
-            .arg("--cache-dir")
-            .arg(shared_cwasm_cache())
-            .arg("--config-file")
-            .arg(&conf)
-            .args(["--listen-host", "127.0.0.1", "--listen-port"])
-            .arg(port.to_string())
-            .args(["--agent-token", TOKEN])
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(sim.root.join(".ironic-sim/agent.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child,
-            port,
-            sim,
-            _managers: managers,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .unwrap(),
-        };
-        let t = Instant::now();
-        while !agent
-            .http
-            .get(format!("http://127.0.0.1:{port}/v1/status"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "agent never served /v1/status"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        agent
-    }
-
-    fn run(&self, name: &str, params: Value) -> Value {
-        let r = self
-            .http
-            .post(format!(
-                "http://127.0.0.1:{}/v1/commands/?wait=true&agent_token={TOKEN}",
-                self.port
-            ))
-            .json(&json!({"name": name, "params": params}))
-            .send()
-            .unwrap();
-        let v: Value = r.json().unwrap();
-        v
-    }
-
-    fn disk(&self) -> PathBuf {
-        self.sim.disk_path("sda")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.sim.root.join(".ironic-sim/agent.log")).unwrap_or_default()
-    }
-
-    /// Programs the machine has no stand-in for: what would have run.
-    fn skipped(&self) -> Vec<String> {
-        self.sim
-            .recorded_actions()
-            .into_iter()
-            .filter(|a| a["action"] == "program_skipped")
-            .map(|a| {
-                let args: Vec<String> = a["args"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_str().unwrap().to_string())
-                    .collect();
-                format!("{} {}", a["program"].as_str().unwrap(), args.join(" "))
-            })
-            .collect()
-    }
-}
 
 /// An ext4 root file system of `mib` MiB made from `tree` (`mkfs.ext4 -d`,
 /// no mount needed), with a known UUID.

@@ -11,110 +11,17 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use agent_tests::ironic::{read_at, sha256_of, write_at, ImageServer};
-use agent_tests::{agent_binary, free_port, managers_dir, shared_cwasm_cache, workspace_root};
-use ironic_sim::{BootMode, MachineDescription, SimMachine};
-use serde_json::{json, Value};
+use agent_tests::sim_agent::SimAgent as Agent;
+use agent_tests::workspace_root;
+use ironic_sim::{BootMode, SimMachine};
+use serde_json::json;
 
-const TOKEN: &str = "partition-test-token";
 const MIB: u64 = 1 << 20;
 const ROOT_FS_UUID: &str = "5b1f0a4e-7c1d-4e8a-9c55-0d6f3a2b9e11";
-
-/// A standalone agent on a simulated machine; killed on drop.
-struct Agent {
-    child: Child,
-    port: u16,
-    sim: SimMachine,
-    _managers: tempfile::TempDir,
-    http: reqwest::blocking::Client,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn start(dir: &Path, boot: BootMode) -> Agent {
-        let mut desc =
-            MachineDescription::from_toml(ironic_sim::DEFAULT_MACHINE, Path::new("default.toml"))
-                .unwrap();
-        desc.boot.mode = boot;
-        let sim = ironic_sim::create(&desc, &dir.join("machine")).unwrap();
-        let managers = managers_dir(&[("generic_manager", "generic")]);
-        let port = free_port();
-        let child = Command::new(agent_binary())
-            .arg("--standalone")
-            .arg("--hardware-root")
-            .arg(&sim.root)
-            .arg("--managers-dir")
-            .arg(managers.path())
-            .arg("--cache-dir")
-            .arg(shared_cwasm_cache())
-            .args(["--listen-host", "127.0.0.1", "--listen-port"])
-            .arg(port.to_string())
-            .args(["--agent-token", TOKEN])
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(sim.root.join(".ironic-sim/agent.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let agent = Agent {
-            child,
-            port,
-            sim,
-            _managers: managers,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .unwrap(),
-        };
-        let t = Instant::now();
-        while !agent
-            .http
-            .get(format!("http://127.0.0.1:{port}/v1/status"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "agent never served /v1/status"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        agent
-    }
-
-    /// Runs a command to completion (`wait=true`) and returns its record.
-    fn run(&self, name: &str, params: Value) -> Value {
-        let r = self
-            .http
-            .post(format!(
-                "http://127.0.0.1:{}/v1/commands/?wait=true&agent_token={TOKEN}",
-                self.port
-            ))
-            .json(&json!({"name": name, "params": params}))
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        let v: Value = r.json().unwrap();
-        assert_eq!(status, 200, "{name}: {v}");
-        v
-    }
-
-    fn disk(&self) -> PathBuf {
-        self.sim.disk_path("sda")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.sim.root.join(".ironic-sim/agent.log")).unwrap_or_default()
-    }
-}
 
 /// An ext4 file system image with a known UUID (made on the test's own file).
 fn root_image(path: &Path, mib: u64) {
@@ -185,7 +92,7 @@ fn uefi_partition_image_with_config_drive_through_the_api() {
         .collect();
     let configdrive = agent_tests::gzip_base64(&cd_bytes, dir.path(), 76);
 
-    let agent = Agent::start(dir.path(), BootMode::Uefi);
+    let agent = Agent::start(dir.path(), BootMode::Uefi, "");
     let disk = agent.disk();
     // A previous tenant's data where the new partitions go.
     write_at(&disk, 600 * MIB, &[0xAA; 4096]);
@@ -307,7 +214,7 @@ fn bios_msdos_partition_image_and_its_uuids() {
     let image = images.join("root.img");
     root_image(&image, 16);
     let server = ImageServer::start(&images);
-    let agent = Agent::start(dir.path(), BootMode::Bios);
+    let agent = Agent::start(dir.path(), BootMode::Bios, "");
     let disk = agent.disk();
     let v = agent.run(
         "standby.prepare_image",
@@ -378,7 +285,7 @@ fn whole_disk_image_gets_gpt_fixup_and_config_drive_partition() {
     let cd_bytes: Vec<u8> = (0..(MIB + 99)).map(|i| (i % 241) as u8).collect();
     let configdrive = agent_tests::gzip_base64(&cd_bytes, dir.path(), 76);
 
-    let agent = Agent::start(dir.path(), BootMode::Bios);
+    let agent = Agent::start(dir.path(), BootMode::Bios, "");
     let disk = agent.disk();
     let disk_len = std::fs::metadata(&disk).unwrap().len();
     let v = agent.run(
