@@ -234,6 +234,59 @@ impl Ironic {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+
+    /// Runs a manual clean of `steps` and waits until it is over (the node
+    /// back in `manageable` or in `clean failed`, within 300 s); returns
+    /// the node.
+    pub fn manual_clean(&self, uuid: &str, steps: Value) -> Value {
+        let before = self.node(uuid)["provision_updated_at"].clone();
+        self.provision_with(uuid, "clean", json!({"clean_steps": steps}));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let node = self.node(uuid);
+            let state = node["provision_state"].as_str().unwrap_or_default();
+            let moved = node["provision_updated_at"] != before;
+            if moved && (state == "manageable" || state == "clean failed") {
+                return node;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "manual clean still in {state}: {}",
+                node["last_error"]
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// An Ironic with fast track (the agent, and what it loaded, stays up
+/// between operations), a manageable node enrolled for `mac` and powered
+/// on, and the agent of the simulated machine at `root` heartbeating to it:
+/// where an operator's manual cleaning starts.
+pub fn fast_track_node(root: &Path, mac: &str) -> (Ironic, String, Agent) {
+    let ironic = Ironic::start_with_conf(false, "[deploy]\nfast_track = True\n");
+    let uuid = ironic.enroll(mac);
+    let (s, body) = ironic.call(
+        reqwest::Method::PUT,
+        &format!("/v1/nodes/{uuid}/states/power"),
+        Some(json!({"target": "power on"})),
+    );
+    assert_eq!(s, 202, "{body}");
+    let agent = start_agent(
+        root,
+        &ironic,
+        crate::free_port(),
+        "ipa-advertise-protocol=http",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ironic.node(&uuid)["driver_internal_info"]["agent_last_heartbeat"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat while manageable (fast track)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (ironic, uuid, agent)
 }
 
 impl Drop for Ironic {

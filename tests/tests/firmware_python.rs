@@ -208,29 +208,6 @@ fn fetches_checks_and_flashes_with_progress() {
     assert!(err.contains("denied"), "{err}");
 }
 
-/// Runs a manual clean of `steps` and waits until it is over (the node back
-/// in `manageable` or in `clean failed`); returns the node.
-fn manual_clean(ironic: &Ironic, uuid: &str, steps: Value) -> Value {
-    let before = ironic.node(uuid)["provision_updated_at"].clone();
-    ironic.provision_with(uuid, "clean", json!({"clean_steps": steps}));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let node = ironic.node(uuid);
-        let state = node["provision_state"].as_str().unwrap_or_default();
-        if node["provision_updated_at"] != before
-            && (state == "manageable" || state == "clean failed")
-        {
-            return node;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "manual clean still in {state}: {}",
-            node["last_error"]
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn hot_loaded_with_its_grants_through_ironic_manual_cleaning() {
     if skip() {
@@ -248,24 +225,7 @@ fn hot_loaded_with_its_grants_through_ironic_manual_cleaning() {
     let fw_sha = firmware(&served, "bmc-7.1.bin", 1 << 20);
     let server = ImageServer::start(&served);
 
-    // Fast track keeps the agent (and what it loaded) between operations.
-    // Only this test of this binary starts Ironic.
-    std::env::set_var("IRONIC_EXTRA_CONF", "[deploy]\nfast_track = True\n");
-    let ironic = Ironic::start(false);
-    let uuid = ironic.enroll(&mac);
-    let (s, body) = ironic.call(
-        reqwest::Method::PUT,
-        &format!("/v1/nodes/{uuid}/states/power"),
-        Some(json!({"target": "power on"})),
-    );
-    assert_eq!(s, 202, "{body}");
-    let port = agent_tests::free_port();
-    let _agent = start_agent(&root, &ironic, port, "ipa-advertise-protocol=http");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ironic.node(&uuid)["driver_internal_info"]["agent_last_heartbeat"].is_null() {
-        assert!(Instant::now() < deadline, "no heartbeat while manageable");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (ironic, uuid, _agent) = fast_track_node(&root, &mac);
     let load = |grants: Option<Value>| {
         let mut args = json!({"url": server.url(&format!("{STEM}.wasm")), "sha256": wasm_sha});
         if let Some(g) = grants {
@@ -275,7 +235,7 @@ fn hot_loaded_with_its_grants_through_ironic_manual_cleaning() {
     };
 
     // 1. Without grants: refused, naming what is missing; nothing installed.
-    let node = manual_clean(&ironic, &uuid, load(None));
+    let node = ironic.manual_clean(&uuid, load(None));
     assert_eq!(node["provision_state"], "clean failed");
     let error = node["last_error"].as_str().unwrap_or_default();
     assert!(
@@ -298,7 +258,7 @@ fn hot_loaded_with_its_grants_through_ironic_manual_cleaning() {
     // 2. With its grants (the operator's table, as JSON): loaded.
     let grants = serde_json::to_value(grants_table()).unwrap();
     let t = Instant::now();
-    let node = manual_clean(&ironic, &uuid, load(Some(grants)));
+    let node = ironic.manual_clean(&uuid, load(Some(grants)));
     assert_eq!(
         node["provision_state"], "manageable",
         "{}",
@@ -317,8 +277,7 @@ fn hot_loaded_with_its_grants_through_ironic_manual_cleaning() {
 
     // 3. Its step, in a second manual clean.
     let t = Instant::now();
-    let node = manual_clean(
-        &ironic,
+    let node = ironic.manual_clean(
         &uuid,
         json!([{
             "interface": "deploy",

@@ -28,34 +28,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use agent_tests::ironic::*;
 use serde_json::{json, Value};
 
 const MANAGER: &str = "vendor_profile_hardware_manager";
-
-/// Runs a manual clean of `steps` and waits until it is over: the node back
-/// in `manageable` or in `clean failed`. Returns the node.
-fn manual_clean(ironic: &Ironic, uuid: &str, steps: Value) -> Value {
-    let before = ironic.node(uuid)["provision_updated_at"].clone();
-    ironic.provision_with(uuid, "clean", json!({"clean_steps": steps}));
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let node = ironic.node(uuid);
-        let state = node["provision_state"].as_str().unwrap_or_default();
-        let moved = node["provision_updated_at"] != before;
-        if moved && (state == "manageable" || state == "clean failed") {
-            return node;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "manual clean still in {state}: {}",
-            node["last_error"]
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn load_step(url: &str, sha256: &str, name: &str) -> Value {
     json!([{
@@ -87,33 +65,11 @@ fn operator_loads_a_manager_then_runs_its_step_through_manual_cleaning() {
     let sha = serve(&served, "vendor-profile.wasm");
     let server = ImageServer::start(&served);
 
-    // Fast track keeps the agent (and what it loaded) between operations.
-    // Only this test binary starts Ironic, so setting the variable here
-    // cannot leak into another test.
-    std::env::set_var("IRONIC_EXTRA_CONF", "[deploy]\nfast_track = True\n");
-    let ironic = Ironic::start(false);
-    let uuid = ironic.enroll(&mac);
-    let (s, body) = ironic.call(
-        reqwest::Method::PUT,
-        &format!("/v1/nodes/{uuid}/states/power"),
-        Some(json!({"target": "power on"})),
-    );
-    assert_eq!(s, 202, "{body}");
-    let port = agent_tests::free_port();
-    let _agent = start_agent(&root, &ironic, port, "ipa-advertise-protocol=http");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ironic.node(&uuid)["driver_internal_info"]["agent_last_heartbeat"].is_null() {
-        assert!(
-            Instant::now() < deadline,
-            "no heartbeat while manageable (fast track)"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (ironic, uuid, _agent) = fast_track_node(&root, &mac);
 
     // 1. Load the vendor manager.
     let t = Instant::now();
-    let node = manual_clean(
-        &ironic,
+    let node = ironic.manual_clean(
         &uuid,
         load_step(&server.url("vendor-profile.wasm"), &sha, "vendor-profile"),
     );
@@ -136,8 +92,7 @@ fn operator_loads_a_manager_then_runs_its_step_through_manual_cleaning() {
     // 2. Its step, in a second manual clean: Ironic refreshes the agent's
     //    steps when the clean starts, so it validates and runs it.
     let t = Instant::now();
-    let node = manual_clean(
-        &ironic,
+    let node = ironic.manual_clean(
         &uuid,
         json!([{
             "interface": "deploy",
@@ -175,8 +130,7 @@ fn operator_loads_a_manager_then_runs_its_step_through_manual_cleaning() {
 
     // 3. A wrong digest: the clean fails, saying why, and nothing is installed.
     let wrong = "0".repeat(64);
-    let node = manual_clean(
-        &ironic,
+    let node = ironic.manual_clean(
         &uuid,
         load_step(&server.url("vendor-profile.wasm"), &wrong, "other-vendor"),
     );
