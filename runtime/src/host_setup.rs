@@ -44,6 +44,13 @@ pub struct HostFlags {
     #[arg(long)]
     pub no_watch_managers: bool,
 
+    /// Compile a manager that arrives without a precompiled artifact with
+    /// the optimising compiler before serving it (by default it is served
+    /// at once from baseline code, replaced by the optimised code when
+    /// that is ready; docs/managers/README.md).
+    #[arg(long)]
+    pub no_baseline_compile: bool,
+
     /// Bounds on what managers and clients can make the agent spend (TOML;
     /// see docs/security.md); default: the built-in bounds.
     #[arg(long)]
@@ -101,7 +108,11 @@ impl HostFlags {
             fetch_tls: None,
             // A manager arriving without an artifact answers within about a
             // second from baseline code (docs/managers/README.md).
-            tiering: ironic_host::Tiering::BaselineFirst,
+            tiering: if self.no_baseline_compile {
+                ironic_host::Tiering::OptimisedOnly
+            } else {
+                ironic_host::Tiering::BaselineFirst
+            },
         })
     }
 }

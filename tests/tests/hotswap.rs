@@ -440,6 +440,61 @@ fn baseline_code_serves_first_then_optimised_code_takes_over() {
     );
 }
 
+/// `bytes` made into a component no compile cache has seen: a custom
+/// section naming this moment is appended (custom sections change nothing
+/// a component does).
+fn never_cached(bytes: &[u8]) -> Vec<u8> {
+    let name = b"test-nonce";
+    let nonce = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(nonce.as_bytes());
+    assert!(payload.len() < 128, "one-byte LEB128 size");
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section
+    out.push(payload.len() as u8);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The agent process: a manager copied in without an artifact is compiled
+/// by Winch and served, then Cranelift's code replaces it; with
+/// `--no-baseline-compile` only Cranelift compiles it.
+#[test]
+fn the_agent_serves_baseline_code_first_unless_told_not_to() {
+    for (flags, baseline_first) in [(vec![], true), (vec!["--no-baseline-compile"], false)] {
+        let agent = agent_tests::agent::start(&flags);
+        let log_file = agent.machine.path().join(".ironic-sim/agent.log");
+        let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+        install(agent.managers.path(), "slowstep", &never_cached(&guest(V2)));
+        let done = if baseline_first {
+            "optimised code replaces the baseline code manager=slowstep"
+        } else {
+            "loaded hardware manager manager=slowstep"
+        };
+        wait_until(Duration::from_secs(120), || log().contains(done))
+            .unwrap_or_else(|| panic!("{flags:?}: no {done:?} in\n{}", log()));
+        let text = log();
+        let compilers: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("compiled component") && l.contains("slowstep.wasm"))
+            .map(|l| {
+                if l.contains("compiler=\"winch\"") {
+                    "winch"
+                } else {
+                    "cranelift"
+                }
+            })
+            .collect();
+        let expected: &[&str] = if baseline_first {
+            &["winch", "cranelift"]
+        } else {
+            &["cranelift"]
+        };
+        assert_eq!(compilers, expected, "{flags:?}:\n{text}");
+    }
+}
+
 /// From a component appearing in the watched directory to its version
 /// answering calls: precompiled (artifact in the cache) and compiled on the
 /// spot (empty cache: baseline code), for the small slowstep manager and
