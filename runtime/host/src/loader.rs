@@ -163,11 +163,9 @@ struct OptimiseJob {
 }
 
 impl ComponentLoader {
-    /// A loader; with `tiered`, components without an artifact are served
-    /// from baseline code while their optimised code compiles (a running
-    /// agent). Without it (validation, precompiling) they are compiled
-    /// optimised at once.
-    pub fn new(config: HostConfig, tiered: bool) -> Result<ComponentLoader, HostError> {
+    /// A loader; components without an artifact are compiled as
+    /// `config.tiering` says.
+    pub fn new(config: HostConfig) -> Result<ComponentLoader, HostError> {
         let engine = build_engine().map_err(|e| HostError::Engine(format!("{e:?}")))?;
         let root =
             cap_std::fs::Dir::open_ambient_dir(&config.hardware_root, cap_std::ambient_authority())
@@ -188,7 +186,7 @@ impl ComponentLoader {
         });
         let mut linker: Linker<CallState> = Linker::new(&engine);
         bindings::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        let baseline = if tiered && config.tiering != Tiering::OptimisedOnly {
+        let baseline = if config.tiering != Tiering::OptimisedOnly {
             baseline()
         } else {
             None

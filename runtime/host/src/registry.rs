@@ -253,7 +253,7 @@ impl Host {
     pub fn new(config: HostConfig) -> Result<Host, HostError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| HostError::Engine(format!("the host needs a tokio runtime: {e}")))?;
-        let loader = ComponentLoader::new(config, true)?;
+        let loader = ComponentLoader::new(config)?;
         let ticker = EpochTicker::start(loader.engines())
             .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
         Ok(Host {
@@ -746,7 +746,11 @@ fn read_dir_changes(dir: &Path) -> Result<(Vec<Change>, Vec<RejectedManager>), H
 /// linker, call `info` and `evaluate-hardware-support`) and the grants,
 /// without starting a host. Must be called on a tokio runtime.
 pub async fn validate(config: &HostConfig, file: &Path) -> Result<Validation, HostError> {
-    let loader = Arc::new(ComponentLoader::new(config.clone(), false)?);
+    // The verdict is all it gives: optimised code, which reaches the cache.
+    let loader = Arc::new(ComponentLoader::new(HostConfig {
+        tiering: crate::Tiering::OptimisedOnly,
+        ..config.clone()
+    })?);
     // Deadlines need the epoch to advance.
     let _ticker = EpochTicker::start(loader.engines())
         .map_err(|e| HostError::Engine(format!("epoch ticker thread: {e}")))?;
@@ -853,7 +857,8 @@ pub fn precompile(
 ) -> Result<Vec<Result<Precompiled, RejectedManager>>, HostError> {
     let mut config = config.clone();
     config.cache_dir = Some(cache_dir.to_path_buf());
-    let loader = ComponentLoader::new(config, false)?;
+    config.tiering = crate::Tiering::OptimisedOnly;
+    let loader = ComponentLoader::new(config)?;
     let mut out = Vec::new();
     for file in wasm_files(&loader.config.managers_dir)? {
         let started = Instant::now();
