@@ -74,3 +74,22 @@ def call(what, func, *args):
         if type(value).__name__.startswith("ManagerError_"):
             raise manager_error(value) from None
         raise host_error(what, case_of(value), getattr(value, "value", value)) from None
+
+
+#: Largest read the host answers at once (scratch and asset reads).
+MAX_READ = 16 << 20
+
+
+def read_chunked(what, read, name, offset, length):
+    """``length`` bytes of ``name`` from ``offset`` (fewer at its end),
+    through the host's ``read(name, offset, n)`` in chunks of at most
+    `MAX_READ`; errors name ``what``."""
+    out = bytearray()
+    while length > 0:
+        chunk = call(what, read, name, offset, min(length, MAX_READ))
+        if not chunk:
+            break
+        out += chunk
+        offset += len(chunk)
+        length -= len(chunk)
+    return bytes(out)

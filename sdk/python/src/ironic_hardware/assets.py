@@ -2,9 +2,7 @@
 in its manifest and checked by the host when it loads the manager.
 Read-only; programs see an asset by its path (`path`)."""
 
-from ._bindings import call, wit
-
-MAX_READ = 16 << 20
+from ._bindings import MAX_READ, call, read_chunked, wit  # noqa: F401 (MAX_READ re-exported)
 
 
 def names():
@@ -25,15 +23,7 @@ def read(name, offset=0, length=None):
     """Bytes of asset ``name`` from ``offset``: ``length`` of them or to the end."""
     if length is None:
         length = size(name) - offset
-    out = bytearray()
-    while length > 0:
-        chunk = call(f"asset {name}", wit().assets.read, name, offset, min(length, MAX_READ))
-        if not chunk:
-            break
-        out += chunk
-        offset += len(chunk)
-        length -= len(chunk)
-    return bytes(out)
+    return read_chunked(f"asset {name}", wit().assets.read, name, offset, length)
 
 
 def read_text(name):

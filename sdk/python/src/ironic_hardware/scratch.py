@@ -2,10 +2,7 @@
 (letters, digits, ``.``, ``_``, ``-``), a size cap, wiped when the call
 ends. Programs see a file by its path (`file_path`)."""
 
-from ._bindings import call, wit
-
-#: Largest read the host answers at once.
-MAX_READ = 16 << 20
+from ._bindings import MAX_READ, call, read_chunked, wit  # noqa: F401 (MAX_READ re-exported)
 
 
 def path():
@@ -30,16 +27,7 @@ def read(name, offset=0, length=None):
     end (read in chunks of at most 16 MiB)."""
     if length is None:
         length = size(name) - offset
-    out = bytearray()
-    while length > 0:
-        chunk = call(f"scratch {name}", wit().scratch.read, name, offset,
-                     min(length, MAX_READ))
-        if not chunk:
-            break
-        out += chunk
-        offset += len(chunk)
-        length -= len(chunk)
-    return bytes(out)
+    return read_chunked(f"scratch {name}", wit().scratch.read, name, offset, length)
 
 
 def read_text(name):
