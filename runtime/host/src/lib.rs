@@ -200,8 +200,12 @@ pub struct ManagerSummary {
     pub contract: ContractVersion,
     /// Where the manifest came from.
     pub manifest: ManifestSource,
-    /// How the component was loaded.
+    /// How the code it runs now was obtained.
     pub loaded_from: LoadedFrom,
+    /// How the code it first served with was obtained (`Baseline` for a
+    /// component that arrived without an artifact, whose `loaded_from`
+    /// becomes `Compiled` when the optimised code takes over).
+    pub arrived_as: LoadedFrom,
     /// What the manager declared.
     pub declared: Capabilities,
     /// What the operator granted it.

@@ -75,12 +75,15 @@ pub(crate) struct LoadedManager {
 /// nothing the manager said about itself changes.
 pub(crate) struct ManagerCode {
     current: RwLock<(ManagerPre, LoadedFrom)>,
+    /// How the first code was obtained.
+    pub arrived_as: LoadedFrom,
 }
 
 impl ManagerCode {
     fn new(pre: ManagerPre, from: LoadedFrom) -> Arc<ManagerCode> {
         Arc::new(ManagerCode {
             current: RwLock::new((pre, from)),
+            arrived_as: from,
         })
     }
 

@@ -232,6 +232,7 @@ fn summary(m: &LoadedManager) -> ManagerSummary {
         contract: m.code.contract(),
         manifest: m.manifest.clone(),
         loaded_from: m.code.loaded_from(),
+        arrived_as: m.code.arrived_as,
         declared: m.ctx.policy.declared().clone(),
         granted: m.ctx.policy.granted().clone(),
         log_lines_dropped: m.ctx.log_budget.dropped_total(),
