@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use agent_tests::host::Host;
 use agent_tests::{guest_component, managers_dir, shared_cwasm_cache};
 use ironic_host::{
-    DispatchError, Grants, HostConfig, HostError, Limits, LoadedFrom, StepKind, WatchOptions,
+    DispatchError, Grants, HostConfig, HostError, Limits, LoadedFrom, ManagerSummary, StepKind,
+    WatchOptions,
 };
 use serde_json::{json, Value};
 
@@ -393,19 +394,17 @@ fn a_removed_file_drops_its_manager() {
 }
 
 fn loaded_from(host: &Host, stem: &str) -> Option<LoadedFrom> {
-    host.managers()
-        .into_iter()
-        .find(|m| m.name == stem)
-        .map(|m| m.loaded_from)
+    summary(host, stem).map(|m| m.loaded_from)
 }
 
 /// How the code a manager first served with was obtained (its optimised
 /// code may already have replaced it).
 fn arrived_as(host: &Host, stem: &str) -> Option<LoadedFrom> {
-    host.managers()
-        .into_iter()
-        .find(|m| m.name == stem)
-        .map(|m| m.arrived_as)
+    summary(host, stem).map(|m| m.arrived_as)
+}
+
+fn summary(host: &Host, stem: &str) -> Option<ManagerSummary> {
+    host.managers().into_iter().find(|m| m.name == stem)
 }
 
 /// A manager arriving without an artifact answers at once from baseline

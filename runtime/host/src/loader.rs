@@ -247,7 +247,7 @@ impl ComponentLoader {
     /// use [`ComponentLoader::component_async`].
     pub fn component(&self, file: &Path, bytes: &[u8]) -> anyhow::Result<(Component, LoadedFrom)> {
         let key = cache_key(&self.engine, bytes);
-        if let Some(c) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(c) = self.in_memory(&key) {
             return Ok((c, LoadedFrom::Memory));
         }
         let (component, from) = load_component_keyed(
@@ -276,7 +276,7 @@ impl ComponentLoader {
         };
         if self.config.tiering != Tiering::BaselineOnly {
             let key = cache_key(&self.engine, bytes);
-            if let Some(c) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            if let Some(c) = self.in_memory(&key) {
                 return Ok((c, LoadedFrom::Memory));
             }
             let cache_dir = self.config.cache_dir.as_deref();
@@ -294,6 +294,11 @@ impl ComponentLoader {
                 self.component(file, bytes)
             }
         }
+    }
+
+    /// Optimised code this process already compiled or loaded for `key`.
+    fn in_memory(&self, key: &str) -> Option<Component> {
+        self.compiled.lock().ok()?.get(key).cloned()
     }
 
     fn remember(&self, key: String, component: &Component) {
